@@ -1,0 +1,149 @@
+"""The one place that knows about devices: the array module, the dtype policy, moves.
+
+Every other module asks this one for its array module (``xp``) at run time, from an
+argument or from the ``RNNLAB_DEVICE`` environment variable, never from a global flag
+read at import time. ``xp`` is :mod:`numpy` on the CPU and :mod:`cupy` on a GPU.
+
+>>> from rnnlab import backend
+>>> backend.get_xp("cpu").__name__
+'numpy'
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+#: Default floating dtype of every layer (as in PyTorch); float64 is chosen per layer.
+DEFAULT_DTYPE = np.dtype(np.float32)
+#: Floating dtypes a layer may hold.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_CPU_NAMES = {"cpu", "numpy"}
+_GPU_NAMES = {"gpu", "cuda", "cupy"}
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (CuPy missing, or no CUDA device)."""
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Return ``"cpu"`` or ``"gpu"`` for ``device``, or for ``RNNLAB_DEVICE`` when ``None``."""
+    if device is None:
+        device = os.environ.get("RNNLAB_DEVICE", "cpu") or "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected 'cpu' or 'gpu', got {type(device).__name__}")
+    name = device.strip().lower()
+    if name in _CPU_NAMES:
+        return "cpu"
+    if name in _GPU_NAMES or name.startswith("cuda:"):
+        return "gpu"
+    raise ValueError(f"device: expected 'cpu' or 'gpu', got {device!r}")
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(
+            "device 'gpu' needs CuPy, which is not installed; install it with "
+            "pip install 'rnnlab[gpu]' (a CuPy build for CUDA 12)"
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise DeviceError(f"device 'gpu': CuPy is installed but CUDA is unusable ({exc})") from exc
+    if count < 1:  # pragma: no cover - depends on the machine
+        raise DeviceError("device 'gpu': CuPy is installed but no CUDA device was found")
+    return cupy
+
+
+def get_xp(device: str | None = None) -> ModuleType:
+    """The array module for ``device`` (``"cpu"``, ``"gpu"``, or ``None`` for the environment)."""
+    if resolve_device(device) == "gpu":
+        return _import_cupy()
+    return np
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        _import_cupy()
+    except DeviceError:
+        return False
+    return True
+
+
+def device_of(xp: ModuleType) -> str:
+    """``"cpu"`` for numpy, ``"gpu"`` otherwise."""
+    return "cpu" if xp is np else "gpu"
+
+
+def xp_of(array: Any) -> ModuleType:
+    """The array module an array belongs to (numpy for anything that is not a CuPy array)."""
+    module = type(array).__module__
+    if module.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+def is_array(obj: Any) -> bool:
+    """True for numpy and CuPy arrays."""
+    return isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy")
+
+
+def resolve_dtype(dtype: Any = None) -> np.dtype:
+    """The layer dtype for ``dtype`` (default float32); only float32 and float64 are allowed."""
+    if dtype is None:
+        return DEFAULT_DTYPE
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from exc
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {resolved}")
+    return resolved
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A host (numpy) copy or view of ``array``."""
+    if isinstance(array, np.ndarray):
+        return array
+    get = getattr(array, "get", None)
+    if get is not None and type(array).__module__.startswith("cupy"):
+        return get()
+    return np.asarray(array)
+
+
+def to_xp(array: Any, xp: ModuleType) -> Any:
+    """``array`` on the device of ``xp`` (a no-op when it is already there)."""
+    if xp is np:
+        return to_numpy(array)
+    return xp.asarray(array)
+
+
+def make_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator:
+    """A numpy ``Generator`` from a Generator, a seed, or ``None`` (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, int | np.integer) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, got {rng!r}")
+
+
+def random_uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
+                   xp: ModuleType) -> Any:
+    """Uniform [0, 1) numbers of ``shape`` on the device of ``xp``, drawn from ``rng``.
+
+    On the CPU the numbers come straight from ``rng``; on a GPU a device generator is
+    seeded from ``rng`` so that one seed still fixes the whole run.
+    """
+    if xp is np:
+        return rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    seed = int(rng.integers(0, 2**63 - 1))  # pragma: no cover - GPU only
+    return xp.random.default_rng(seed).random(shape, dtype=dtype)  # pragma: no cover

@@ -1,0 +1,30 @@
+"""Layers with explicit forward and backward passes, PyTorch names and layouts.
+
+All sequence arrays are batch-first, ``(N, T, D)``.
+"""
+
+from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnlab.nn.dropout import Dropout, LockedDropout
+from rnnlab.nn.embedding import Embedding
+from rnnlab.nn.linear import Linear
+from rnnlab.nn.losses import MSELoss, SoftmaxCrossEntropy
+from rnnlab.nn.module import Module, StateDictError
+from rnnlab.nn.recurrent import GRU, LSTM, RNN, Recurrent
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "GRUCell",
+    "LSTMCell",
+    "Linear",
+    "LockedDropout",
+    "MSELoss",
+    "Module",
+    "RNNCell",
+    "Recurrent",
+    "SoftmaxCrossEntropy",
+    "StateDictError",
+]

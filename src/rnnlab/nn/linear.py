@@ -1,0 +1,60 @@
+"""``Linear``: an affine map on the last axis, for ``(N, D)`` and ``(N, T, D)`` inputs.
+
+``y = x W^T + b`` with ``weight`` ``(out_features, in_features)`` and ``bias``
+``(out_features,)`` as in PyTorch, initialised uniformly in ``[-1/sqrt(in), 1/sqrt(in)]``.
+For ``(N, T, D)`` inputs all steps go through one product (the book's ``TimeAffine``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import make_rng
+from rnnlab.nn._checks import check_float_array, check_positive_int, check_shape
+from rnnlab.nn.init import uniform_init
+from rnnlab.nn.module import Module, require_cache
+
+
+class Linear(Module):
+    """``y = x W^T + b``; ``forward(x (..., in)) -> (..., out)``, ``backward(dy) -> dx``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 rng: Any = None, device: str | None = None, dtype: Any = None,
+                 check_finite: bool = False) -> None:
+        super().__init__(device=device, dtype=dtype, check_finite=check_finite)
+        self.in_features = check_positive_int(in_features, self.name, "in_features")
+        self.out_features = check_positive_int(out_features, self.name, "out_features")
+        rng = make_rng(rng)
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.add_param("weight", uniform_init(rng, (self.out_features, self.in_features), bound,
+                                              self.dtype, self.xp))
+        if bias:
+            self.add_param("bias", uniform_init(rng, (self.out_features,), bound, self.dtype,
+                                                self.xp))
+        self._x: Any = None
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+    def forward(self, x: Any) -> Any:
+        check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
+                          ndims=(2, 3), last=self.in_features, check_finite=self.check_finite)
+        x2 = x.reshape(-1, self.in_features)
+        y = x2 @ self.params["weight"].T
+        if "bias" in self.params:
+            y += self.params["bias"]
+        self._x = x
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def backward(self, dy: Any) -> Any:
+        x = require_cache(self, self._x)
+        shape = (*x.shape[:-1], self.out_features)
+        check_shape(dy, f"{self.name}.backward", "dy", shape, xp=self.xp, dtype=self.dtype)
+        dy2 = dy.reshape(-1, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        self.matmul_into_grad(self.grads["weight"], dy2.T, x2)
+        if "bias" in self.grads:
+            self.grads["bias"] += dy2.sum(axis=0)
+        return (dy2 @ self.params["weight"]).reshape(x.shape)

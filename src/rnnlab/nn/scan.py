@@ -1,0 +1,151 @@
+"""The one time loop, shared by RNN, LSTM and GRU (only the cell maths differ).
+
+A *scan* runs one direction of one layer over a time-major input ``X`` of shape
+``(T, N, D)``:
+
+1. the input projection of all steps is one product, ``xw = X W_ih^T + b``, outside the loop;
+2. the loop calls the cell's ``step`` for each ``t`` (reversed for the backward direction);
+3. with per-sequence lengths, a ``keep`` mask carries the state unchanged past each end,
+   which is exactly PyTorch's packed-sequence semantics for both directions.
+
+Its backward walks the steps in the opposite order, then computes every weight gradient
+with one product over all steps (``dW_ih += dxw^T X``, ``dW_hh += dhw^T H_prev``) and the
+input gradient with one more (``dX = dxw W_ih``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
+
+#: ``acc(grad, a, b)`` performs ``grad += a @ b`` without per-call allocation.
+Accumulate = Callable[[Any, Any, Any], None]
+
+
+@dataclass
+class Weights:
+    """The four parameters of one direction of one layer (biases may be ``None``)."""
+
+    W_ih: Any
+    W_hh: Any
+    b_ih: Any = None
+    b_hh: Any = None
+
+
+def new_trace(math: CellMath, xp: Any, T: int, N: int, D: int, H: int, dtype: Any,
+              old: Trace | None = None) -> Trace:
+    """A forward trace of the given size, reusing ``old`` when it fits."""
+    if old is not None and old.fits(T, N, D, H, math.n_gates, dtype):
+        return old
+    return Trace(xp, T, N, D, H, math.n_gates, dtype, math.has_cell)
+
+
+def new_back_trace(math: CellMath, tr: Trace, old: BackTrace | None = None) -> BackTrace:
+    """A backward work area matching ``tr``, reusing ``old`` when it fits."""
+    if old is not None and old.fits(tr.T, tr.N, tr.H, tr.G, tr.dtype):
+        return old
+    return BackTrace(tr.xp, tr.T, tr.N, tr.H, tr.G, tr.dtype, math.separate_hidden)
+
+
+def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any = None, *,
+                 reverse: bool = False, mask: Any = None, keep: Any = None) -> None:
+    """Run one direction over ``X`` ``(T, N, D)`` (C-contiguous), filling ``tr``.
+
+    ``h0``/``c0`` are ``(N, H)``; ``mask`` is ``(T, N, 1)`` of 1.0 at real steps and
+    ``keep`` its boolean complement (both ``None`` without lengths). After the call,
+    ``tr.outputs`` holds the states in time order and the final state is
+    ``tr.h[0]`` (reverse) or ``tr.h[T]`` (forward).
+    """
+    xp, T, N, H = tr.xp, tr.T, tr.N, tr.H
+    tr.X, tr.mask, tr.keep, tr.reverse = X, mask, keep, reverse
+    xw2d = tr.xw.reshape(T * N, tr.G * H)
+    xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw2d)
+    b_rest = None
+    if w.b_ih is not None:
+        fold = math.foldable_hh_bias(H)
+        bias = w.b_ih.copy()
+        bias[fold] += w.b_hh[fold]
+        xw2d += bias
+        if fold.stop < tr.G * H:
+            b_rest = w.b_hh[fold.stop :]
+    init = T if reverse else 0
+    tr.h[init] = h0
+    if tr.c is not None:
+        tr.c[init] = c0
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for t in steps:
+        math.step(tr, t, w.W_hh, b_rest)
+        if keep is not None:
+            prev, cur = tr.rows(t)
+            xp.copyto(tr.h[cur], tr.h[prev], where=keep[t])
+            if tr.c is not None:
+                xp.copyto(tr.c[cur], tr.c[prev], where=keep[t])
+
+
+def final_state(tr: Trace) -> tuple[Any, Any]:
+    """``(h_n, c_n)`` views of the final state of a scan (``c_n`` is ``None`` without a cell)."""
+    row = 0 if tr.reverse else tr.T
+    return tr.h[row], (tr.c[row] if tr.c is not None else None)
+
+
+def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: Weights,
+                  acc: Accumulate, *, dH: Any = None, dh_n: Any = None, dc_n: Any = None,
+                  dX: Any = None, dX_accumulate: bool = False) -> tuple[Any, Any]:
+    """Backward through one scan.
+
+    ``dH`` ``(T, N, H)`` is the upstream gradient of the outputs (``None`` for none),
+    ``dh_n``/``dc_n`` ``(N, H)`` that of the final state. Parameter gradients are added
+    into ``grads`` (same fields as ``w``). When ``dX`` ``(T * N, D)`` is given the input
+    gradient is written (or, with ``dX_accumulate``, added) into it. Returns
+    ``(dh0, dc0)`` as fresh arrays (``dc0`` is ``None`` without a cell).
+    """
+    xp, T, N, H, G = tr.xp, tr.T, tr.N, tr.H, tr.G
+    mask, keep = tr.mask, tr.keep
+    if dh_n is None:
+        bw.dh_next.fill(0)
+    else:
+        bw.dh_next[...] = dh_n
+    if tr.c is not None:
+        if dc_n is None:
+            bw.dc_next.fill(0)
+        else:
+            bw.dc_next[...] = dc_n
+    if mask is not None:
+        pass_h = xp.empty_like(bw.dh_next)
+        pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
+    steps = range(T) if tr.reverse else range(T - 1, -1, -1)
+    for t in steps:
+        if mask is not None:
+            # past a sequence's end the state was carried over: its gradient passes through
+            xp.multiply(bw.dh_next, keep[t], out=pass_h)
+            if pass_c is not None:
+                xp.multiply(bw.dc_next, keep[t], out=pass_c)
+                bw.dc_next *= mask[t]
+        if dH is None:
+            bw.dh, bw.dh_next = bw.dh_next, bw.dh  # no upstream term: reuse, don't copy
+        else:
+            xp.add(dH[t], bw.dh_next, out=bw.dh)
+        if mask is not None:
+            bw.dh *= mask[t]
+        math.step_back(tr, bw, t, w.W_hh)
+        if mask is not None:
+            bw.dh_next += pass_h
+            if pass_c is not None:
+                bw.dc_next += pass_c
+    dxw2d = bw.dxw.reshape(T * N, G * H)
+    acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
+    math.hidden_weight_grad(tr, bw, acc, grads.W_hh)
+    if grads.b_ih is not None:
+        grads.b_ih += dxw2d.sum(axis=0)
+        grads.b_hh += bw.dhw.reshape(T * N, G * H).sum(axis=0)
+    if dX is not None:
+        if dX_accumulate:
+            acc(dX, dxw2d, w.W_ih)
+        else:
+            xp.matmul(dxw2d, w.W_ih, out=dX)
+    dh0 = bw.dh_next.copy()
+    dc0 = bw.dc_next.copy() if tr.c is not None else None
+    return dh0, dc0
