@@ -96,6 +96,24 @@ def _param(parameters: Mapping[str, Any], name: str, shape: tuple[int, ...]) -> 
     return value
 
 
+def _require(parameters: Mapping[str, Any], name: str, shape: str) -> Any:
+    """``parameters[name]``, or a clear error when ``parameters`` is no dict or lacks it."""
+    if not isinstance(parameters, Mapping):
+        raise TypeError(f"parameters: expected a dict, got {type(parameters).__name__}")
+    if name not in parameters:
+        raise KeyError(f"parameters: missing {name!r} (expected shape {shape})")
+    return parameters[name]
+
+
+def _check_rank(name: str, value: Any, layout: str) -> None:
+    ndim = layout.count(",") + 1
+    if not hasattr(value, "shape"):
+        raise TypeError(f"{name}: expected an array {layout}, got {type(value).__name__}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array {layout}, got shape "
+                         f"{tuple(value.shape)}")
+
+
 def _check(name: str, value: Any, shape: tuple[int, ...]) -> None:
     if not hasattr(value, "shape"):
         raise TypeError(f"{name}: expected an array of shape {shape}, got {type(value).__name__}")
@@ -105,12 +123,11 @@ def _check(name: str, value: Any, shape: tuple[int, ...]) -> None:
 
 # ----------------------------------------------------------------------- RNN
 def _rnn_weights(parameters: Mapping[str, Any], n_x: int) -> tuple[Weights, Any, Any]:
-    Waa = parameters.get("Waa") if isinstance(parameters, Mapping) else None
-    n_a = Waa.shape[0] if Waa is not None else 0
+    n_a = _require(parameters, "Waa", "(n_a, n_a)").shape[0]
     Wax = _param(parameters, "Wax", (n_a, n_x))
     Waa = _param(parameters, "Waa", (n_a, n_a))
     ba = _param(parameters, "ba", (n_a, 1))
-    Wya = parameters["Wya"]
+    Wya = _require(parameters, "Wya", "(n_y, n_a)")
     by = _param(parameters, "by", (Wya.shape[0], 1))
     _param(parameters, "Wya", (Wya.shape[0], n_a))
     return Weights(Wax, Waa, ba[:, 0], xp_of(ba).zeros_like(ba[:, 0])), Wya, by
@@ -148,6 +165,7 @@ def rnn_cell_forward(xt: Any, a_prev: Any, parameters: Mapping[str, Any]
                      ) -> tuple[Any, Any, RNNCellCache]:
     """One tanh RNN step: ``a_next = tanh(Wax xt + Waa a_prev + ba)``,
     ``yt_pred = softmax(Wya a_next + by)``."""
+    _check_rank("xt", xt, "(n_x, m)")
     w, Wya, by = _rnn_weights(parameters, xt.shape[0])
     _check("a_prev", a_prev, (w.W_hh.shape[0], xt.shape[1]))
     tr = _run(_RNN, xt.T[None], w, a_prev.T)
@@ -168,6 +186,7 @@ def rnn_cell_backward(da_next: Any, cache: RNNCellCache) -> dict[str, Any]:
 def rnn_forward(x: Any, a0: Any, parameters: Mapping[str, Any]) -> tuple[Any, Any, Caches]:
     """Run the tanh RNN over ``x`` ``(n_x, m, T_x)``; ``a`` ``(n_a, m, T_x)``,
     ``y_pred`` ``(n_y, m, T_x)``."""
+    _check_rank("x", x, "(n_x, m, T_x)")
     n_x, m, T_x = x.shape
     w, Wya, by = _rnn_weights(parameters, n_x)
     _check("a0", a0, (w.W_hh.shape[0], m))
@@ -200,7 +219,7 @@ def _lstm_weights(parameters: Mapping[str, Any], n_x: int) -> tuple[Weights, Any
     n_a = parameters["Wf"].shape[0]
     Ws = [_param(parameters, f"W{g}", (n_a, n_a + n_x)) for g in _GATES]
     bs = [_param(parameters, f"b{g}", (n_a, 1)) for g in _GATES]
-    Wy = parameters["Wy"]
+    Wy = _require(parameters, "Wy", "(n_y, n_a)")
     _param(parameters, "Wy", (Wy.shape[0], n_a))
     by = _param(parameters, "by", (Wy.shape[0], 1))
     xp = xp_of(Ws[0])
@@ -223,6 +242,7 @@ def _lstm_grads(g: Weights, n_a: int) -> dict[str, Any]:
 def lstm_cell_forward(xt: Any, a_prev: Any, c_prev: Any, parameters: Mapping[str, Any]
                       ) -> tuple[Any, Any, Any, LSTMCellCache]:
     """One LSTM step; returns ``(a_next, c_next, yt_pred, cache)``."""
+    _check_rank("xt", xt, "(n_x, m)")
     w, Wy, by = _lstm_weights(parameters, xt.shape[0])
     n_a, m = w.W_hh.shape[1], xt.shape[1]
     _check("a_prev", a_prev, (n_a, m))
@@ -251,6 +271,7 @@ def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
                  ) -> tuple[Any, Any, Any, Caches]:
     """Run the LSTM over ``x`` ``(n_x, m, T_x)`` from ``a0`` (and a zero cell state);
     returns ``a``, ``y``, ``c`` and the caches."""
+    _check_rank("x", x, "(n_x, m, T_x)")
     n_x, m, T_x = x.shape
     w, Wy, by = _lstm_weights(parameters, n_x)
     n_a = w.W_hh.shape[1]

@@ -51,6 +51,12 @@ class Cell(Module):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"{self.name}: nonlinearity expected 'tanh' or 'relu', "
                              f"got {nonlinearity!r}")
+        if self.kind != "rnn" and nonlinearity != "tanh":
+            raise TypeError(f"{self.name}: nonlinearity expected only for RNNCell (the "
+                            f"{self.name}'s activations are fixed), got {nonlinearity!r}")
+        if self.kind != "gru" and not reset_after:
+            raise TypeError(f"{self.name}: reset_after expected only for GRUCell, got "
+                            f"{reset_after!r}")
         self.nonlinearity = nonlinearity
         self.reset_after = bool(reset_after)
         self.bias = bool(bias)

@@ -94,7 +94,10 @@ class SoftmaxCrossEntropy(Module):
                              f"index {self.ignore_index}, got {bad}")
         rows = xp.arange(x2.shape[0])
         safe_t = xp.where(valid, t, 0)
-        probs = x2 - x2.max(axis=1, keepdims=True)
+        # ignored rows are replaced by zeros first, so that whatever they hold (NaN, inf)
+        # is never computed with (inf - inf would warn and make NaN)
+        probs = xp.where(valid[:, None], x2, x2.dtype.type(0))
+        probs -= probs.max(axis=1, keepdims=True)
         picked_shifted = probs[rows, safe_t]
         xp.exp(probs, out=probs)
         total = probs.sum(axis=1)

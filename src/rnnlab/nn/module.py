@@ -42,8 +42,11 @@ class Module:
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
         self.training = True
-        self.xp: ModuleType = get_xp(device)
-        self.dtype: np.dtype = resolve_dtype(dtype)
+        try:
+            self.xp: ModuleType = get_xp(device)
+            self.dtype: np.dtype = resolve_dtype(dtype)
+        except (TypeError, ValueError) as exc:  # name the layer in the message
+            raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self.check_finite = bool(check_finite)
         self._scratch: dict[str, Any] = {}
 

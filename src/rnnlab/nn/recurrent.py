@@ -63,6 +63,11 @@ class Recurrent(Module):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"{name}: nonlinearity expected 'tanh' or 'relu', "
                              f"got {nonlinearity!r}")
+        if self.kind != "rnn" and nonlinearity != "tanh":
+            raise TypeError(f"{name}: nonlinearity expected only for RNN (the {name}'s "
+                            f"activations are fixed), got {nonlinearity!r}")
+        if self.kind != "gru" and not reset_after:
+            raise TypeError(f"{name}: reset_after expected only for GRU, got {reset_after!r}")
         self.nonlinearity = nonlinearity
         self.reset_after = bool(reset_after)
         self.bias = bool(bias)
