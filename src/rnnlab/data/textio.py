@@ -1,0 +1,161 @@
+"""Reading UTF-8 text files and folders, strictly and deterministically.
+
+* :func:`iter_text` decodes a file in chunks with an incremental strict UTF-8 decoder,
+  so a file larger than memory can be streamed; every piece it yields ends at a line
+  boundary (except the last), which is what word-level tokenisation needs. Line endings
+  are normalised to ``"\\n"`` (``"\\r\\n"`` and a lone ``"\\r"`` as Python's universal
+  newlines do) and a leading byte-order mark is dropped.
+* A NUL byte marks a **binary** file; an invalid byte sequence raises
+  :class:`~rnnlab.data.DataError` naming the file and the **byte offset** of the first
+  bad byte, counted from the start of the file.
+* :func:`text_files` lists the files of a folder recursively in a fixed order (sorted by
+  their path relative to the folder, component by component), skipping hidden entries
+  (names starting with ``"."``) and ``__pycache__``, and sets aside files that look
+  binary (a NUL byte in their first 8 KiB).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rnnlab.data.errors import DataError
+
+#: Bytes read per chunk by :func:`iter_text`.
+CHUNK_BYTES = 1 << 22
+#: Bytes inspected by :func:`looks_binary`.
+SNIFF_BYTES = 8192
+_SKIP_DIRS = frozenset({"__pycache__"})
+
+
+def iter_text(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+    """Yield the text of a UTF-8 file in pieces that end at line boundaries.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    chunk_bytes : int
+        Bytes read at a time; a piece grows past it only when a line is longer.
+
+    Raises
+    ------
+    DataError
+        The file is binary (a NUL byte), not valid UTF-8 (the message gives the byte
+        offset), or cannot be read.
+    """
+    path = Path(path)
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes: expected an int >= 1, got {chunk_bytes}")
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = 0  # bytes of the file consumed before the current chunk
+    carry = ""
+    at_start = True
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    with handle:
+        while True:
+            raw = handle.read(chunk_bytes)
+            final = not raw
+            nul = raw.find(b"\x00")
+            if nul >= 0:
+                raise DataError(f"{path}: looks like a binary file (a NUL byte at byte offset "
+                                f"{offset + nul:,}), not UTF-8 text")
+            pending = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(raw, final=final)
+            except UnicodeDecodeError as exc:
+                where = offset - pending + exc.start
+                bad = exc.object[exc.start:exc.end].hex(" ")
+                raise DataError(f"{path}: not valid UTF-8 at byte offset {where:,} (bytes "
+                                f"{bad}: {exc.reason}); re-encode the file as UTF-8, e.g. "
+                                f"iconv -f latin1 -t utf-8") from None
+            offset += len(raw)
+            if at_start and text:
+                text = text.removeprefix("\ufeff")
+                at_start = False
+            text = carry + text
+            hold = ""
+            if not final and text.endswith("\r"):
+                text, hold = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if final:
+                if text:
+                    yield text
+                return
+            cut = text.rfind("\n") + 1
+            if cut:
+                yield text[:cut]
+            carry = text[cut:] + hold
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The whole text of a UTF-8 file (see :func:`iter_text` for the checks)."""
+    return "".join(iter_text(path))
+
+
+def looks_binary(path: str | os.PathLike) -> bool:
+    """True when the first :data:`SNIFF_BYTES` bytes of the file hold a NUL byte."""
+    with open(path, "rb") as handle:
+        return b"\x00" in handle.read(SNIFF_BYTES)
+
+
+def walk_files(root: str | os.PathLike, *, suffixes: Iterable[str] | None = None,
+               skip_dirs: Iterable[str] = ()) -> list[Path]:
+    """Files under ``root`` in sorted order (by relative path components).
+
+    Hidden files and folders, ``__pycache__`` and folders named in ``skip_dirs`` are
+    skipped; ``suffixes`` (e.g. ``(".py",)``) keeps only files with those endings.
+    Symbolic links to folders are not followed.
+    """
+    root = Path(root)
+    skip = _SKIP_DIRS | set(skip_dirs)
+    ends = tuple(suffixes) if suffixes is not None else None
+    found: list[tuple[tuple[str, ...], Path]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in skip]
+        rel = Path(folder).relative_to(root).parts
+        for name in files:
+            if name.startswith(".") or (ends is not None and not name.endswith(ends)):
+                continue
+            full = Path(folder, name)
+            if full.is_file():
+                found.append(((*rel, name), full))
+    found.sort(key=lambda item: item[0])
+    return [p for _, p in found]
+
+
+def text_files(path: str | os.PathLike, *, suffixes: Iterable[str] | None = None
+               ) -> tuple[list[Path], list[Path]]:
+    """``(text_files, binary_files)`` of a file or folder.
+
+    A single file is returned as is (its checks happen when it is read); a folder is
+    walked with :func:`walk_files` and files that :func:`looks_binary` set aside.
+
+    Raises
+    ------
+    DataError
+        ``path`` does not exist, or a folder holds no text file.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path], []
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    texts: list[Path] = []
+    binary: list[Path] = []
+    for file in walk_files(path, suffixes=suffixes):
+        try:
+            (binary if looks_binary(file) else texts).append(file)
+        except OSError:
+            binary.append(file)
+    if not texts:
+        what = f" with suffix {list(suffixes)}" if suffixes is not None else ""
+        raise DataError(f"{path}: empty corpus, the folder holds no text file{what}"
+                        + (f" ({len(binary)} binary or unreadable files skipped)"
+                           if binary else ""))
+    return texts, binary
