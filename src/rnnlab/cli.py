@@ -1,0 +1,282 @@
+"""The ``rnnlab`` command line: ``train``, ``eval``, ``generate`` (and ``plot``, ``seq2seq``).
+
+Argument parsing only; the work is done by :mod:`rnnlab.train`, :mod:`rnnlab.generate`
+and friends. Errors a user can fix are printed as one line (``rnnlab: error: ...``) with
+exit status 2 (bad options) or 1 (bad data or files), never as a traceback. Ctrl-C during
+training saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+EPILOG_TRAIN = """examples:
+  rnnlab train                          # char LSTM on this Python's stdlib source (offline)
+  rnnlab train --corpus tinyshakespeare --hidden-size 512 --epochs 10
+  rnnlab train --corpus ptb --level word --optimizer sgd --lr 20 --clip-norm 0.25 \\
+      --batch-size 20 --bptt 35 --embedding-dim 100 --hidden-size 100 --epochs 4
+  rnnlab train --corpus notes.txt --level word --max-size 20000
+  rnnlab train --resume runs/stdlib-lstm/last.safetensors --epochs 3
+"""
+EPILOG_EVAL = """examples:
+  rnnlab eval runs/ptb-lstm/best.safetensors                 # validation and test perplexity
+  rnnlab eval runs/ptb-lstm/best.safetensors --text other.txt
+"""
+EPILOG_GENERATE = """examples:
+  rnnlab generate runs/stdlib-lstm/best.safetensors --prime "def " --length 400
+  rnnlab generate CKPT --prime "the meaning of" --strategy beam --beam-width 5 --length 20
+  rnnlab generate CKPT --temperature 0.7 --top-p 0.9 --seed 1
+"""
+
+
+class UsageError(Exception):
+    """A command-line option that cannot be honoured (exit status 2)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _add_train(sub: Any) -> None:
+    from rnnlab.train.config import OPTIMIZERS, SCHEDULES
+
+    p = sub.add_parser("train", help="train a language model", epilog=EPILOG_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--corpus", help="stdlib (default, offline), ptb, tinyshakespeare, or a "
+                   "path to a UTF-8 text file or folder")
+    d.add_argument("--level", choices=("char", "word"), help="tokenisation for text paths")
+    d.add_argument("--max-chars", type=_positive_int, help="stdlib: character budget")
+    d.add_argument("--max-size", type=_positive_int, help="vocabulary size limit")
+    d.add_argument("--min-freq", type=_positive_int, help="minimum token frequency")
+    d.add_argument("--data-dir", help="folder holding the canonical files (else RNNLAB_DATA, "
+                   "else download)")
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=("lstm", "gru", "rnn"))
+    m.add_argument("--embedding-dim", type=_positive_int)
+    m.add_argument("--hidden-size", type=_positive_int)
+    m.add_argument("--num-layers", type=_positive_int)
+    m.add_argument("--dropout", type=_nonneg_float)
+    m.add_argument("--tie-weights", action="store_true", default=None)
+    m.add_argument("--nonlinearity", choices=("tanh", "relu"))
+    m.add_argument("--init-range", type=_nonneg_float)
+    m.add_argument("--dtype", choices=("float32", "float64"))
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--bptt", type=_positive_int)
+    t.add_argument("--eval-batch-size", type=_positive_int)
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--lr", type=_nonneg_float)
+    t.add_argument("--momentum", type=_nonneg_float)
+    t.add_argument("--weight-decay", type=_nonneg_float)
+    t.add_argument("--clip-norm", type=_nonneg_float, help="0 disables")
+    t.add_argument("--clip-value", type=_nonneg_float)
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--lr-decay", type=_nonneg_float)
+    t.add_argument("--decay-start", type=int)
+    t.add_argument("--warmup-steps", type=int)
+    t.add_argument("--patience", type=_positive_int, help="early stopping (epochs)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-steps", type=_positive_int)
+    t.add_argument("--max-time", type=_nonneg_float, help="seconds")
+    t.add_argument("--log-every", type=_positive_int)
+    t.add_argument("--checkpoint-every", type=_positive_int)
+    r = p.add_argument_group("run")
+    r.add_argument("--config", help="JSON file with 'model', 'train' and 'data' sections")
+    r.add_argument("--out", help="run folder (default runs/<corpus>-<cell>)")
+    r.add_argument("--resume", help="continue from a last.safetensors checkpoint")
+    r.add_argument("--device", choices=("cpu", "gpu"))
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--sample-length", type=int, default=300,
+                   help="characters/words to sample at the end (0: none)")
+    p.set_defaults(handler=cmd_train)
+
+
+def _add_eval(sub: Any) -> None:
+    p = sub.add_parser("eval", help="perplexity of a trained model", epilog=EPILOG_EVAL,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--text", help="evaluate on this UTF-8 file instead of the training corpus")
+    p.add_argument("--split", choices=("valid", "test", "both"), default="both")
+    p.add_argument("--batch-size", type=_positive_int, default=10)
+    p.add_argument("--bptt", type=_positive_int, default=35)
+    p.add_argument("--data-dir")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.set_defaults(handler=cmd_eval)
+
+
+def _add_generate(sub: Any) -> None:
+    p = sub.add_parser("generate", help="sample text from a trained model",
+                       epilog=EPILOG_GENERATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("--length", type=int, default=300)
+    p.add_argument("--strategy", choices=("sample", "greedy", "beam"), default="sample")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=_positive_int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--beam-width", type=_positive_int, default=5)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--unknown", choices=("error", "unk"), default="error",
+                   help="prime symbols outside the vocabulary: error, or map to <unk>")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.set_defaults(handler=cmd_generate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab", description="Recurrent neural networks from scratch in NumPy.",
+        epilog="run 'rnnlab COMMAND --help' for a command's options and examples")
+    from rnnlab import __version__
+
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_eval(sub)
+    _add_generate(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+#: Other rooms register their subcommands here (plot, seq2seq) without cli.py importing them
+#: at module import time.
+_EXTRA_COMMANDS: list[Any] = []
+
+
+# --------------------------------------------------------------------- train
+_MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "num_layers", "dropout", "tie_weights",
+                "nonlinearity", "init_range", "dtype")
+_DATA_FLAGS = ("corpus", "level", "max_chars", "max_size", "min_freq", "data_dir")
+
+
+def _train_flags() -> tuple[str, ...]:
+    from rnnlab.train.config import TrainConfig
+
+    return tuple(f.name for f in fields(TrainConfig))
+
+
+def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    if args.config:
+        try:
+            loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--config {args.config}: cannot be read as JSON ({exc})") from exc
+        if not isinstance(loaded, dict) or set(loaded) - {"model", "train", "data"}:
+            raise UsageError(f"--config {args.config}: expected an object with 'model', "
+                             f"'train' and 'data' sections")
+        model, train, data = (dict(loaded.get(k, {})) for k in ("model", "train", "data"))
+    for names, target in ((_MODEL_FLAGS, model), (_train_flags(), train), (_DATA_FLAGS, data)):
+        for name in names:
+            value = getattr(args, name, None)
+            if value is not None:
+                target[name] = value
+    if train.get("clip_norm") == 0:
+        train["clip_norm"] = None
+    if args.no_progress:
+        train["progress"] = False
+    return model, train, data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnlab.train.run import resume_run, start_run
+
+    model_kw, train_kw, data_kw = _configs_from_args(args)
+    if args.resume:
+        changed = sorted(set(model_kw) | set(data_kw)
+                         | set(train_kw) - {"epochs", "max_steps", "max_time", "progress"})
+        if changed:
+            raise UsageError(f"--resume continues a run with its saved configuration; these "
+                             f"options cannot change: {', '.join(changed)}")
+        summary, text = resume_run(args.resume, train_kw, device=args.device,
+                                   sample_length=args.sample_length)
+    else:
+        summary, text = start_run(model_kw, train_kw, data_kw, out=args.out,
+                                  device=args.device, sample_length=args.sample_length)
+    print(json.dumps(summary, indent=2))
+    if text:
+        print("\n--- sample ---\n" + text)
+    return 130 if summary.get("stopped") == "interrupted" else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rnnlab.train.run import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, text=args.text, split=args.split,
+                                 batch_size=args.batch_size, bptt=args.bptt,
+                                 data_dir=args.data_dir, device=args.device)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rnnlab.generate import generate
+    from rnnlab.train.state import load_model
+
+    model, vocab, _ = load_model(args.checkpoint, device=args.device)
+    text = generate(model, vocab, args.prime, args.length, strategy=args.strategy,
+                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                    beam_width=args.beam_width, seed=args.seed, unknown=args.unknown)
+    print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rnnlab`` command."""
+    from rnnlab.backend import DeviceError
+    from rnnlab.data import DataError
+    from rnnlab.train.checkpoint import CheckpointError
+    from rnnlab.train.trainer import DivergenceError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        parser.error(str(exc))  # exits with status 2
+    except (DataError, CheckpointError, DeviceError, FileNotFoundError) as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 1
+    except DivergenceError as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 3
+    except (ValueError, TypeError) as exc:
+        print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

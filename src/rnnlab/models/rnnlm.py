@@ -1,0 +1,164 @@
+"""``RNNLM``: an embedding, a stack of recurrent layers and a softmax output over the vocabulary.
+
+::
+
+    ids (N, T) -> Embedding -> Dropout -> RNN/LSTM/GRU (stateful) -> Dropout -> Linear
+        -> logits (N, T, V)
+
+The recurrent layer is stateful: consecutive windows of the same streams continue from
+the previous window's final state (truncated BPTT); call :meth:`RNNLM.reset_state` at the
+start of an epoch or a new text. With ``tie_weights`` the output layer reuses the
+embedding matrix (Press & Wolf 2017; the book's ``BetterRnnlm``), which needs
+``embedding_dim == hidden_size``.
+
+Initialisation follows PyTorch's word-language-model example: embedding and output
+weights uniform in [-0.1, 0.1], output bias zero, recurrent weights PyTorch's default;
+``init_range=r`` instead draws every parameter uniformly from [-r, r] (Zaremba et al.).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import make_rng
+from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
+from rnnlab.nn._checks import check_positive_int, check_probability
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+@dataclass
+class RNNLMConfig:
+    """Everything needed to rebuild an :class:`RNNLM` (saved with every checkpoint)."""
+
+    vocab_size: int
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    cell: str = "lstm"  # "lstm", "gru" or "rnn"
+    dropout: float = 0.0  # on the embedding output, between layers and before the output
+    tie_weights: bool = False  # share the embedding and output matrices
+    nonlinearity: str = "tanh"  # for cell="rnn": "tanh" or "relu"
+    init_range: float | None = None  # uniform [-r, r] for every parameter when set
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RNNLMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"RNNLMConfig: unknown keys {unknown}")
+        return cls(**data)
+
+
+class RNNLM(Module):
+    """Word- or character-level recurrent language model.
+
+    Parameters are those of :class:`RNNLMConfig`; ``rng`` (a Generator or seed) drives the
+    initialisation and every dropout mask, so one seed fixes a whole run.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 256,
+                 num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
+                 tie_weights: bool = False, *, nonlinearity: str = "tanh",
+                 init_range: float | None = None, rng: Any = None, device: str | None = None,
+                 dtype: Any = None) -> None:
+        super().__init__(device=device, dtype=dtype)
+        if cell not in CELLS:
+            raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
+        V = check_positive_int(vocab_size, "RNNLM", "vocab_size")
+        E = check_positive_int(embedding_dim, "RNNLM", "embedding_dim")
+        H = check_positive_int(hidden_size, "RNNLM", "hidden_size")
+        check_probability(dropout, "RNNLM", "dropout")
+        if tie_weights and E != H:
+            raise ValueError(f"RNNLM: tie_weights needs embedding_dim == hidden_size, "
+                             f"got {E} and {H}")
+        if init_range is not None and not (isinstance(init_range, int | float) and init_range > 0):
+            raise ValueError(f"RNNLM: init_range expected a positive float, got {init_range!r}")
+        self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
+                                  nonlinearity, init_range, self.dtype.name)
+        self.rng = make_rng(rng)
+        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        self.embedding = Embedding(V, E, **common)
+        self.drop_in = Dropout(dropout, **common)
+        rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True, **rnn_kwargs,
+                               **common)
+        self.drop_out = Dropout(dropout, **common)
+        self.decoder = Linear(H, V, **common)
+        self.criterion = SoftmaxCrossEntropy(device=device)
+        self._init_weights(init_range)
+        if tie_weights:
+            self.decoder.tie("weight", self.embedding, "weight")
+
+    @classmethod
+    def from_config(cls, config: RNNLMConfig, *, rng: Any = None,
+                    device: str | None = None) -> RNNLM:
+        c = config
+        return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,
+                   c.dropout, c.tie_weights, nonlinearity=c.nonlinearity,
+                   init_range=c.init_range, rng=rng, device=device, dtype=c.dtype)
+
+    def _init_weights(self, init_range: float | None) -> None:
+        xp = self.xp
+
+        def fill(array: Any, bound: float) -> None:
+            values = self.rng.uniform(-bound, bound, size=array.shape).astype(self.dtype)
+            array[...] = values if xp is np else xp.asarray(values)
+
+        if init_range is None:
+            fill(self.embedding.params["weight"], 0.1)
+            fill(self.decoder.params["weight"], 0.1)
+            self.decoder.params["bias"].fill(0)
+        else:
+            for _, param, _ in self.named_parameters():
+                fill(param, float(init_range))
+
+    # ------------------------------------------------------------------ running
+    def forward(self, ids: Any) -> Any:
+        """Logits ``(N, T, V)`` for token ids ``(N, T)``, continuing the carried state."""
+        emb = self.drop_in(self.embedding(ids))
+        hs = self.drop_out(self.rnn(emb))
+        return self.decoder(hs)
+
+    def forward_loss(self, ids: Any, targets: Any) -> float:
+        """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``."""
+        return self.criterion(self.forward(ids), targets)
+
+    def backward(self, dloss: float = 1.0) -> None:
+        """Backward from the last :meth:`forward_loss`; adds into every gradient."""
+        dh = self.decoder.backward(self.criterion.backward(dloss))
+        demb = self.drop_in.backward(self.rnn.backward(self.drop_out.backward(dh)))
+        self.embedding.backward(demb)
+
+    # -------------------------------------------------------------------- state
+    def reset_state(self) -> None:
+        """Start the next window from a zero state (new epoch, new text)."""
+        self.rnn.reset_state()
+
+    def get_state(self) -> tuple[Any, Any] | None:
+        """The carried recurrent state ``(h, c)`` (``c`` is None for RNN/GRU), or None."""
+        state = self.rnn._state
+        if state is None:
+            return None
+        return state[0].copy(), (None if state[1] is None else state[1].copy())
+
+    def set_state(self, state: tuple[Any, Any] | None) -> None:
+        """Restore a state from :meth:`get_state` (``None`` resets)."""
+        if state is None:
+            self.rnn.reset_state()
+        elif self.rnn.has_cell:
+            self.rnn.set_state(state)
+        else:
+            self.rnn.set_state(state[0])
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"vocab={c.vocab_size}, cell={c.cell}, layers={c.num_layers}, "
+                f"hidden={c.hidden_size}, tied={c.tie_weights}")

@@ -1,0 +1,160 @@
+"""Checkpoint files: named arrays in safetensors, everything else as JSON, written atomically.
+
+One checkpoint is one ``.safetensors`` file. Its arrays are stored under names
+(``model/rnn.weight_ih_l0``, ``optim/<param>/<buffer>``, ``state/h`` ...) with their
+dtypes and shapes; its JSON document (configs, vocabulary, optimizer hyper-parameters,
+RNG states, data position, metrics) sits in the safetensors header metadata under the
+key ``"rnnlab"``. Nothing is pickled, so loading a file never runs code.
+
+Writing goes to a temporary file in the same folder, which is flushed and fsync'ed, then
+renamed over the target (an atomic replace on POSIX), and the folder is fsync'ed: a crash
+at any moment leaves either the old checkpoint or the new one, never a torn file.
+
+Loading checks the file size against a limit before reading, lets safetensors validate
+the header (offsets inside the file, known dtypes), and wraps every failure in
+:class:`CheckpointError` with the file name and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import to_numpy
+
+FORMAT = "rnnlab-checkpoint"
+VERSION = 1
+#: Largest checkpoint :func:`read_checkpoint` opens unless told otherwise (bytes).
+DEFAULT_MAX_BYTES = 16 * 2**30
+_ALLOWED_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int32", "int64", "uint8",
+                                          "bool")}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be written or read: corrupt, truncated, mismatched or hostile."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
+                     meta: Mapping[str, Any]) -> None:
+    """Save named arrays and a JSON-able ``meta`` document atomically to ``path``."""
+    from safetensors.numpy import save
+
+    host: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        array = np.ascontiguousarray(to_numpy(value))
+        if array.dtype not in _ALLOWED_DTYPES:
+            raise CheckpointError(f"write_checkpoint: array {name!r} has unsupported dtype "
+                                  f"{array.dtype}")
+        host[name] = array
+    document = {"format": FORMAT, "version": VERSION, **meta}
+    try:
+        text = json.dumps(document, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"write_checkpoint: metadata is not JSON-able: {exc}") from exc
+    atomic_write_bytes(path, save(host, metadata={"rnnlab": text}))
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+                    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load ``(arrays, meta)`` from a checkpoint written by :func:`write_checkpoint`.
+
+    Raises :class:`CheckpointError` for a missing, oversized, corrupt, truncated or foreign
+    file; the message names the file and what is wrong.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    where = f"checkpoint {str(path)!r}"
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot be read ({exc.strerror or exc})") from exc
+    if not path.is_file():
+        raise CheckpointError(f"{where}: is not a file")
+    if size > max_bytes:
+        raise CheckpointError(f"{where}: {size} bytes is larger than the limit {max_bytes}")
+    if size < 8:
+        raise CheckpointError(f"{where}: truncated ({size} bytes)")
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+    if header_len > size - 8:
+        raise CheckpointError(f"{where}: corrupt header (declares {header_len} header bytes, "
+                              f"the file has {size - 8})")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with safe_open(str(path), framework="np") as fh:
+            metadata = fh.metadata() or {}
+            for name in fh.keys():
+                arrays[name] = fh.get_tensor(name)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # safetensors raises several types for bad files
+        raise CheckpointError(f"{where}: not a valid safetensors file ({exc})") from exc
+    text = metadata.get("rnnlab")
+    if text is None:
+        raise CheckpointError(f"{where}: has no rnnlab metadata (not an rnnlab checkpoint)")
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: metadata is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: metadata format is not {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{where}: format version {meta.get('version')!r} is not "
+                              f"supported (expected {VERSION})")
+    for name, array in arrays.items():
+        if array.dtype not in _ALLOWED_DTYPES:
+            raise CheckpointError(f"{where}: array {name!r} has unsupported dtype {array.dtype}")
+    return arrays, meta
+
+
+def take_group(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays whose names start with ``prefix + "/"``, with the prefix removed."""
+    head = prefix + "/"
+    return {name[len(head):]: value for name, value in arrays.items() if name.startswith(head)}
+
+
+def meta_get(meta: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``meta[key]`` checked to be of ``kind``, else a :class:`CheckpointError`."""
+    if key not in meta:
+        raise CheckpointError(f"{where}: metadata is missing {key!r}")
+    value = meta[key]
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{where}: metadata {key!r} expected {kind.__name__}, "
+                              f"got {type(value).__name__}")
+    return value

@@ -1,0 +1,125 @@
+"""Training and data configurations: commented dataclasses, saved with every checkpoint.
+
+``from_dict`` rejects unknown keys, so a typo in a config file or an old checkpoint from
+another version is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="_Config")
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+SCHEDULES = ("none", "step", "exp", "plateau", "cosine")
+
+
+class _Config:
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys are "
+                             f"{sorted(known)}")
+        return cls(**data)
+
+
+def _positive(owner: str, name: str, value: Any, *, integer: bool = False,
+              allow_zero: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        raise TypeError(f"{owner}: {name} expected a finite {'int' if integer else 'number'}, "
+                        f"got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} expected {bound}, got {value!r}")
+
+
+@dataclass
+class TrainConfig(_Config):
+    """How to train a language model (truncated BPTT over contiguous streams).
+
+    The defaults suit a character model (Adam, clip 5); the textbook's PTB recipe is
+    ``optimizer="sgd", lr=20, clip_norm=0.25, batch_size=20, bptt=35``.
+    """
+
+    epochs: int = 2
+    batch_size: int = 32  # number of parallel streams N
+    bptt: int = 64  # window length T
+    eval_batch_size: int = 10
+    optimizer: str = "adam"  # one of OPTIMIZERS
+    lr: float = 0.002
+    momentum: float = 0.0  # sgd / rmsprop momentum (momentum / nesterov default to 0.9)
+    weight_decay: float = 0.0
+    clip_norm: float | None = 5.0  # global L2 norm clip; None for none
+    clip_value: float | None = None  # element-wise clip; None for none
+    schedule: str = "none"  # one of SCHEDULES
+    lr_decay: float = 0.5  # gamma of step / exp, factor of plateau (0.25 = divide by 4)
+    decay_start: int = 4  # exp: decay after this epoch; step: every this many epochs (>= 1)
+    warmup_steps: int = 0  # cosine schedule warm-up
+    patience: int | None = None  # early stopping after this many epochs without improvement
+    seed: int = 0
+    max_steps: int | None = None  # stop after this many optimizer steps in total
+    max_time: float | None = None  # stop (with a checkpoint) after this many seconds
+    log_every: int = 50  # steps between metric lines
+    checkpoint_every: int = 500  # steps between checkpoints (and one at every epoch end)
+    snapshot_every: int = 100  # steps between in-memory rollback points
+    divergence_factor: float = 4.0  # a loss above this times the running mean is a blow-up
+    divergence_lr_factor: float = 0.5  # learning rate multiplier after a rollback
+    max_divergences: int = 3  # give up after this many rollbacks
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self) -> None:
+        owner = "TrainConfig"
+        for name in ("epochs", "batch_size", "bptt", "eval_batch_size", "log_every",
+                     "checkpoint_every", "snapshot_every"):
+            _positive(owner, name, getattr(self, name), integer=True)
+        for name in ("lr", "divergence_factor", "divergence_lr_factor", "lr_decay"):
+            _positive(owner, name, getattr(self, name))
+        for name in ("momentum", "weight_decay"):
+            _positive(owner, name, getattr(self, name), allow_zero=True)
+        _positive(owner, "decay_start", self.decay_start, integer=True)
+        _positive(owner, "warmup_steps", self.warmup_steps, integer=True, allow_zero=True)
+        _positive(owner, "max_divergences", self.max_divergences, integer=True, allow_zero=True)
+        _positive(owner, "seed", self.seed, integer=True, allow_zero=True)
+        for name in ("clip_norm", "clip_value", "max_time"):
+            if getattr(self, name) is not None:
+                _positive(owner, name, getattr(self, name))
+        for name in ("patience", "max_steps"):
+            if getattr(self, name) is not None:
+                _positive(owner, name, getattr(self, name), integer=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"{owner}: optimizer expected one of {OPTIMIZERS}, "
+                             f"got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"{owner}: schedule expected one of {SCHEDULES}, "
+                             f"got {self.schedule!r}")
+
+
+@dataclass
+class DataConfig(_Config):
+    """Which corpus, at which level, with which vocabulary limits."""
+
+    corpus: str = "stdlib"  # "ptb", "tinyshakespeare", "stdlib" or a path to a file/folder
+    level: str = "char"  # "char" or "word" (for paths; PTB is word, the others char)
+    max_chars: int | None = 2_000_000  # stdlib only: character budget
+    max_size: int | None = None  # vocabulary size limit (paths)
+    min_freq: int = 1  # minimum token frequency (paths)
+    data_dir: str | None = None  # local folder with the canonical files
+
+    def __post_init__(self) -> None:
+        if self.level not in ("char", "word"):
+            raise ValueError(f"DataConfig: level expected 'char' or 'word', got {self.level!r}")
+        if self.max_chars is not None:
+            _positive("DataConfig", "max_chars", self.max_chars, integer=True)
+        if self.max_size is not None:
+            _positive("DataConfig", "max_size", self.max_size, integer=True)
+        _positive("DataConfig", "min_freq", self.min_freq, integer=True)

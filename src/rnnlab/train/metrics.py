@@ -1,0 +1,94 @@
+"""Metrics as JSON lines, and the tqdm progress bar of a training epoch."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def perplexity(loss: float) -> float:
+    """``exp(loss)``, or infinity when that overflows (a diverged model)."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+class MetricsLog:
+    """Append one JSON object per event to ``path`` (flushed at once, safe to tail)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+
+    def log(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        for key, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                record[key] = str(value)  # JSON has no NaN / inf
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return record
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a metrics file (lines that are not JSON objects are skipped)."""
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+class ProgressBar:
+    """A tqdm bar over the windows of an epoch showing loss, perplexity and tokens/s."""
+
+    def __init__(self, total: int, initial: int, desc: str, *, tokens_per_batch: int = 0,
+                 enabled: bool = True) -> None:
+        self.bar = None
+        self._last = time.perf_counter()
+        self._tokens_per_batch = tokens_per_batch
+        self._loss: float | None = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch",
+                            dynamic_ncols=True, leave=False, file=sys.stderr)
+
+    def update(self, position: int, *, loss: float, lr: float) -> None:
+        if self.bar is None:
+            return
+        self._loss = loss if self._loss is None else 0.9 * self._loss + 0.1 * loss
+        self.bar.n = position
+        now = time.perf_counter()
+        if now - self._last > 0.5 or position == self.bar.total:
+            rate = self.bar.format_dict.get("rate") or 0.0
+            self.bar.set_postfix(loss=f"{self._loss:.3f}",
+                                 ppl=f"{math.exp(min(self._loss, 50)):.1f}",
+                                 tok_s=f"{rate * self._tokens_per_batch:,.0f}", lr=f"{lr:.3g}",
+                                 refresh=False)
+            self.bar.refresh()
+            self._last = now
+
+    def reset(self, position: int) -> None:
+        if self.bar is not None:
+            self.bar.n = position
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    @staticmethod
+    def write(message: str) -> None:
+        """Print a line without breaking a running bar."""
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,115 @@
+"""RNNLM: shapes, tied weights, stateful windows, gradients, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab.models import RNNLM, RNNLMConfig
+
+
+def tiny(cell: str = "lstm", **kw):
+    args = {"vocab_size": 11, "embedding_dim": 6, "hidden_size": 6, "num_layers": 2,
+            "cell": cell, "rng": 0, **kw}
+    return RNNLM(**args)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_forward_shapes_and_loss(cell):
+    model = tiny(cell)
+    ids = np.random.default_rng(0).integers(0, 11, size=(3, 5))
+    logits = model.forward(ids)
+    assert logits.shape == (3, 5, 11) and logits.dtype == np.float32
+    model.reset_state()
+    loss = model.forward_loss(ids, ids)
+    assert np.isfinite(loss) and abs(loss - np.log(11)) < 1.0
+
+
+def test_tied_weights_share_array_and_sum_gradients():
+    model = tiny(tie_weights=True)
+    assert model.decoder.params["weight"] is model.embedding.params["weight"]
+    assert model.decoder.grads["weight"] is model.embedding.grads["weight"]
+    names = [n for n, _, _ in model.named_parameters()]
+    assert "decoder.weight" not in names and "embedding.weight" in names
+    assert set(model.state_dict()) >= {"decoder.weight", "embedding.weight"}
+    with pytest.raises(ValueError, match="tie_weights needs embedding_dim == hidden_size"):
+        RNNLM(11, 4, 6, tie_weights=True)
+
+
+def _loss(model, ids, targets):
+    model.reset_state()
+    return model.forward_loss(ids, targets)
+
+
+@pytest.mark.parametrize("cell,tie", [("lstm", True), ("gru", False), ("rnn", False)])
+def test_whole_model_gradient_check_float64(cell, tie):
+    model = tiny(cell, tie_weights=tie, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    ids, targets = rng.integers(0, 11, (2, 4)), rng.integers(0, 11, (2, 4))
+    model.zero_grad()
+    _loss(model, ids, targets)
+    model.backward()
+    for name, param, grad in model.named_parameters():
+        flat, g = param.reshape(-1), grad.reshape(-1)
+        picks = rng.choice(flat.size, size=min(6, flat.size), replace=False)
+        for k in picks:
+            old = flat[k]
+            flat[k] = old + 1e-6
+            up = _loss(model, ids, targets)
+            flat[k] = old - 1e-6
+            down = _loss(model, ids, targets)
+            flat[k] = old
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - g[k]) <= 1e-6 * max(1.0, abs(numeric)), (name, k)
+
+
+def test_state_carries_across_windows():
+    model = tiny()
+    ids = np.random.default_rng(2).integers(0, 11, (2, 8))
+    model.eval()
+    whole = model.forward(ids)
+    model.reset_state()
+    first, second = model.forward(ids[:, :5]), model.forward(ids[:, 5:])
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-6)
+    state = model.get_state()
+    model.reset_state()
+    assert model.get_state() is None
+    model.set_state(state)
+    np.testing.assert_array_equal(model.get_state()[0], state[0])
+
+
+def test_config_round_trip_and_unknown_keys():
+    model = tiny("gru", dropout=0.1)
+    cfg = RNNLMConfig.from_dict(model.config.to_dict())
+    rebuilt = RNNLM.from_config(cfg, rng=0)
+    for (n1, p1, _), (n2, p2, _) in zip(model.named_parameters(), rebuilt.named_parameters(),
+                                        strict=True):
+        assert n1 == n2 and p1.shape == p2.shape
+    with pytest.raises(ValueError, match="unknown keys"):
+        RNNLMConfig.from_dict({**model.config.to_dict(), "hiden_size": 3})
+
+
+def test_init_range_bounds_every_parameter():
+    model = RNNLM(50, 8, 8, 2, init_range=0.05, rng=3)
+    for _, param, _ in model.named_parameters():
+        assert np.abs(param).max() <= 0.05
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_learns_a_periodic_sequence(cell):
+    """Many SGD steps on a stream with period 7: the loss falls far below log(V)."""
+    V, period = 7, np.array([0, 3, 1, 4, 1, 5, 2])
+    stream = np.tile(period, 60)
+    model = RNNLM(V, 16, 24, 1, cell, rng=4)
+    lr, losses = 0.5, []
+    for _epoch in range(30):
+        model.reset_state()
+        for start in range(0, 400 - 10, 10):
+            x = stream[start:start + 10].reshape(1, 10)
+            y = stream[start + 1:start + 11].reshape(1, 10)
+            model.zero_grad()
+            losses.append(model.forward_loss(x, y))
+            model.backward()
+            for _, p, g in model.named_parameters():
+                p -= lr * np.clip(g, -1, 1)
+    assert losses[-1] < 0.2 * losses[0]

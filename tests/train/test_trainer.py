@@ -1,0 +1,178 @@
+"""Trainer: metrics, checkpoints, bit-exact resume, divergence guard, early stop, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+
+from rnnlab.train import CheckpointError, DivergenceError, Trainer
+from rnnlab.train.checkpoint import read_checkpoint
+from rnnlab.train.metrics import read_metrics
+from rnnlab.train.state import load_model
+from tests.train.conftest import params_of, small_config, small_model
+
+
+def test_fit_writes_metrics_and_checkpoints(tmp_path, corpus):
+    model = small_model(corpus)
+    trainer = Trainer(model, corpus, small_config(), tmp_path / "run")
+    summary = trainer.fit()
+    run = tmp_path / "run"
+    assert (run / "last.safetensors").exists() and (run / "best.safetensors").exists()
+    events = [r["event"] for r in read_metrics(run / "metrics.jsonl")]
+    assert events.count("valid") == 2 and "test" in events and "train" in events
+    assert summary["epochs"] == 2 and math.isfinite(summary["test_ppl"])
+    assert summary["best_valid_loss"] <= summary["valid_loss"] + 1e-12
+    loaded, vocab, meta = load_model(run / "best.safetensors")
+    assert vocab.to_dict() == corpus.vocab.to_dict() and meta["kind"] == "rnnlm"
+    for name, value in params_of(loaded).items():
+        np.testing.assert_array_equal(value, params_of(model)[name])  # model holds the best
+
+
+def test_training_reduces_validation_loss(tmp_path, corpus):
+    model = small_model(corpus, dropout=0.0)
+    trainer = Trainer(model, corpus, small_config(epochs=1, max_steps=1), tmp_path / "a")
+    first = trainer.fit()["valid_loss"]
+    trainer = Trainer(small_model(corpus, dropout=0.0), corpus, small_config(epochs=6),
+                      tmp_path / "b")
+    assert trainer.fit()["best_valid_loss"] < first - 0.3
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_resume_after_an_epoch_is_bit_exact(tmp_path, corpus, cell):
+    straight = small_model(corpus, cell)
+    Trainer(straight, corpus, small_config(epochs=2), tmp_path / "s").fit()
+    last_straight = read_checkpoint(tmp_path / "s" / "last.safetensors")[0]
+
+    first = small_model(corpus, cell)
+    Trainer(first, corpus, small_config(epochs=1), tmp_path / "r").fit()
+    resumed = small_model(corpus, cell, seed=123)  # different init: everything must load
+    trainer = Trainer(resumed, corpus, small_config(epochs=2), tmp_path / "r")
+    trainer.restore(tmp_path / "r" / "last.safetensors")
+    trainer.fit()
+    last_resumed = read_checkpoint(tmp_path / "r" / "last.safetensors")[0]
+    assert set(last_straight) == set(last_resumed)
+    for name, value in last_straight.items():
+        np.testing.assert_array_equal(last_resumed[name], value, err_msg=name)
+
+
+def test_resume_mid_epoch_is_bit_exact(tmp_path, corpus):
+    straight = small_model(corpus)
+    Trainer(straight, corpus, small_config(epochs=1, max_steps=11), tmp_path / "s").fit()
+    part = small_model(corpus)
+    Trainer(part, corpus, small_config(epochs=1, max_steps=4), tmp_path / "r").fit()
+    resumed = small_model(corpus, seed=9)
+    trainer = Trainer(resumed, corpus, small_config(epochs=1, max_steps=11), tmp_path / "r")
+    trainer.restore(tmp_path / "r" / "last.safetensors")
+    assert trainer.progress.step == 4 and trainer.batcher.position == 4
+    trainer.fit()
+    for name, value in params_of(straight).items():
+        np.testing.assert_array_equal(params_of(resumed)[name], value, err_msg=name)
+
+
+def test_restore_rejects_mismatches(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, small_config(epochs=1, max_steps=2),
+            tmp_path / "r").fit()
+    other = Trainer(small_model(corpus, hidden_size=10), corpus, small_config(), tmp_path / "o")
+    with pytest.raises(CheckpointError, match="model configuration differs"):
+        other.restore(tmp_path / "r" / "last.safetensors")
+    best_only = tmp_path / "r" / "b.safetensors"
+    trainer = Trainer(small_model(corpus), corpus, small_config(), tmp_path / "r")
+    trainer.save(best_only, training_state=False)
+    with pytest.raises(CheckpointError, match="holds no training state"):
+        trainer.restore(best_only)
+
+
+def test_divergence_rolls_back_and_lowers_lr(tmp_path, corpus, monkeypatch):
+    model = small_model(corpus)
+    messages = []
+    trainer = Trainer(model, corpus, small_config(epochs=1, max_steps=15, lr=0.01),
+                      tmp_path / "d", echo=messages.append)
+    real = model.forward_loss
+    calls = {"n": 0}
+
+    def flaky(x, y):
+        calls["n"] += 1
+        return math.inf if calls["n"] == 8 else real(x, y)
+
+    monkeypatch.setattr(model, "forward_loss", flaky)
+    summary = trainer.fit()
+    assert summary["steps"] == 15
+    assert any("divergence at step 8" in m and "rolled back to step 5" in m for m in messages)
+    assert trainer.optimizer.lr == pytest.approx(0.005)
+    events = read_metrics(tmp_path / "d" / "metrics.jsonl")
+    div = [e for e in events if e["event"] == "divergence"]
+    assert len(div) == 1 and div[0]["rolled_back_to"] == 5
+    arrays, _ = read_checkpoint(tmp_path / "d" / "last.safetensors")
+    assert all(np.isfinite(v).all() for v in arrays.values())
+
+
+def test_huge_learning_rate_is_caught_and_stops(tmp_path, corpus):
+    messages = []
+    trainer = Trainer(small_model(corpus), corpus,
+                      small_config(lr=1e6, max_divergences=2, clip_norm=None, optimizer="sgd"),
+                      tmp_path / "x", echo=messages.append)
+    with pytest.raises(DivergenceError, match="diverged 3 times"):
+        trainer.fit()
+    assert len([m for m in messages if "divergence at step" in m]) == 3
+    arrays, meta = read_checkpoint(tmp_path / "x" / "last.safetensors")
+    assert all(np.isfinite(v).all() for v in arrays.values())
+    assert meta["progress"]["divergences"] == 3
+    assert meta["optimizer"]["hyper"]["lr"] == pytest.approx(1e6 * 0.5**3)
+
+
+def test_injected_nan_never_reaches_a_checkpoint(tmp_path, corpus, monkeypatch):
+    model = small_model(corpus)
+    trainer = Trainer(model, corpus, small_config(epochs=1, checkpoint_every=1), tmp_path / "n",
+                      echo=lambda m: None)
+    real = model.backward
+
+    def poisoned(dloss=1.0):
+        real(dloss)
+        model.rnn.grads["weight_hh_l0"][0, 0] = np.nan
+
+    monkeypatch.setattr(model, "backward", poisoned)
+    with pytest.raises(DivergenceError):
+        trainer.fit()
+    arrays, _ = read_checkpoint(tmp_path / "n" / "last.safetensors")
+    assert all(np.isfinite(v).all() for v in arrays.values())
+
+
+def test_early_stopping(tmp_path, corpus):
+    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=20, lr=1e-9,
+                                                                patience=1),
+                      tmp_path / "e", echo=lambda m: None)
+    summary = trainer.fit()
+    assert summary["epochs"] == 20  # marked finished
+    events = [r["event"] for r in read_metrics(tmp_path / "e" / "metrics.jsonl")]
+    assert "early_stop" in events and events.count("valid") < 5
+
+
+def test_ctrl_c_saves_and_resumes(tmp_path, corpus, monkeypatch):
+    model = small_model(corpus)
+    trainer = Trainer(model, corpus, small_config(epochs=1), tmp_path / "c",
+                      echo=lambda m: None)
+    real = trainer._train_step
+    calls = {"n": 0}
+
+    def step(x, y):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real(x, y)
+
+    monkeypatch.setattr(trainer, "_train_step", step)
+    summary = trainer.fit()
+    assert summary["stopped"] == "interrupted" and summary["steps"] == 3
+    _, meta = read_checkpoint(tmp_path / "c" / "last.safetensors")
+    assert meta["progress"]["step"] == 3 and meta["data"]["position"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_metrics_lines_are_json(tmp_path, corpus):
+    Trainer(small_model(corpus), corpus, small_config(epochs=1), tmp_path / "m").fit()
+    for line in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines():
+        assert isinstance(json.loads(line), dict)
