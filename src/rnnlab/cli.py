@@ -2,15 +2,18 @@
 
 Argument parsing only; the work is done by :mod:`rnnlab.train`, :mod:`rnnlab.generate`
 and friends. Errors a user can fix are printed as one line (``rnnlab: error: ...``) with
-exit status 2 (bad options) or 1 (bad data or files), never as a traceback. Ctrl-C during
-training saves a checkpoint and exits with 130.
+exit status 2 (bad options) or 1 (bad data or files), never as a traceback (set
+``RNNLAB_DEBUG=1`` to see one). Ctrl-C during training saves a checkpoint and exits with
+130; a run that keeps diverging exits with 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -157,14 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_generate(sub)
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    for module_name in EXTRA_COMMANDS:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
-#: Other rooms register their subcommands here (plot, seq2seq) without cli.py importing them
-#: at module import time.
-_EXTRA_COMMANDS: list[Any] = []
+#: Modules that add their own subcommands: each has ``add_parser(subparsers)``, which
+#: registers a parser whose ``handler(args) -> int`` default does the work. They must
+#: import quickly and without optional extras (import those inside the handler).
+EXTRA_COMMANDS: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------- train
@@ -270,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 3
     except (ValueError, TypeError) as exc:
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
