@@ -11,7 +11,10 @@ read at import time. ``xp`` is :mod:`numpy` on the CPU and :mod:`cupy` on a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -147,3 +150,75 @@ def random_uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.d
         return rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
     seed = int(rng.integers(0, 2**63 - 1))  # pragma: no cover - GPU only
     return xp.random.default_rng(seed).random(shape, dtype=dtype)  # pragma: no cover
+
+
+# ------------------------------------------------------------------- CPU threads
+_BLAS: Any = None
+
+
+def _blas_controller() -> Any:
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController().select(user_api="blas")
+        except Exception:  # pragma: no cover - threadpoolctl missing or unusable
+            _BLAS = False
+    return _BLAS
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int | None) -> Iterator[None]:
+    """Run the block with at most ``limit`` BLAS threads (``None``: leave as is).
+
+    The time loops use one thread: their per-step products are small, and a second
+    OpenBLAS thread slows them down (badly so when the CPU is shared, as the threads
+    spin waiting for each other); the big products outside the loops keep every thread.
+    Set ``RNNLAB_LOOP_THREADS`` to override the limit of the loops.
+    """
+    controller = _blas_controller() if limit is not None else None
+    if not controller:
+        yield
+        return
+    with controller.limit(limits=limit):
+        yield
+
+
+def loop_threads() -> int | None:
+    """BLAS threads for the per-step products of the time loops (default 1)."""
+    value = os.environ.get("RNNLAB_LOOP_THREADS", "1").strip()
+    if value in ("", "0", "default", "none"):
+        return None
+    try:
+        return max(1, int(value))
+    except ValueError:
+        return 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def cpu_workers() -> int:
+    """How many host threads the elementwise row work may use (``RNNLAB_CPU_WORKERS``)."""
+    value = os.environ.get("RNNLAB_CPU_WORKERS")
+    if value:
+        with contextlib.suppress(ValueError):
+            return max(1, int(value))
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1), 8))
+
+
+def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
+    """Call ``fn(start, stop)`` over ``[0, total)`` split in contiguous parts, on up to
+    :func:`cpu_workers` threads (numpy releases the GIL inside its loops); results in
+    order. Each part is independent, so the outcome does not depend on the split."""
+    workers = min(cpu_workers(), max(1, total // min_chunk))
+    if workers <= 1:
+        return [fn(0, total)]
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnnlab")
+    bounds = [total * k // workers for k in range(workers + 1)]
+    futures = [_POOL.submit(fn, bounds[k], bounds[k + 1]) for k in range(workers)]
+    return [f.result() for f in futures]

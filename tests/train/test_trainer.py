@@ -141,14 +141,16 @@ def test_injected_nan_never_reaches_a_checkpoint(tmp_path, corpus, monkeypatch):
     assert all(np.isfinite(v).all() for v in arrays.values())
 
 
-def test_early_stopping(tmp_path, corpus):
-    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=20, lr=1e-9,
-                                                                patience=1),
+def test_early_stopping(tmp_path, corpus, monkeypatch):
+    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=20, patience=2),
                       tmp_path / "e", echo=lambda m: None)
+    losses = iter([3.0, 2.5, 2.6, 2.7, 2.4, 2.4])  # improves twice, then stalls twice
+    monkeypatch.setattr(trainer, "evaluate", lambda split="valid": next(losses))
     summary = trainer.fit()
     assert summary["epochs"] == 20  # marked finished
     events = [r["event"] for r in read_metrics(tmp_path / "e" / "metrics.jsonl")]
-    assert "early_stop" in events and events.count("valid") < 5
+    assert events.count("valid") == 4 and "early_stop" in events
+    assert summary["best_valid_loss"] == 2.5
 
 
 def test_ctrl_c_saves_and_resumes(tmp_path, corpus, monkeypatch):

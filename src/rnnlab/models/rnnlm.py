@@ -128,8 +128,15 @@ class RNNLM(Module):
         return self.decoder(hs)
 
     def forward_loss(self, ids: Any, targets: Any) -> float:
-        """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``."""
-        return self.criterion(self.forward(ids), targets)
+        """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``.
+
+        The logits go into a buffer reused from step to step, and the loss overwrites them
+        with their gradient (no copies of the large ``(N*T, V)`` array).
+        """
+        hs = self.drop_out(self.rnn(self.drop_in(self.embedding(ids))))
+        N, T = hs.shape[:2]
+        logits = self.decoder(hs, out=self.scratch("logits", (N * T * self.config.vocab_size,)))
+        return self.criterion.forward(logits, targets, inplace=True)
 
     def backward(self, dloss: float = 1.0) -> None:
         """Backward from the last :meth:`forward_loss`; adds into every gradient."""

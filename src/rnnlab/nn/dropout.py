@@ -35,7 +35,7 @@ class Dropout(Module):
         self._shape = tuple(x.shape)
         if not self.training or self.p == 0.0:
             self._mask = None
-            return x.copy()
+            return x  # as in PyTorch: inactive dropout hands its input through
         keep = 1.0 - self.p
         u = random_uniform(self.rng, self._mask_shape(tuple(x.shape)), self.dtype, self.xp)
         mask = (u < keep).astype(self.dtype)
@@ -46,7 +46,7 @@ class Dropout(Module):
     def backward(self, dout: Any) -> Any:
         shape = require_cache(self, self._shape)
         check_shape(dout, f"{self.name}.backward", "dout", shape, xp=self.xp, dtype=self.dtype)
-        return dout.copy() if self._mask is None else dout * self._mask
+        return dout if self._mask is None else dout * self._mask
 
 
 class LockedDropout(Dropout):

@@ -38,11 +38,17 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Any, *, out: Any = None) -> Any:
+        """``x (..., in) -> y (..., out)``; ``out`` (optional) is a C-contiguous array of
+        ``x.size // in * out`` elements to write ``y`` into instead of a new array."""
         check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
                           ndims=(2, 3), last=self.in_features, check_finite=self.check_finite)
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self.params["weight"].T
+        if out is None:
+            y = x2 @ self.params["weight"].T
+        else:
+            y = out.reshape(x2.shape[0], self.out_features)
+            self.xp.matmul(x2, self.params["weight"].T, out=y)
         if "bias" in self.params:
             y += self.params["bias"]
         self._x = x

@@ -6,7 +6,10 @@
 
 computed with a max-shifted log-sum-exp (finite for logits of +-1e4). ``backward(dloss)``
 returns ``(softmax(logits) - onehot(target)) * dloss / count`` on real tokens and exactly
-zero on ignored ones. Positions whose target is ``ignore_index`` never read any logit, so
+zero on ignored ones. The forward sweeps the rows once, block by block in cache (on two
+threads on the CPU), and leaves the gradient ready; ``inplace=True`` writes it over the
+logits (the language model's output layer uses this to avoid copying a large array).
+Positions whose target is ``ignore_index`` never read any logit, so
 garbage (even NaN) in padded positions cannot leak into the loss. With every token ignored
 the loss is 0.0 and the gradient zero (PyTorch would return NaN).
 """
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import is_array, parallel_chunks, xp_of
 from rnnlab.nn._checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -77,14 +80,19 @@ class SoftmaxCrossEntropy(Module):
             raise ValueError(f"{owner}: targets expected shape {tuple(logits.shape[:-1])} "
                              f"(logits without the class axis), got {tuple(targets.shape)}")
 
-    def forward(self, logits: Any, targets: Any) -> float:
-        """Mean (or summed) cross-entropy of ``logits`` against integer ``targets``."""
+    def forward(self, logits: Any, targets: Any, *, inplace: bool = False) -> float:
+        """Mean (or summed) cross-entropy of ``logits`` against integer ``targets``.
+
+        The gradient is computed here, in one cache-friendly sweep over the rows, and kept
+        for :meth:`backward`. With ``inplace=True`` the sweep overwrites ``logits`` itself
+        (no copy of a large ``(N*T, V)`` array; the caller must not use ``logits`` again),
+        and ``backward()`` returns that same array.
+        """
         xp, owner = self.xp, f"{self.name}.forward"
         check_float_array(logits, owner, "logits", xp=xp, dtype=_float_dtype(logits),
                           ndims=(2, 3), check_finite=self.check_finite)
         self._check_targets(logits, targets)
         V = logits.shape[-1]
-        x2 = logits.reshape(-1, V)
         t = targets.reshape(-1)
         valid = t != self.ignore_index
         real = t[valid]
@@ -92,36 +100,81 @@ class SoftmaxCrossEntropy(Module):
             bad = int(real.min()) if int(real.min()) < 0 else int(real.max())
             raise ValueError(f"{owner}: targets expected class ids in [0, {V}) or the ignore "
                              f"index {self.ignore_index}, got {bad}")
-        rows = xp.arange(x2.shape[0])
-        safe_t = xp.where(valid, t, 0)
-        # ignored rows are replaced by zeros first, so that whatever they hold (NaN, inf)
-        # is never computed with (inf - inf would warn and make NaN)
-        probs = xp.where(valid[:, None], x2, x2.dtype.type(0))
-        probs -= probs.max(axis=1, keepdims=True)
-        picked_shifted = probs[rows, safe_t]
-        xp.exp(probs, out=probs)
-        total = probs.sum(axis=1)
-        # loss_k = log(sum exp(x - max)) - (x_target - max)
-        per_token = xp.where(valid, xp.log(total) - picked_shifted, 0.0)
-        probs /= total[:, None]
+        if inplace:
+            if not logits.flags.c_contiguous:
+                raise ValueError(f"{owner}: inplace=True needs C-contiguous logits")
+            grad = logits.reshape(-1, V)
+        else:
+            grad = self.scratch("grad", (t.size, V), logits.dtype)
+            grad[...] = logits.reshape(-1, V)
         count = int(valid.sum())
-        loss = float(per_token.sum())
-        if self.reduction == "mean":
-            loss = loss / count if count else 0.0
-        self._cache = (probs, safe_t, valid, count, tuple(logits.shape), logits.dtype)
-        return loss
+        scale = 1.0 / count if (self.reduction == "mean" and count) else 1.0
+        total = softmax_xent_(grad, xp.where(valid, t, 0), valid, scale)
+        loss = total / count if (self.reduction == "mean" and count) else total
+        self._cache = (grad, tuple(logits.shape), inplace)
+        return loss if count else 0.0
 
     def backward(self, dloss: float = 1.0) -> Any:
-        """Gradient of the loss with respect to the logits (a fresh array)."""
-        probs, safe_t, valid, count, shape, dtype = require_cache(self, self._cache)
+        """Gradient of the loss with respect to the logits.
+
+        A fresh array, except after ``forward(..., inplace=True)`` with ``dloss == 1``:
+        then the overwritten logits array itself (do not modify it).
+        """
+        grad, shape, inplace = require_cache(self, self._cache)
         dloss = _check_dloss(f"{self.name}.backward", dloss)
-        xp = self.xp
-        grad = probs.copy()
-        grad[xp.arange(grad.shape[0]), safe_t] -= 1
-        scale = dloss / count if (self.reduction == "mean" and count) else dloss
-        grad *= dtype.type(scale)
-        grad[~valid] = 0
-        return grad.reshape(shape)
+        if inplace and dloss == 1.0:
+            return grad.reshape(shape)
+        return (grad * grad.dtype.type(dloss)).reshape(shape)
+
+
+#: Rows handled per block: a block of a 10,000-word softmax stays in a core's L2 cache.
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _xent_block(z: Any, t: Any, valid: Any, scale: float, xp: Any) -> float:
+    """Rows ``z`` (B, V) of logits become ``scale * (softmax(z) - onehot(t))``; returns the
+    summed loss of the valid rows. Ignored rows become exactly zero and are never read."""
+    all_valid = bool(valid.all())
+    if not all_valid:
+        z[~valid] = 0  # whatever they held (NaN, inf) is never computed with
+    z -= z.max(axis=1, keepdims=True)
+    rows = xp.arange(z.shape[0])
+    picked = z[rows, t]  # shifted logit of the target: a copy (fancy indexing)
+    xp.exp(z, out=z)
+    total = z.sum(axis=1)
+    losses = xp.log(total) - picked  # log sum exp(z - max) - (z_t - max)
+    z *= (z.dtype.type(scale) / total)[:, None]
+    z[rows, t] -= z.dtype.type(scale)
+    if not all_valid:
+        z[~valid] = 0
+        losses = xp.where(valid, losses, 0)
+    return float(losses.sum(dtype=xp.float64))
+
+
+def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
+    """Softmax cross-entropy of the rows of ``Z`` (M, V), overwriting ``Z`` with the gradient
+    of ``scale * sum(losses)``; returns the unscaled sum of the losses of valid rows.
+
+    ``targets`` (M,) must hold a real class on every row (ignored rows may hold any); on
+    the CPU the rows are swept in L2-sized blocks on up to two threads (every row is
+    independent, so the result does not depend on the split).
+    """
+    xp = xp_of(Z)
+    if xp is not np:
+        return _xent_block(Z, targets, valid, scale, xp)
+    block = max(1, _BLOCK_ELEMENTS // max(1, Z.shape[1]))
+
+    def sweep(lo: int, hi: int) -> float:
+        total = 0.0
+        for start in range(lo, hi, block):
+            stop = min(start + block, hi)
+            total += _xent_block(Z[start:stop], targets[start:stop], valid[start:stop], scale,
+                                 xp)
+        return total
+
+    if Z.size < 4 * _BLOCK_ELEMENTS:
+        return sweep(0, Z.shape[0])
+    return float(sum(parallel_chunks(sweep, Z.shape[0], min_chunk=block)))
 
 
 class MSELoss(Module):

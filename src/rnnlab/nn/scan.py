@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rnnlab.backend import blas_threads, loop_threads
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
 
 #: ``acc(grad, a, b)`` performs ``grad += a @ b`` without per-call allocation.
@@ -76,13 +77,14 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     if tr.c is not None:
         tr.c[init] = c0
     steps = range(T - 1, -1, -1) if reverse else range(T)
-    for t in steps:
-        math.step(tr, t, w.W_hh, b_rest)
-        if keep is not None:
-            prev, cur = tr.rows(t)
-            xp.copyto(tr.h[cur], tr.h[prev], where=keep[t])
-            if tr.c is not None:
-                xp.copyto(tr.c[cur], tr.c[prev], where=keep[t])
+    with blas_threads(loop_threads() if xp.__name__ == "numpy" else None):
+        for t in steps:
+            math.step(tr, t, w.W_hh, b_rest)
+            if keep is not None:
+                prev, cur = tr.rows(t)
+                xp.copyto(tr.h[cur], tr.h[prev], where=keep[t])
+                if tr.c is not None:
+                    xp.copyto(tr.c[cur], tr.c[prev], where=keep[t])
 
 
 def final_state(tr: Trace) -> tuple[Any, Any]:
@@ -117,24 +119,25 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
-    for t in steps:
-        if mask is not None:
-            # past a sequence's end the state was carried over: its gradient passes through
-            xp.multiply(bw.dh_next, keep[t], out=pass_h)
-            if pass_c is not None:
-                xp.multiply(bw.dc_next, keep[t], out=pass_c)
-                bw.dc_next *= mask[t]
-        if dH is None:
-            bw.dh, bw.dh_next = bw.dh_next, bw.dh  # no upstream term: reuse, don't copy
-        else:
-            xp.add(dH[t], bw.dh_next, out=bw.dh)
-        if mask is not None:
-            bw.dh *= mask[t]
-        math.step_back(tr, bw, t, w.W_hh)
-        if mask is not None:
-            bw.dh_next += pass_h
-            if pass_c is not None:
-                bw.dc_next += pass_c
+    with blas_threads(loop_threads() if xp.__name__ == "numpy" else None):
+        for t in steps:
+            if mask is not None:
+                # past a sequence's end the state was carried over: its gradient passes on
+                xp.multiply(bw.dh_next, keep[t], out=pass_h)
+                if pass_c is not None:
+                    xp.multiply(bw.dc_next, keep[t], out=pass_c)
+                    bw.dc_next *= mask[t]
+            if dH is None:
+                bw.dh, bw.dh_next = bw.dh_next, bw.dh  # no upstream term: reuse, don't copy
+            else:
+                xp.add(dH[t], bw.dh_next, out=bw.dh)
+            if mask is not None:
+                bw.dh *= mask[t]
+            math.step_back(tr, bw, t, w.W_hh)
+            if mask is not None:
+                bw.dh_next += pass_h
+                if pass_c is not None:
+                    bw.dc_next += pass_c
     dxw2d = bw.dxw.reshape(T * N, G * H)
     acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
     math.hidden_weight_grad(tr, bw, acc, grads.W_hh)
