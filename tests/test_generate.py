@@ -59,12 +59,25 @@ def test_beam_width_one_is_greedy_and_wider_beams_score_higher(trained):
     assert generate_ids(model, list(prime), 0, strategy="beam") == []
 
 
-def test_model_state_and_mode_are_restored(trained):
+def test_model_state_and_mode_are_untouched(trained):
     model, vocab = trained
     model.train()
+    before = model.get_state()
     generate(model, vocab, "a", 5, seed=0)
-    assert model.training and model.get_state() is None
+    after = model.get_state()
+    assert model.training
+    np.testing.assert_array_equal(before[0], after[0])
     model.eval()
+
+
+def test_stepper_matches_forward(trained):
+    model, vocab = trained
+    ids = vocab.encode(list("abcabcab"))
+    model.reset_state()
+    full = model.forward(ids[None])[0]
+    stepper = model.stepper(1)
+    for t, token in enumerate(ids):
+        np.testing.assert_allclose(stepper.step(np.array([token]))[0], full[t], atol=1e-5)
 
 
 def test_unknown_prime_symbols(trained):

@@ -154,17 +154,19 @@ def random_uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.d
 
 # ------------------------------------------------------------------- CPU threads
 _BLAS: Any = None
+_LIMIT: int | None = None  # the limit of the innermost active blas_threads block
 
 
-def _blas_controller() -> Any:
+def _blas_libraries() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries numpy loaded (cached)."""
     global _BLAS
     if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController
 
-            _BLAS = ThreadpoolController().select(user_api="blas")
+            _BLAS = list(ThreadpoolController().select(user_api="blas").lib_controllers)
         except Exception:  # pragma: no cover - threadpoolctl missing or unusable
-            _BLAS = False
+            _BLAS = []
     return _BLAS
 
 
@@ -175,14 +177,25 @@ def blas_threads(limit: int | None) -> Iterator[None]:
     The time loops use one thread: their per-step products are small, and a second
     OpenBLAS thread slows them down (badly so when the CPU is shared, as the threads
     spin waiting for each other); the big products outside the loops keep every thread.
-    Set ``RNNLAB_LOOP_THREADS`` to override the limit of the loops.
+    Costs a few microseconds (one library call each way), nothing when already limited.
     """
-    controller = _blas_controller() if limit is not None else None
-    if not controller:
-        yield
+    global _LIMIT
+    if limit is None or (_LIMIT is not None and _LIMIT <= limit):
+        yield  # nothing to do, or an enclosing block already limits as much
         return
-    with controller.limit(limits=limit):
+    changed = []
+    for lib in _blas_libraries():
+        current = lib.num_threads
+        if current > limit:
+            lib.set_num_threads(limit)
+            changed.append((lib, current))
+    outer, _LIMIT = _LIMIT, limit
+    try:
         yield
+    finally:
+        _LIMIT = outer
+        for lib, previous in changed:
+            lib.set_num_threads(previous)
 
 
 def loop_threads() -> int | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import blas_threads, make_rng, to_numpy
 
 STRATEGIES = ("sample", "greedy", "beam")
 
@@ -94,61 +94,74 @@ def filter_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int
     return p
 
 
-def _step(model: Any, ids: np.ndarray) -> np.ndarray:
-    """Feed ``ids`` ``(N, T)`` through the model; host logits of the last step ``(N, V)``."""
-    logits = model.forward(model.xp.asarray(ids.astype(np.int64)))
-    return to_numpy(logits[:, -1, :]).astype(np.float64)
+def _sample(p: np.ndarray, rng: np.random.Generator) -> int:
+    """Draw an index from probabilities ``p`` (inverse CDF; cheaper than ``rng.choice``)."""
+    cdf = np.cumsum(p)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), p.size - 1))
+
+
+def _feed(stepper: Any, xp: Any, ids: list[int], batch: int = 1) -> np.ndarray:
+    """Feed ``ids`` one by one; host float64 logits after the last ``(batch, V)``."""
+    logits = None
+    for token in ids:
+        logits = stepper.step(xp.full((batch,), token, dtype=xp.int64))
+    return to_numpy(logits).astype(np.float64)
 
 
 def generate_ids(model: Any, prime_ids: list[int], length: int, *, strategy: str = "sample",
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  beam_width: int = 5, rng: Any = None) -> list[int]:
-    """``length`` new token ids after ``prime_ids`` (the prime itself is not returned)."""
+    """``length`` new token ids after ``prime_ids`` (the prime itself is not returned).
+
+    Runs on the model's :meth:`~rnnlab.models.RNNLM.stepper` (its own state; the model's
+    carried state and mode are not changed), with one BLAS thread (the products of a
+    single row are too small to share).
+    """
     rng = make_rng(rng)
-    was_training = model.training
-    model.eval()
-    model.reset_state()
-    try:
+    if not prime_ids:
+        raise ValueError("generate_ids: prime_ids expected at least one token id")
+    with blas_threads(1):
         if strategy == "beam":
             return _beam(model, prime_ids, length, beam_width)
-        logits = _step(model, np.array([prime_ids]))[0]
+        stepper, xp = model.stepper(1), model.xp
+        logits = _feed(stepper, xp, prime_ids)[0]
         out: list[int] = []
+        token_buf = xp.empty((1,), dtype=xp.int64)
         for _ in range(length):
             if strategy == "greedy":
                 token = int(np.argmax(logits))
             else:
-                p = filter_distribution(logits, temperature, top_k, top_p)
-                token = int(rng.choice(p.size, p=p))
+                token = _sample(filter_distribution(logits, temperature, top_k, top_p), rng)
             out.append(token)
             if len(out) < length:
-                logits = _step(model, np.array([[token]]))[0]
+                token_buf[0] = token
+                logits = to_numpy(stepper.step(token_buf))[0].astype(np.float64)
         return out
-    finally:
-        model.reset_state()
-        model.train(was_training)
 
 
 def _beam(model: Any, prime_ids: list[int], length: int, width: int) -> list[int]:
     """Beam search: the most probable continuation of ``length`` tokens among ``width`` beams."""
-    logp = _log_softmax(_step(model, np.array([prime_ids])))[0]
-    h, c = model.get_state()
-    V = logp.size
-    first = np.argsort(-logp, kind="stable")[: min(width, V)]
-    seqs = [[int(t)] for t in first]
-    scores = logp[first]
-    index = np.zeros(len(seqs), dtype=np.int64)
+    if length == 0:
+        return []
     xp = model.xp
+    first_logp = _log_softmax(_feed(model.stepper(1), xp, prime_ids))[0]
+    V = first_logp.size
+    width = min(width, V)
+    stepper = model.stepper(width)
+    _feed(stepper, xp, prime_ids, batch=width)  # every beam starts from the prime's state
+    first = np.argsort(-first_logp, kind="stable")[:width]
+    seqs = [[int(t)] for t in first]
+    scores = first_logp[first]
     for _ in range(length - 1):
-        model.set_state((h[:, xp.asarray(index)], None if c is None else c[:, xp.asarray(index)]))
-        last = np.array([[s[-1]] for s in seqs])
-        step_logp = _log_softmax(_step(model, last))  # (B, V)
-        h, c = model.get_state()
+        step_logp = _log_softmax(to_numpy(stepper.step(xp.asarray(np.array(
+            [s[-1] for s in seqs], dtype=np.int64)))).astype(np.float64))  # (B, V)
         total = (scores[:, None] + step_logp).ravel()
         best = np.argsort(-total, kind="stable")[:width]
-        index = best // V
-        seqs = [seqs[b] + [int(t)] for b, t in zip(index, best % V, strict=True)]
+        parent = best // V
+        stepper.reorder(xp.asarray(parent))
+        seqs = [seqs[b] + [int(t)] for b, t in zip(parent, best % V, strict=True)]
         scores = total[best]
-    return seqs[int(np.argmax(scores))] if length else []
+    return seqs[int(np.argmax(scores))]
 
 
 def generate(model: Any, vocab: Any, prime: str = "", length: int = 200, *,

@@ -165,7 +165,54 @@ class RNNLM(Module):
         else:
             self.rnn.set_state(state[0])
 
+    def stepper(self, batch: int = 1) -> LMStepper:
+        """A one-token-at-a-time runner for generation (see :class:`LMStepper`)."""
+        return LMStepper(self, batch)
+
     def extra_repr(self) -> str:
         c = self.config
         return (f"vocab={c.vocab_size}, cell={c.cell}, layers={c.num_layers}, "
                 f"hidden={c.hidden_size}, tied={c.tie_weights}")
+
+
+class LMStepper:
+    """Feeds one token per row and returns next-token logits, for generation and beam search.
+
+    Inference only (no dropout, no backward), with its own state (the model's carried
+    state is not touched). For small vocabularies the embedding and the first input
+    projection are folded into one table, so a step starts with a row lookup.
+    """
+
+    #: Largest ``V * G * H`` table built (elements); bigger models multiply per step.
+    TABLE_LIMIT = 4_000_000
+
+    def __init__(self, model: RNNLM, batch: int = 1) -> None:
+        from rnnlab.nn.stepper import Stepper
+
+        self.model, self.xp = model, model.xp
+        rnn = model.rnn
+        self.inner = Stepper(rnn, batch)
+        emb = model.embedding.params["weight"]
+        if emb.shape[0] * rnn.math.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
+            self.inner.table = self.inner.input_table(emb)
+        self._w = model.decoder.params["weight"]
+        self._b = model.decoder.params["bias"]
+        self._logits = self.xp.empty((batch, self._w.shape[0]), dtype=model.dtype)
+
+    def step(self, ids: Any) -> Any:
+        """Next-token logits ``(N, V)`` after feeding token ids ``(N,)`` (a reused buffer)."""
+        inner = self.inner
+        if inner.table is not None:
+            h = inner.step(rows=ids)
+        else:
+            h = inner.step(self.model.embedding.params["weight"][ids])
+        self.xp.matmul(h, self._w.T, out=self._logits)
+        self._logits += self._b
+        return self._logits
+
+    def reorder(self, index: Any) -> None:
+        """Keep state rows ``index`` (beam search)."""
+        self.inner.reorder(index)
+
+    def reset(self) -> None:
+        self.inner.reset()

@@ -51,6 +51,18 @@ def new_back_trace(math: CellMath, tr: Trace, old: BackTrace | None = None) -> B
     return BackTrace(tr.xp, tr.T, tr.N, tr.H, tr.G, tr.dtype, math.separate_hidden)
 
 
+def fold_bias(math: CellMath, w: Weights, H: int) -> tuple[Any, Any]:
+    """``(bias, b_rest)``: the bias added once to the input projection (``b_ih`` plus the
+    foldable part of ``b_hh``) and the part of ``b_hh`` the step adds itself (or None)."""
+    if w.b_ih is None:
+        return None, None
+    fold = math.foldable_hh_bias(H)
+    bias = w.b_ih.copy()
+    bias[fold] += w.b_hh[fold]
+    rest = w.b_hh[fold.stop :] if fold.stop < w.b_hh.shape[0] else None
+    return bias, rest
+
+
 def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any = None, *,
                  reverse: bool = False, mask: Any = None, keep: Any = None) -> None:
     """Run one direction over ``X`` ``(T, N, D)`` (C-contiguous), filling ``tr``.
@@ -64,14 +76,9 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     tr.X, tr.mask, tr.keep, tr.reverse = X, mask, keep, reverse
     xw2d = tr.xw.reshape(T * N, tr.G * H)
     xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw2d)
-    b_rest = None
-    if w.b_ih is not None:
-        fold = math.foldable_hh_bias(H)
-        bias = w.b_ih.copy()
-        bias[fold] += w.b_hh[fold]
+    bias, b_rest = fold_bias(math, w, H)
+    if bias is not None:
         xw2d += bias
-        if fold.stop < tr.G * H:
-            b_rest = w.b_hh[fold.stop :]
     init = T if reverse else 0
     tr.h[init] = h0
     if tr.c is not None:
