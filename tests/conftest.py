@@ -13,3 +13,11 @@ from pathlib import Path
 TESTS_DIR = str(Path(__file__).resolve().parent)
 if TESTS_DIR not in sys.path:
     sys.path.insert(0, TESTS_DIR)
+
+# One BLAS thread for the whole suite: the tests measure results, not speed, and on a
+# shared machine OpenBLAS's spinning threads can make small products 50x slower.
+import numpy as np  # noqa: E402  (numpy must be loaded for threadpoolctl to find BLAS)
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+_BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+del np
