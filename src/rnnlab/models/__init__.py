@@ -1,5 +1,6 @@
 """Models: compositions of :mod:`rnnlab.nn` layers with an explicit backward."""
 
+from rnnlab.models.regressor import SequenceRegressor
 from rnnlab.models.rnnlm import RNNLM, RNNLMConfig
 
-__all__ = ["RNNLM", "RNNLMConfig"]
+__all__ = ["RNNLM", "RNNLMConfig", "SequenceRegressor"]
