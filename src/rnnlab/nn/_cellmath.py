@@ -63,16 +63,24 @@ class Trace:
         self.keep: Any = None  # (T, N, 1) bool, True where the state is carried over
         self.reverse = False
         self.math_buffers: dict[str, Any] = {}
+        #: compiled kernels for this call (rnnlab._kernels), or None for the NumPy path
+        self.kernels: Any = None
 
     def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: Any) -> bool:
         return (self.T, self.N, self.D, self.H, self.G, self.dtype) == (T, N, D, H, G, dtype)
 
-    def buffer(self, name: str, shape: tuple[int, ...]) -> Any:
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> Any:
         buf = self.math_buffers.get(name)
         if buf is None or tuple(buf.shape) != shape:
-            buf = self.xp.empty(shape, dtype=self.dtype)
+            buf = self.xp.empty(shape, dtype=self.dtype if dtype is None else dtype)
             self.math_buffers[name] = buf
         return buf
+
+    def kernel_scratch(self, width: int) -> tuple[Any, Any]:
+        """``(e, kk)``: float ``(N, width)`` and int32 ``(N * width,)`` scratch of the
+        compiled kernels."""
+        return (self.buffer("k_e", (self.N, width)),
+                self.buffer("k_kk", (self.N * width,), "int32"))
 
     def rows(self, t: int) -> tuple[int, int]:
         """``(prev, cur)`` rows of ``h`` / ``c`` for time step ``t``."""
@@ -136,10 +144,13 @@ class CellMath:
         acc(g_hh, bw.dhw.reshape(T * N, -1).T, tr.previous.reshape(T * N, H))
 
 
-def _sigmoid_inplace(xp: ModuleType, a: Any) -> None:
-    """``a <- sigmoid(a)`` as ``0.5 * tanh(0.5 a) + 0.5`` (no temporaries)."""
+def _sigmoid(tr: Trace, a: Any) -> None:
+    """``a <- sigmoid(a)``: compiled, or ``0.5 * tanh(0.5 a) + 0.5`` (no temporaries)."""
+    if tr.kernels is not None:
+        tr.kernels.sigmoid_(a, *tr.kernel_scratch(a.shape[1]))
+        return
     a *= 0.5
-    xp.tanh(a, out=a)
+    tr.xp.tanh(a, out=a)
     a *= 0.5
     a += 0.5
 
@@ -158,10 +169,12 @@ class RNNMath(CellMath):
         h = tr.h[cur]
         xp.matmul(tr.h[prev], W_hh.T, out=h)
         h += tr.xw[t]
-        if self.nonlinearity == "tanh":
-            xp.tanh(h, out=h)
-        else:
+        if self.nonlinearity == "relu":
             xp.maximum(h, 0, out=h)
+        elif tr.kernels is not None:
+            tr.kernels.tanh_(h, *tr.kernel_scratch(tr.H))
+        else:
+            xp.tanh(h, out=h)
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
         xp = tr.xp
@@ -212,6 +225,10 @@ class LSTMMath(CellMath):
         a = acts[t]
         xp.matmul(tr.h[prev], W_hh.T, out=a)
         a += tr.xw[t]
+        if tr.kernels is not None:  # the same equations, fused in one compiled sweep
+            tr.kernels.lstm_forward(a, tr.c[prev], tr.c[cur], tc_all[t], tr.h[cur],
+                                    *tr.kernel_scratch(4 * H))
+            return
         # all four gates with one tanh: sigmoid(x) = 0.5 tanh(x / 2) + 0.5
         a *= scale
         xp.tanh(a, out=a)
@@ -236,6 +253,10 @@ class LSTMMath(CellMath):
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         dh, dc, t1 = bw.dh, bw.dc_next, bw.t1
         dA = bw.dxw[t]
+        if tr.kernels is not None:
+            tr.kernels.lstm_backward(a, tc, tr.c[prev], dh, dc, dA)
+            xp.matmul(dA, W_hh, out=bw.dh_next)
+            return
         di, df, dg, do = dA[:, :H], dA[:, H : 2 * H], dA[:, 2 * H : 3 * H], dA[:, 3 * H :]
         # dc_t = dc_next + dh * o * (1 - tanh(c)^2)
         xp.multiply(tc, tc, out=t1)
@@ -284,7 +305,7 @@ class GRUMath(CellMath):
             hw = tr.tmp
             xp.matmul(h_prev, W_hh.T, out=hw)
             xp.add(xw[:, : 2 * H], hw[:, : 2 * H], out=rz)
-            _sigmoid_inplace(xp, rz)
+            _sigmoid(tr, rz)
             hn = hn_all[t]
             if b_hh_rest is None:
                 hn[...] = hw[:, 2 * H :]
@@ -295,12 +316,15 @@ class GRUMath(CellMath):
             rh_all = tr.buffer("rh", (tr.T, tr.N, H))  # r * h_{t-1}, needed by backward
             xp.matmul(h_prev, W_hh[: 2 * H].T, out=rz)
             rz += xw[:, : 2 * H]
-            _sigmoid_inplace(xp, rz)
+            _sigmoid(tr, rz)
             rh = rh_all[t]
             xp.multiply(rz[:, :H], h_prev, out=rh)
             xp.matmul(rh, W_hh[2 * H :].T, out=n)
         n += xw[:, 2 * H :]
-        xp.tanh(n, out=n)
+        if tr.kernels is not None:
+            tr.kernels.tanh_(n, *tr.kernel_scratch(H))
+        else:
+            xp.tanh(n, out=n)
         # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)
         h = tr.h[cur]
         xp.subtract(h_prev, n, out=h)
@@ -315,6 +339,12 @@ class GRUMath(CellMath):
         r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
         dh, t1, t2 = bw.dh, bw.t1, bw.t2
         dA = bw.dxw[t]
+        if tr.kernels is not None and self.reset_after:
+            dhw = bw.dhw[t]
+            tr.kernels.gru_backward(a, h_prev, tr.math_buffers["hn"][t], dh, dA, dhw, t1)
+            xp.matmul(dhw, W_hh, out=bw.dh_next)
+            bw.dh_next += t1
+            return
         dr, dz, dn = dA[:, :H], dA[:, H : 2 * H], dA[:, 2 * H :]
         # dz = dh (h_{t-1} - n) z (1 - z)
         xp.subtract(h_prev, n, out=dz)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab._kernels import for_arrays as kernels_for
 from rnnlab.backend import is_array, parallel_chunks, xp_of
 from rnnlab.nn._checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
@@ -163,8 +164,13 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
     if xp is not np:
         return _xent_block(Z, targets, valid, scale, xp)
     block = max(1, _BLOCK_ELEMENTS // max(1, Z.shape[1]))
+    kernels = kernels_for(xp, Z.dtype)
 
     def sweep(lo: int, hi: int) -> float:
+        if kernels is not None:  # one compiled pass per row, vectorised exp
+            scratch = np.empty(Z.shape[1], dtype=np.int32)
+            return float(kernels.xent_rows(Z[lo:hi], targets[lo:hi], valid[lo:hi],
+                                           float(scale), scratch))
         total = 0.0
         for start in range(lo, hi, block):
             stop = min(start + block, hi)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rnnlab._kernels import for_arrays as kernels_for
 from rnnlab.backend import blas_threads, loop_threads
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
 
@@ -74,6 +75,7 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     """
     xp, T, N, H = tr.xp, tr.T, tr.N, tr.H
     tr.X, tr.mask, tr.keep, tr.reverse = X, mask, keep, reverse
+    tr.kernels = kernels_for(xp, tr.dtype)
     xw2d = tr.xw.reshape(T * N, tr.G * H)
     xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw2d)
     bias, b_rest = fold_bias(math, w, H)

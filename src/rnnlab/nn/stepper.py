@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnlab._kernels import for_arrays as kernels_for
 from rnnlab.nn._cellmath import Trace
 from rnnlab.nn.scan import fold_bias
 
@@ -37,6 +38,7 @@ class Stepper:
             bias, rest = fold_bias(self.math, w, H)
             D = rnn.input_size if layer == 0 else H
             tr = Trace(self.xp, 1, self.batch, D, H, G, rnn.dtype, self.math.has_cell)
+            tr.kernels = kernels_for(self.xp, rnn.dtype)
             self.layers.append((tr, w, bias, rest))
         self.table = table
         self.reset()
