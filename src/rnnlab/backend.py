@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -85,19 +86,20 @@ def device_of(xp: ModuleType) -> str:
     return "cpu" if xp is np else "gpu"
 
 
+def _is_device_array(obj: Any) -> bool:
+    return type(obj).__module__.startswith("cupy")
+
+
 def xp_of(array: Any) -> ModuleType:
     """The array module an array belongs to (numpy for anything that is not a CuPy array)."""
-    module = type(array).__module__
-    if module.startswith("cupy"):
-        import cupy
-
-        return cupy
+    if _is_device_array(array):
+        return sys.modules[type(array).__module__.partition(".")[0]]
     return np
 
 
 def is_array(obj: Any) -> bool:
     """True for numpy and CuPy arrays."""
-    return isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy")
+    return isinstance(obj, np.ndarray) or _is_device_array(obj)
 
 
 def resolve_dtype(dtype: Any = None) -> np.dtype:
@@ -114,12 +116,9 @@ def resolve_dtype(dtype: Any = None) -> np.dtype:
 
 
 def to_numpy(array: Any) -> np.ndarray:
-    """A host (numpy) copy or view of ``array``."""
-    if isinstance(array, np.ndarray):
-        return array
-    get = getattr(array, "get", None)
-    if get is not None and type(array).__module__.startswith("cupy"):
-        return get()
+    """A host (numpy) copy or view of ``array`` (a device array is copied to the host)."""
+    if _is_device_array(array):
+        return array.get()
     return np.asarray(array)
 
 
