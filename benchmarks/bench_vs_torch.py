@@ -38,6 +38,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--configs", default="A,B,C,D,E")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="gpu: rnnlab on CuPy against torch on CUDA/cuDNN (same card)")
     p.add_argument("--memory-probe", nargs=2, metavar=("LIB", "CONFIG"),
                    help=argparse.SUPPRESS)  # internal: run in a subprocess
     return p.parse_args(argv)
@@ -86,14 +88,16 @@ def rnnlab_step_fn(cfg: Config, data: np.ndarray):
     from rnnlab.models import RNNLM
     from rnnlab.optim import SGD, clip_grad_norm
 
-    model = RNNLM(cfg.vocab, cfg.embed, cfg.hidden, cfg.layers, cfg.cell, rng=0)
+    model = RNNLM(cfg.vocab, cfg.embed, cfg.hidden, cfg.layers, cfg.cell, rng=0,
+                  device=ARGS.device)
     opt = SGD(model, lr=0.1)
     position = [0]
+    xp = model.xp
 
     def step() -> None:
         x, y = batch(data, cfg, position)
         model.zero_grad()
-        model.forward_loss(x, y)
+        model.forward_loss(xp.asarray(x), xp.asarray(y))
         model.backward()
         clip_grad_norm(model, 0.25)
         opt.step()
@@ -131,7 +135,8 @@ def torch_step_fn(cfg: Config, data: np.ndarray):
             out, state = self.rnn(self.embedding(x), state)
             return self.decoder(out), state
 
-    model = Model()
+    device = "cuda" if ARGS.device == "gpu" else "cpu"
+    model = Model().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     position, carried = [0], [None]
 
@@ -142,7 +147,8 @@ def torch_step_fn(cfg: Config, data: np.ndarray):
 
     def step() -> None:
         x, y = batch(data, cfg, position)
-        xt, yt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+        xt = torch.from_numpy(x.astype(np.int64)).to(device)
+        yt = torch.from_numpy(y.astype(np.int64)).to(device)
         opt.zero_grad()
         logits, state = model(xt, detach(carried[0]))
         carried[0] = state
@@ -196,12 +202,25 @@ def sgemm_gflops() -> float:
     return 2 * 700 * 650 * 10000 / np.median(times[2:]) / 1e9
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work (no-op on the CPU), so that timings cover it."""
+    if ARGS.device != "gpu":
+        return
+    import cupy
+    import torch
+
+    cupy.cuda.Device().synchronize()
+    torch.cuda.synchronize()
+
+
 def interleave(fns: dict[str, object], warmup: int, steps: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(warmup + steps):
         for name, fn in fns.items():
+            synchronize()
             t0 = time.perf_counter()
             fn()
+            synchronize()
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)
     return times

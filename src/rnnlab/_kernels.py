@@ -49,7 +49,22 @@ def get() -> Any:
 
 
 def for_arrays(xp: Any, dtype: Any) -> Any:
-    """The kernels when they apply to arrays of this module and dtype (numpy float32)."""
+    """The kernels that apply to arrays of this module and dtype: numba's for numpy
+    float32, the CUDA kernels (:mod:`rnnlab._cuda_kernels`) for CuPy, else ``None``."""
+    if os.environ.get("RNNLAB_KERNELS", "auto").strip().lower() in ("numpy", "0", "off"):
+        return None
+    if getattr(xp, "__name__", "") == "cupy":
+        return _cuda()
     if xp is not np or np.dtype(dtype) != np.float32:
         return None
     return get()
+
+
+_CUDA: Any = None
+
+
+def _cuda() -> Any:  # pragma: no cover - needs CuPy and a GPU
+    global _CUDA
+    if _CUDA is None:
+        _CUDA = importlib.import_module("rnnlab._cuda_kernels")
+    return _CUDA

@@ -161,10 +161,12 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
     independent, so the result does not depend on the split).
     """
     xp = xp_of(Z)
+    kernels = kernels_for(xp, Z.dtype)
     if xp is not np:
+        if kernels is not None:  # fused CUDA kernels
+            return kernels.xent_rows(Z, targets, valid, scale)
         return _xent_block(Z, targets, valid, scale, xp)
     block = max(1, _BLOCK_ELEMENTS // max(1, Z.shape[1]))
-    kernels = kernels_for(xp, Z.dtype)
 
     def sweep(lo: int, hi: int) -> float:
         if kernels is not None:  # one compiled pass per row, vectorised exp
