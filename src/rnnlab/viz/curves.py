@@ -1,0 +1,213 @@
+"""Training curves from one or more runs' ``metrics.jsonl``: loss, perplexity, learning rate.
+
+A run is a run folder (holding ``metrics.jsonl``) or the metrics file itself. Steps that
+were logged more than once (after a divergence rollback or a resumed run) keep their
+last value, so a curve shows the trajectory that survived; rollbacks are marked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class RunCurves:
+    """The series of one run: ``{event: (steps, values)}`` per quantity."""
+
+    name: str
+    path: Path
+    train: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    valid: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    divergences: list[int] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not any(len(s) for s, _ in self.train.values()) and \
+            not any(len(s) for s, _ in self.valid.values())
+
+
+def _number(value: Any) -> float | None:
+    """A float from a metrics value (JSON numbers, or "inf"/"nan" strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def metrics_path(run: str | Path) -> Path:
+    """The metrics file of ``run`` (a run folder or the file itself)."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics log at {path} (expected a run folder holding "
+                                f"{METRICS_FILE}, or the file itself)")
+    return path
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    by_step: dict[int, float] = {}
+    for r in records:
+        step, value = _number(r.get("step")), _number(r.get(key))
+        if step is None or value is None:
+            continue
+        by_step[int(step)] = value  # later records win (rollbacks, resumes)
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    values = np.array([by_step[s] for s in steps.tolist()], dtype=np.float64)
+    return steps, values
+
+
+def load_run(run: str | Path, name: str | None = None) -> RunCurves:
+    """Read one run's metrics into :class:`RunCurves`."""
+    from rnnlab.train.metrics import read_metrics
+
+    path = metrics_path(run)
+    records = read_metrics(path)
+    if name is None:
+        name = path.parent.name if path.name == METRICS_FILE else path.stem
+    curves = RunCurves(name=name, path=path)
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_event.setdefault(str(r.get("event")), []).append(r)
+    for event, target in (("train", curves.train), ("valid", curves.valid)):
+        for key in ("loss", "ppl", "lr"):
+            target[key] = _series(by_event.get(event, []), key)
+    for r in by_event.get("test", []):
+        for key in ("loss", "ppl", "step"):
+            value = _number(r.get(key))
+            if value is not None:
+                curves.test[key] = value
+    curves.divergences = [int(s) for r in by_event.get("divergence", [])
+                          if (s := _number(r.get("step"))) is not None]
+    return curves
+
+
+def load_runs(runs: Sequence[str | Path], names: Sequence[str] | None = None
+              ) -> list[RunCurves]:
+    """:func:`load_run` for each run; names default to the run folders' names (made
+    unique by their parents when two runs share a folder name)."""
+    if isinstance(runs, str | Path):
+        runs = [runs]
+    if not runs:
+        raise ValueError("load_runs: expected at least one run")
+    if names is not None and len(names) != len(runs):
+        raise ValueError(f"load_runs: {len(runs)} runs but {len(names)} names")
+    loaded = [load_run(r, None if names is None else names[i]) for i, r in enumerate(runs)]
+    if names is None:
+        seen: dict[str, int] = {}
+        for c in loaded:
+            seen[c.name] = seen.get(c.name, 0) + 1
+        for c in loaded:
+            if seen[c.name] > 1:
+                c.name = f"{c.path.parent.parent.name}/{c.path.parent.name}"
+    return loaded
+
+
+def _finite(steps: np.ndarray, values: np.ndarray, positive: bool = False
+            ) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(values)
+    if positive:
+        ok &= values > 0
+    return steps[ok], values[ok]
+
+
+def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
+                         out: str | Path | None = None, *, names: Sequence[str] | None = None,
+                         title: str | None = None, smooth: int = 1, dpi: int = 100) -> Any:
+    """Loss, perplexity (log scale) and learning rate against step, for one run or several
+    overlaid (one colour per run; training solid, validation dashed with markers, test a
+    star, rollbacks red ticks). ``smooth`` averages the training curves over that many
+    logged points. Returns the Figure (and writes ``out`` when given)."""
+    from rnnlab.viz._mpl import new_figure, save_figure
+
+    if isinstance(runs, str | Path):
+        runs = [runs]
+    loaded = [r if isinstance(r, RunCurves) else None for r in runs]
+    paths = [r for r in runs if not isinstance(r, RunCurves)]
+    if paths:
+        fresh = iter(load_runs(paths, None if names is None else
+                               [n for n, r in zip(names, runs, strict=True)
+                                if not isinstance(r, RunCurves)]))
+        loaded = [r if r is not None else next(fresh) for r in loaded]
+    curves: list[RunCurves] = [r for r in loaded if r is not None]
+    if all(c.empty for c in curves):
+        raise ValueError("plot_training_curves: the metrics logs hold no train or valid "
+                         "records yet")
+    fig = new_figure(figsize=(13.5, 4.0), dpi=dpi)
+    ax_loss, ax_ppl, ax_lr = fig.subplots(1, 3)
+    colors = [f"C{i % 10}" for i in range(len(curves))]
+    for c, color in zip(curves, colors, strict=True):
+        for ax, key, positive in ((ax_loss, "loss", False), (ax_ppl, "ppl", True)):
+            s, v = _finite(*c.train[key], positive=positive)
+            if smooth > 1 and len(v) >= smooth:
+                kernel = np.ones(smooth) / smooth
+                v = np.convolve(v, kernel, mode="valid")
+                s = s[smooth - 1:]
+            if len(s):
+                ax.plot(s, v, color=color, lw=1.4, label=f"{c.name} train")
+            s, v = _finite(*c.valid[key], positive=positive)
+            if len(s):
+                ax.plot(s, v, color=color, lw=1.4, ls="--", marker="o", ms=4,
+                        label=f"{c.name} valid")
+            if key in c.test and math.isfinite(c.test[key]) and (c.test[key] > 0 or
+                                                                 not positive):
+                step = c.test.get("step", s[-1] if len(s) else 0)
+                ax.plot([step], [c.test[key]], color=color, marker="*", ms=12, ls="none",
+                        label=f"{c.name} test {c.test[key]:.3g}")
+            for d in c.divergences:
+                ax.axvline(d, color="red", lw=0.8, alpha=0.6)
+        s, v = _finite(*c.train["lr"], positive=True)
+        if len(s):
+            ax_lr.plot(s, v, color=color, lw=1.4, label=c.name, drawstyle="steps-post")
+        s, v = _finite(*c.valid["lr"], positive=True)
+        if len(s):
+            ax_lr.plot(s, v, color=color, ls="none", marker="o", ms=4)
+        for d in c.divergences:
+            ax_lr.axvline(d, color="red", lw=0.8, alpha=0.6)
+    ax_loss.set_ylabel("loss (nats per token)")
+    ax_ppl.set_ylabel("perplexity")
+    ax_ppl.set_yscale("log")
+    ax_lr.set_ylabel("learning rate")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _pos: f"{value:g}")
+    ax_ppl.yaxis.set_major_formatter(plain)
+    ax_ppl.yaxis.set_minor_formatter(plain)
+    ax_ppl.tick_params(axis="y", which="minor", labelsize=7)
+    values = np.concatenate([c.train["lr"][1] for c in curves] + [c.valid["lr"][1]
+                                                                    for c in curves])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() / values.min() > 20:
+        ax_lr.set_yscale("log")
+    else:
+        ax_lr.set_ylim(0, 1.15 * values.max() if values.size else 1.0)
+        ax_lr.yaxis.set_major_formatter(plain)
+    for ax, name in ((ax_loss, "Loss"), (ax_ppl, "Perplexity"), (ax_lr, "Learning rate")):
+        ax.set_xlabel("step")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    ax_loss.legend(fontsize=7, loc="upper right")
+    if len(curves) > 1:
+        ax_lr.legend(fontsize=7, loc="best")
+    if any(c.divergences for c in curves):
+        ax_loss.plot([], [], color="red", lw=0.8, label="divergence rollback")
+        ax_loss.legend(fontsize=7, loc="upper right")
+    fig.suptitle(title or "Training curves: " + ", ".join(c.name for c in curves),
+                 fontsize=11)
+    save_figure(fig, out)
+    return fig
