@@ -1,0 +1,127 @@
+"""Language-model results of issue 3, run by hand (long): PTB and tiny-shakespeare.
+
+    python benchmarks/bench_lm.py book           # the book's Rnnlm recipe, 4 epochs on PTB
+    python benchmarks/bench_lm.py zaremba-small  # Zaremba et al. 2014 small, 13 epochs
+    python benchmarks/bench_lm.py shakespeare    # character LSTM, 15 minutes
+    python benchmarks/bench_lm.py simple-rnnlm   # seed 002: SimpleRnnlm, first 1000 PTB words
+
+Data come from ``--data-dir`` or ``$RNNLAB_DATA`` (else a download). Each run writes its
+folder under ``--out`` (default ``runs/bench``) and prints one table row: the target, the
+result, the wall time. ``--max-time`` caps a run (seconds; the shakespeare preset's
+budget is 15 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+PRESETS = {
+    # The book's ch06 Rnnlm: 1-layer LSTM, embedding 100, hidden 100, batch 20, T 35,
+    # SGD lr 20, clip 0.25, 4 epochs, no dropout. The book's code: test ppl 136.5.
+    "book": {
+        "data": {"corpus": "ptb"},
+        "model": {"embedding_dim": 100, "hidden_size": 100, "num_layers": 1, "cell": "lstm"},
+        "train": {"epochs": 4, "batch_size": 20, "bptt": 35, "optimizer": "sgd", "lr": 20.0,
+                  "clip_norm": 0.25, "eval_batch_size": 10},
+        "target": ("test ppl", "<=", 136.5),
+    },
+    # Zaremba, Sutskever, Vinyals (2014), small model: 2 x LSTM 200, T 20, batch 20,
+    # 13 epochs, SGD lr 1 halved every epoch after the 4th, clip 5, uniform init +-0.1.
+    "zaremba-small": {
+        "data": {"corpus": "ptb"},
+        "model": {"embedding_dim": 200, "hidden_size": 200, "num_layers": 2, "cell": "lstm",
+                  "init_range": 0.1},
+        "train": {"epochs": 13, "batch_size": 20, "bptt": 20, "optimizer": "sgd", "lr": 1.0,
+                  "clip_norm": 5.0, "schedule": "exp", "lr_decay": 0.5, "decay_start": 4,
+                  "eval_batch_size": 10},
+        "target": ("test ppl", "<=", 114.0),
+        "budget": 35 * 60,
+    },
+    # tiny-shakespeare, character level: validation loss <= 1.45 nats within 15 minutes.
+    "shakespeare": {
+        "data": {"corpus": "tinyshakespeare"},
+        "model": {"embedding_dim": 64, "hidden_size": 512, "num_layers": 1, "cell": "lstm"},
+        "train": {"epochs": 50, "batch_size": 32, "bptt": 100, "optimizer": "adam",
+                  "lr": 0.002, "clip_norm": 5.0, "schedule": "cosine", "eval_batch_size": 32,
+                  "max_time": 14 * 60},
+        "target": ("best valid loss", "<=", 1.45),
+        "budget": 15 * 60,
+    },
+}
+
+
+def run_preset(name: str, args: argparse.Namespace) -> dict:
+    from rnnlab.data import load_ptb, load_tinyshakespeare
+    from rnnlab.models import RNNLM
+    from rnnlab.train import DataConfig, TrainConfig, Trainer
+
+    preset = PRESETS[name]
+    data_cfg = DataConfig.from_dict({**preset["data"], "data_dir": args.data_dir})
+    corpus = (load_ptb(args.data_dir) if data_cfg.corpus == "ptb"
+              else load_tinyshakespeare(args.data_dir))
+    train = dict(preset["train"])
+    if args.max_time is not None:
+        train["max_time"] = args.max_time
+    train.setdefault("progress", not args.no_progress)
+    cfg = TrainConfig.from_dict({**train, "seed": args.seed})
+    model = RNNLM(len(corpus.vocab), **preset["model"], rng=args.seed)
+    out = Path(args.out) / name
+    print(f"{name}: {corpus.description}", flush=True)
+    print(f"{name}: {model.num_parameters():,} parameters, {cfg}", flush=True)
+    started = time.perf_counter()
+    summary = Trainer(model, corpus, cfg, out, data_config=data_cfg).fit()
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+def run_simple_rnnlm(args: argparse.Namespace) -> dict:
+    import subprocess
+
+    started = time.perf_counter()
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "examples" /
+                               "seed002_simple_rnnlm.py"), "--seed", str(args.seed)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    print(result.stdout[-2000:], flush=True)
+    ppl = None
+    for line in result.stdout.splitlines():
+        if line.startswith(("SUCCESS: training perplexity", "FAILURE: training perplexity")):
+            ppl = float(line.split("perplexity")[1].split()[0])
+    return {"train_ppl": ppl, "returncode": result.returncode,
+            "wall_s": time.perf_counter() - started}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("presets", nargs="+", choices=[*PRESETS, "simple-rnnlm"])
+    p.add_argument("--data-dir")
+    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-time", type=float, help="seconds per run (overrides the preset)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args()
+    rows = []
+    for name in args.presets:
+        if name == "simple-rnnlm":
+            s = run_simple_rnnlm(args)
+            rows.append((name, "train ppl < 10", s["train_ppl"], s["wall_s"]))
+            continue
+        s = run_preset(name, args)
+        what, _, bound = PRESETS[name]["target"]
+        value = s.get("test_ppl") if what == "test ppl" else s.get("best_valid_loss")
+        rows.append((name, f"{what} <= {bound}", value, s["wall_s"]))
+        print(s, flush=True)
+    print(f"\n{'preset':<16}{'target':<26}{'result':>10}{'wall':>10}")
+    for name, target, value, wall in rows:
+        shown = f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else "-"
+        print(f"{name:<16}{target:<26}{shown:>10}{wall / 60:>9.1f}m")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
