@@ -197,15 +197,23 @@ def blas_threads(limit: int | None) -> Iterator[None]:
             lib.set_num_threads(previous)
 
 
-def loop_threads() -> int | None:
-    """BLAS threads for the per-step products of the time loops (default 1)."""
-    value = os.environ.get("RNNLAB_LOOP_THREADS", "1").strip()
-    if value in ("", "0", "default", "none"):
+#: Per-step products at least this large (multiply-adds) keep every BLAS thread.
+LOOP_SHARE_MACS = 16_000_000
+
+
+def loop_threads(macs: int = 0) -> int | None:
+    """BLAS threads for the per-step products of a time loop: one for small products,
+    all (``None``) from :data:`LOOP_SHARE_MACS` multiply-adds per step; the environment
+    variable ``RNNLAB_LOOP_THREADS`` (a number, or ``all``) overrides."""
+    value = os.environ.get("RNNLAB_LOOP_THREADS", "").strip().lower()
+    if value in ("all", "default", "none", "0"):
         return None
-    try:
-        return max(1, int(value))
-    except ValueError:
-        return 1
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            pass
+    return None if macs >= LOOP_SHARE_MACS else 1
 
 
 _POOL: ThreadPoolExecutor | None = None

@@ -52,6 +52,13 @@ def new_back_trace(math: CellMath, tr: Trace, old: BackTrace | None = None) -> B
     return BackTrace(tr.xp, tr.T, tr.N, tr.H, tr.G, tr.dtype, math.separate_hidden)
 
 
+def _loop_limit(tr: Trace) -> int | None:
+    """BLAS threads for the loop's per-step product ``(N, H) @ (H, G*H)`` (CPU only)."""
+    if tr.xp.__name__ != "numpy":
+        return None
+    return loop_threads(tr.N * tr.H * tr.G * tr.H)
+
+
 def fold_bias(math: CellMath, w: Weights, H: int) -> tuple[Any, Any]:
     """``(bias, b_rest)``: the bias added once to the input projection (``b_ih`` plus the
     foldable part of ``b_hh``) and the part of ``b_hh`` the step adds itself (or None)."""
@@ -86,7 +93,7 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     if tr.c is not None:
         tr.c[init] = c0
     steps = range(T - 1, -1, -1) if reverse else range(T)
-    with blas_threads(loop_threads() if xp.__name__ == "numpy" else None):
+    with blas_threads(_loop_limit(tr)):
         for t in steps:
             math.step(tr, t, w.W_hh, b_rest)
             if keep is not None:
@@ -128,7 +135,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
-    with blas_threads(loop_threads() if xp.__name__ == "numpy" else None):
+    with blas_threads(_loop_limit(tr)):
         for t in steps:
             if mask is not None:
                 # past a sequence's end the state was carried over: its gradient passes on
