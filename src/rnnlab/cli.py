@@ -196,11 +196,15 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
     if args.config:
         try:
             loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError included
             raise UsageError(f"--config {args.config}: cannot be read as JSON ({exc})") from exc
         if not isinstance(loaded, dict) or set(loaded) - {"model", "train", "data"}:
             raise UsageError(f"--config {args.config}: expected an object with 'model', "
                              f"'train' and 'data' sections")
+        for key, section in loaded.items():
+            if not isinstance(section, dict):
+                raise UsageError(f"--config {args.config}: section {key!r} expected an object "
+                                 f"of options, got {type(section).__name__}")
         model, train, data = (dict(loaded.get(k, {})) for k in ("model", "train", "data"))
     for names, target in ((_MODEL_FLAGS, model), (_train_flags(), train), (_DATA_FLAGS, data)):
         for name in names:
@@ -273,8 +277,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
-    except (DataError, CheckpointError, DeviceError, FileNotFoundError) as exc:
+    except (DataError, CheckpointError, DeviceError) as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a path that cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rnnlab: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        if os.environ.get("RNNLAB_DEBUG"):
+            raise
+        print(f"rnnlab: error: out of memory ({exc or 'the model or data is too large'})",
+              file=sys.stderr)
         return 1
     except DivergenceError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)

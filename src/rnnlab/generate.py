@@ -120,6 +120,11 @@ def generate_ids(model: Any, prime_ids: list[int], length: int, *, strategy: str
     rng = make_rng(rng)
     if not prime_ids:
         raise ValueError("generate_ids: prime_ids expected at least one token id")
+    V = getattr(getattr(model, "config", None), "vocab_size", None)
+    bad = next((t for t in prime_ids if isinstance(t, bool) or not isinstance(t, int | np.integer)
+                or (V is not None and not 0 <= t < V)), None)
+    if bad is not None:  # the one-step runner would index (or wrap around) its tables
+        raise ValueError(f"generate_ids: prime_ids expected token ids in [0, {V}), got {bad!r}")
     with blas_threads(1):
         if strategy == "beam":
             return _beam(model, prime_ids, length, beam_width)

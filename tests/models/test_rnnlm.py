@@ -113,3 +113,23 @@ def test_learns_a_periodic_sequence(cell):
             for _, p, g in model.named_parameters():
                 p -= lr * np.clip(g, -1, 1)
     assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({"tie_weights": 1}, "tie_weights expected a bool"),
+    ({"nonlinearity": "sigmoid"}, "nonlinearity expected 'tanh' or 'relu'"),
+    ({"init_range": float("inf")}, "init_range expected a positive finite float"),
+    ({"init_range": 0.0}, "init_range expected a positive finite float"),
+    ({"cell": "transformer"}, "cell expected one of"),
+])
+def test_bad_constructor_arguments(kwargs, pattern):
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        RNNLM(10, 4, 4, **kwargs)
+
+
+def test_stepper_rejects_out_of_range_ids():
+    stepper = tiny().stepper(2)
+    with pytest.raises(ValueError, match=r"LMStepper.step: ids expected ids in \[0, 11\)"):
+        stepper.step(np.array([3, 11]))
+    with pytest.raises(ValueError, match="expected ids in"):
+        stepper.step(np.array([-1, 0]))

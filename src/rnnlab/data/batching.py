@@ -172,8 +172,12 @@ class BPTTBatcher:
                 or not 0 <= position <= self._len):
             raise DataError(f"BPTTBatcher.load_state_dict: position expected an int in "
                             f"[0, {self._len}], got {position!r}")
+        epoch = state.get("epoch", self.epoch)
+        if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
+            raise DataError(f"BPTTBatcher.load_state_dict: epoch expected an int >= 0, "
+                            f"got {epoch!r}")
         self.position = int(position)
-        self.epoch = int(state.get("epoch", self.epoch))
+        self.epoch = int(epoch)
 
     def __repr__(self) -> str:
         return (f"BPTTBatcher(batch_size={self.batch_size}, bptt={self.bptt}, "

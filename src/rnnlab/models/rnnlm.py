@@ -18,6 +18,7 @@ weights uniform in [-0.1, 0.1], output bias zero, recurrent weights PyTorch's de
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from rnnlab.backend import make_rng
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
-from rnnlab.nn._checks import check_positive_int, check_probability
+from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -76,11 +77,19 @@ class RNNLM(Module):
         E = check_positive_int(embedding_dim, "RNNLM", "embedding_dim")
         H = check_positive_int(hidden_size, "RNNLM", "hidden_size")
         check_probability(dropout, "RNNLM", "dropout")
+        if not isinstance(tie_weights, bool):
+            raise TypeError(f"RNNLM: tie_weights expected a bool, got {tie_weights!r}")
         if tie_weights and E != H:
             raise ValueError(f"RNNLM: tie_weights needs embedding_dim == hidden_size, "
                              f"got {E} and {H}")
-        if init_range is not None and not (isinstance(init_range, int | float) and init_range > 0):
-            raise ValueError(f"RNNLM: init_range expected a positive float, got {init_range!r}")
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNLM: nonlinearity expected 'tanh' or 'relu', got "
+                             f"{nonlinearity!r}")
+        if init_range is not None and (
+                isinstance(init_range, bool) or not isinstance(init_range, int | float)
+                or not math.isfinite(init_range) or init_range <= 0):
+            raise ValueError(f"RNNLM: init_range expected a positive finite float, got "
+                             f"{init_range!r}")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
                                   nonlinearity, init_range, self.dtype.name)
         self.rng = make_rng(rng)
@@ -201,6 +210,8 @@ class LMStepper:
 
     def step(self, ids: Any) -> Any:
         """Next-token logits ``(N, V)`` after feeding token ids ``(N,)`` (a reused buffer)."""
+        check_token_ids(ids, "LMStepper.step", "ids", num=self._w.shape[0], xp=self.xp,
+                        ndims=(1,))
         inner = self.inner
         if inner.table is not None:
             h = inner.step(rows=ids)

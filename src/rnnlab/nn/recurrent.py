@@ -138,8 +138,12 @@ class Recurrent(Module):
     def set_state(self, state: Any) -> None:
         """Set the state the next forward starts from (``h``, or ``(h, c)`` for LSTM)."""
         h, c = self._split_state(state, "set_state", "state")
-        N = h.shape[1]
-        self._check_state_arrays(h, c, N, "set_state", "state")
+        shape = getattr(h, "shape", ())
+        if len(shape) != 3:
+            raise ValueError(f"{self.name}.set_state: state expected shape "
+                             f"({self.num_layers * self.num_directions}, N, "
+                             f"{self.hidden_size}), got {tuple(shape)}")
+        self._check_state_arrays(h, c, shape[1], "set_state", "state")
         self._state = (h.copy(), None if c is None else c.copy())
 
     def _split_state(self, state: Any, method: str, arg: str) -> tuple[Any, Any]:

@@ -11,8 +11,10 @@ renamed over the target (an atomic replace on POSIX), and the folder is fsync'ed
 at any moment leaves either the old checkpoint or the new one, never a torn file.
 
 Loading checks the file size against a limit before reading, lets safetensors validate
-the header (offsets inside the file, known dtypes), and wraps every failure in
-:class:`CheckpointError` with the file name and the reason.
+the header (offsets inside the file, known dtypes), checks the JSON document and every
+array's dtype before any array is read (so a foreign or hostile file costs no more than
+its header), and wraps every failure in :class:`CheckpointError` with the file name and
+the reason. The memory a load takes is bounded by the size of the file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ VERSION = 1
 DEFAULT_MAX_BYTES = 16 * 2**30
 _ALLOWED_DTYPES = {np.dtype(t) for t in ("float32", "float64", "int32", "int64", "uint8",
                                           "bool")}
+#: The safetensors names of the allowed dtypes.
+_DTYPE_CODES = {"F32": "float32", "F64": "float64", "I32": "int32", "I64": "int64",
+                "U8": "uint8", "BOOL": "bool"}
+#: Largest header (tensor table and JSON document) safetensors reads back (its own limit).
+MAX_HEADER_BYTES = 100_000_000
 
 
 class CheckpointError(ValueError):
@@ -52,11 +59,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``folder``.
+
+    A temporary is stale when the process named in it (``.<name>.tmp-<pid>``) is gone;
+    those of running processes are left alone. Returns the files removed.
+    """
+    removed = []
+    try:
+        candidates = list(Path(folder).glob(".*.tmp-*"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # the writer is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, ValueError):
+            continue  # alive under another user, or not a pid: leave it
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary(path)
     try:
         with open(tmp, "wb") as fh:
             fh.write(payload)
@@ -86,7 +127,13 @@ def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
         text = json.dumps(document, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"write_checkpoint: metadata is not JSON-able: {exc}") from exc
-    atomic_write_bytes(path, save(host, metadata={"rnnlab": text}))
+    payload = save(host, metadata={"rnnlab": text})
+    header = int.from_bytes(payload[:8], "little")
+    if header > MAX_HEADER_BYTES:  # it would be written, but could never be read back
+        raise CheckpointError(f"write_checkpoint: the header would take {header:,} bytes, more "
+                              f"than the {MAX_HEADER_BYTES:,} safetensors reads back (a very "
+                              f"large vocabulary? limit it with max_size)")
+    atomic_write_bytes(path, payload)
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
@@ -118,29 +165,40 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     arrays: dict[str, np.ndarray] = {}
     try:
         with safe_open(str(path), framework="np") as fh:
-            metadata = fh.metadata() or {}
-            for name in fh.keys():
+            meta = _parse_document((fh.metadata() or {}).get("rnnlab"), where)
+            names = list(fh.keys())
+            for name in names:  # before reading anything
+                code = fh.get_slice(name).get_dtype()
+                if code not in _DTYPE_CODES:
+                    raise CheckpointError(f"{where}: array {name!r} has unsupported dtype "
+                                          f"{code}")
+            for name in names:
                 arrays[name] = fh.get_tensor(name)
-    except CheckpointError:
+    except (CheckpointError, MemoryError):
         raise
     except Exception as exc:  # safetensors raises several types for bad files
         raise CheckpointError(f"{where}: not a valid safetensors file ({exc})") from exc
-    text = metadata.get("rnnlab")
+    for name, array in arrays.items():
+        if array.dtype not in _ALLOWED_DTYPES:  # pragma: no cover - caught by the codes
+            raise CheckpointError(f"{where}: array {name!r} has unsupported dtype {array.dtype}")
+    return arrays, meta
+
+
+def _parse_document(text: Any, where: str) -> dict[str, Any]:
+    """The checked JSON document of a checkpoint's ``"rnnlab"`` metadata entry."""
     if text is None:
         raise CheckpointError(f"{where}: has no rnnlab metadata (not an rnnlab checkpoint)")
     try:
         meta = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # also integers of > 4300 digits
         raise CheckpointError(f"{where}: metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{where}: metadata format is not {FORMAT!r}")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{where}: format version {meta.get('version')!r} is not "
-                              f"supported (expected {VERSION})")
-    for name, array in arrays.items():
-        if array.dtype not in _ALLOWED_DTYPES:
-            raise CheckpointError(f"{where}: array {name!r} has unsupported dtype {array.dtype}")
-    return arrays, meta
+    version = meta.get("version")
+    if type(version) is not int or version != VERSION:
+        raise CheckpointError(f"{where}: format version {version!r} is not supported "
+                              f"(expected {VERSION})")
+    return meta
 
 
 def take_group(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -22,6 +22,20 @@ class MetricsLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
+        self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A process killed mid-write leaves a line without its newline: end it, so that
+        the next record starts a line of its own (readers skip the torn one)."""
+        try:
+            with open(self.path, "rb+") as fh:
+                end = fh.seek(0, 2)
+                if end:
+                    fh.seek(end - 1)
+                    if fh.read(1) != b"\n":
+                        fh.write(b"\n")
+        except FileNotFoundError:
+            pass
 
     def log(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3), **fields}

@@ -12,6 +12,7 @@ from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
 from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.evaluate import evaluate_ids
 from rnnlab.train.metrics import ProgressBar, perplexity
+from rnnlab.train.state import check_fits_in_memory
 from rnnlab.train.trainer import Trainer
 
 
@@ -47,6 +48,7 @@ def start_run(model_kw: dict[str, Any], train_kw: dict[str, Any], data_kw: dict[
     corpus = load_data(data_cfg)
     echo(corpus.description)
     model_cfg = RNNLMConfig.from_dict({"vocab_size": len(corpus.vocab), **model_kw})
+    check_fits_in_memory(model_cfg)
     model = RNNLM.from_config(model_cfg, rng=train_cfg.seed, device=device)
     out = Path(out) if out else Path("runs") / f"{corpus.name}-{model_cfg.cell}"
     echo(f"model: {model_cfg.cell} x{model_cfg.num_layers}, hidden {model_cfg.hidden_size}, "
@@ -65,18 +67,36 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
     step and time limits of the earlier invocation are not inherited (they are budgets of
     one invocation), so without them the run goes on to its last epoch.
     """
+    from rnnlab.data import DataError
+    from rnnlab.train.state import build_model
+
     echo = echo or ProgressBar.write
-    _, meta = read_checkpoint(path)
+    arrays, meta = read_checkpoint(path)
     where = f"checkpoint {str(path)!r}"
-    data_meta = meta_get(meta, "data_config", dict, where)
-    train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+    if meta.get("kind") != "rnnlm":
+        raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected 'rnnlm'")
+    if "optimizer" not in meta:
+        raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
+                              f"resume from last.safetensors")
+    try:
+        train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+        data_cfg = DataConfig.from_dict(meta_get(meta, "data_config", dict, where))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its run configuration is invalid ({exc})") from exc
     train_cfg = replace(train_cfg, **{"max_steps": None, "max_time": None, **overrides})
-    data_cfg = DataConfig.from_dict(data_meta)
-    corpus = load_data(data_cfg)
-    model = RNNLM.from_config(RNNLMConfig.from_dict(meta_get(meta, "model_config", dict, where)),
-                              rng=train_cfg.seed, device=device)
-    trainer = Trainer(model, corpus, train_cfg, Path(path).parent, data_config=data_cfg,
-                      echo=echo)
+    try:
+        corpus = load_data(data_cfg)
+    except DataError as exc:
+        raise CheckpointError(f"{where}: the corpus it was trained on cannot be loaded "
+                              f"({exc})") from exc
+    model = build_model(meta, where, device, arrays=arrays, rng=train_cfg.seed)
+    del arrays
+    try:
+        trainer = Trainer(model, corpus, train_cfg, Path(path).parent, data_config=data_cfg,
+                          echo=echo)
+    except (TypeError, ValueError) as exc:  # DataError included
+        raise CheckpointError(f"{where}: its configuration does not fit its corpus "
+                              f"({exc})") from exc
     trainer.restore(path)
     echo(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step {trainer.progress.step}")
     summary = trainer.fit()
@@ -89,22 +109,26 @@ def evaluate_checkpoint(path: str | Path, *, text: str | None = None, split: str
                         device: str | None = None) -> dict[str, Any]:
     """Perplexity of a saved model on its corpus's splits or on a text file."""
     from rnnlab.data import DataError
+    from rnnlab.data.textio import read_text
     from rnnlab.train.state import load_model
 
     model, vocab, meta = load_model(path, device=device)
     parts: dict[str, Any] = {}
     if text is not None:
-        try:
-            content = Path(text).read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{text}: not UTF-8 (byte offset {exc.start})") from exc
+        # strict UTF-8 with the byte offset of a bad byte; folders, binary files and
+        # devices are refused instead of read
+        content = read_text(text)
         parts["text"] = vocab.encode(vocab.tokenize(content))
     else:
         data_meta = meta.get("data_config")
         if not isinstance(data_meta, dict):
             raise CheckpointError(f"checkpoint {str(path)!r}: does not say which corpus it was "
                                   f"trained on; pass --text FILE")
-        cfg = DataConfig.from_dict(data_meta)
+        try:
+            cfg = DataConfig.from_dict(data_meta)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {str(path)!r}: its data configuration is "
+                                  f"invalid ({exc})") from exc
         if data_dir is not None:
             cfg = replace(cfg, data_dir=data_dir)
         corpus = load_data(cfg)
@@ -115,6 +139,9 @@ def evaluate_checkpoint(path: str | Path, *, text: str | None = None, split: str
             parts[name] = getattr(corpus, name)
     result: dict[str, Any] = {"checkpoint": str(path)}
     for name, ids in parts.items():
+        if len(ids) < 2:
+            what = "the text" if name == "text" else f"the {name} split"
+            raise DataError(f"eval: {what} has {len(ids)} token(s); at least 2 are needed")
         loss = evaluate_ids(model, ids, batch_size=batch_size, bptt=bptt)
         result[name] = {"loss": loss, "ppl": perplexity(loss), "tokens": len(ids)}
     return result

@@ -13,8 +13,14 @@ Divergence guard: a step whose loss or gradient norm is NaN/inf, or whose loss e
 loss of a uniform guess), is not applied. The run rolls back to the last in-memory
 snapshot (taken every ``snapshot_every`` steps), multiplies the learning rate by
 ``divergence_lr_factor``, says so, and goes on; after ``max_divergences`` rollbacks it
-stops with :class:`DivergenceError`. A checkpoint is never written from a state holding
-NaN or infinity.
+stops with :class:`DivergenceError`. An update that leaves a parameter NaN or infinite
+(a finite loss and gradient times a huge learning rate) is a divergence too, caught before
+the state is snapshotted, evaluated or saved. A checkpoint is never written from a state
+holding NaN or infinity.
+
+Before training starts the validation and test splits are checked (at least two tokens,
+every id inside the vocabulary; the training split too when it is in memory), so that a
+bad corpus fails at once rather than at the end of the first epoch.
 """
 
 from __future__ import annotations
@@ -24,13 +30,21 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rnnlab.data import BPTTBatcher
+import numpy as np
+
+from rnnlab.data import BPTTBatcher, DataError
 from rnnlab.train import state as st
-from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint, write_checkpoint
+from rnnlab.train.checkpoint import (
+    CheckpointError,
+    meta_get,
+    read_checkpoint,
+    remove_stale_temporaries,
+    write_checkpoint,
+)
 from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.evaluate import evaluate_ids
 from rnnlab.train.factory import build_optimizer, build_scheduler
@@ -54,6 +68,31 @@ class Progress:
     last_valid: float | None = None
     running_loss: float | None = None  # running mean of the training loss
 
+    @classmethod
+    def from_meta(cls, data: Any, where: str) -> Progress:
+        """A :class:`Progress` from a checkpoint's ``progress`` document, every field checked."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{where}: progress expected a dict, got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        if sorted(data) != sorted(names):
+            raise CheckpointError(f"{where}: progress expected the keys {sorted(names)}, got "
+                                  f"{sorted(data)}")
+        for name in ("epoch", "step", "bad_epochs", "divergences"):
+            value = data[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise CheckpointError(f"{where}: progress.{name} expected an int >= 0, got "
+                                      f"{value!r}")
+        for name in ("best_valid", "last_valid", "running_loss"):
+            value = data[name]
+            if value is not None and (not isinstance(value, int | float)
+                                      or isinstance(value, bool) or not math.isfinite(value)):
+                raise CheckpointError(f"{where}: progress.{name} expected null or a finite "
+                                      f"number, got {value!r}")
+        if not isinstance(data["finished"], bool):
+            raise CheckpointError(f"{where}: progress.finished expected true or false, got "
+                                  f"{data['finished']!r}")
+        return cls(**data)
+
 
 class Trainer:
     """Train ``model`` on ``corpus`` with ``config``, writing into ``out_dir``."""
@@ -69,6 +108,8 @@ class Trainer:
         if len(self.batcher) == 0:
             raise ValueError(f"Trainer: the training split ({len(corpus.train)} tokens) is too "
                              f"short for batch_size={config.batch_size}")
+        self._check_corpus()
+        remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
         self.optimizer = build_optimizer(model, config)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.batcher))
         self.progress = Progress()
@@ -78,30 +119,53 @@ class Trainer:
         self._stop_reason: str | None = None
         self._best_params: dict[str, Any] | None = None
 
+    def _check_corpus(self) -> None:
+        """Fail now, not after an epoch: the splits must fit the model's vocabulary."""
+        V = self.model.config.vocab_size
+        if len(self.corpus.valid) < 2:
+            raise DataError(f"Trainer: the validation split has {len(self.corpus.valid)} "
+                            f"token(s); it needs at least 2 (use a larger corpus or split)")
+        parts = [("validation", self.corpus.valid), ("test", self.corpus.test)]
+        if not isinstance(self.corpus.train, np.memmap):  # a memmap is only read by windows
+            parts.append(("training", self.corpus.train))
+        for name, ids in parts:
+            ids = np.asarray(ids)
+            if ids.size == 0:
+                continue
+            if ids.dtype.kind not in "iu":
+                raise DataError(f"Trainer: the {name} split expected integer ids, got dtype "
+                                f"{ids.dtype}")
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= V:
+                raise DataError(f"Trainer: the {name} split holds the id "
+                                f"{low if low < 0 else high}, outside the model's vocabulary "
+                                f"[0, {V}); the corpus and the model do not match")
+
     # ----------------------------------------------------------------- running
     def fit(self) -> dict[str, Any]:
         """Train until the configured epochs, a stop condition, or Ctrl-C; return a summary."""
-        cfg, prog = self.config, self.progress
+        cfg = self.config
         self._stop_reason = None
         started = time.perf_counter()
         previous = self._install_sigint()
         try:
             self._take_snapshot()
-            while prog.epoch < cfg.epochs and self._stop_reason is None:
+            while self.progress.epoch < cfg.epochs and self._stop_reason is None:
                 self.model.train()
                 self._train_epoch(started)
                 if self._stop_reason is not None:
                     break
                 self._end_epoch()
             if self._stop_reason in ("max_steps", "max_time"):
+                prog = self.progress
                 prog.last_valid = self.evaluate("valid")
                 self.metrics.log("valid", epoch=prog.epoch, step=prog.step, loss=prog.last_valid,
                                  ppl=perplexity(prog.last_valid))
             self.save(self.out_dir / "last.safetensors")
             if self._stop_reason is None:
-                prog.finished = True
+                self.progress.finished = True
                 return self._finish()
-            self.metrics.log("stop", reason=self._stop_reason, step=prog.step)
+            self.metrics.log("stop", reason=self._stop_reason, step=self.progress.step)
             if self._stop_reason == "interrupted":
                 self.echo(f"interrupted: state saved to {self.out_dir / 'last.safetensors'}; "
                           f"continue with --resume {self.out_dir / 'last.safetensors'}")
@@ -110,8 +174,9 @@ class Trainer:
             self._restore_sigint(previous)
 
     def _train_epoch(self, started: float) -> None:
-        cfg, prog = self.config, self.progress
-        bar = ProgressBar(len(self.batcher), self.batcher.position, f"epoch {prog.epoch + 1}",
+        cfg = self.config
+        bar = ProgressBar(len(self.batcher), self.batcher.position,
+                          f"epoch {self.progress.epoch + 1}",
                           tokens_per_batch=cfg.batch_size * cfg.bptt, enabled=cfg.progress)
         window_loss, window_steps, window_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         try:
@@ -129,6 +194,7 @@ class Trainer:
                 window_steps += 1
                 window_tokens += x.size
                 bar.update(self.batcher.position, loss=loss, lr=self.optimizer.lr)
+                prog = self.progress  # read again after every step: a rollback replaces it
                 if prog.step % cfg.log_every == 0:
                     elapsed = time.perf_counter() - t0
                     mean = window_loss / window_steps
@@ -155,7 +221,15 @@ class Trainer:
         return self._stop_reason is not None
 
     def _train_step(self, x: Any, y: Any) -> float | None:
-        """One optimizer step; ``None`` when the step diverged and the run rolled back."""
+        """One optimizer step; ``None`` when the step diverged and the run rolled back.
+
+        numpy's overflow and invalid-value warnings are silenced here: the guard checks
+        the loss, the gradient norm and the parameters itself and reports a divergence.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._guarded_step(x, y)
+
+    def _guarded_step(self, x: Any, y: Any) -> float | None:
         from rnnlab.optim import clip_grad_norm, clip_grad_value
 
         cfg, prog, model, xp = self.config, self.progress, self.model, self.xp
@@ -178,12 +252,29 @@ class Trainer:
             self._rollback(reason)
             return None
         self.optimizer.step()
+        if self._keeps_state_after(prog.step + 1) and not self._params_finite():
+            # a finite gradient times a huge learning rate; checked where the state is kept
+            # (snapshot, checkpoint, epoch end): elsewhere the next loss catches it
+            self._rollback("a parameter is NaN or infinite after the update")
+            return None
         prog.step += 1
         if self.scheduler is not None and self.scheduler.per_step:
             self.scheduler.step()
         prog.running_loss = loss if prog.running_loss is None else \
             0.98 * prog.running_loss + 0.02 * loss
         return loss
+
+    def _keeps_state_after(self, step: int) -> bool:
+        """Whether the state after ``step`` is snapshotted, saved or evaluated."""
+        cfg = self.config
+        return (step % cfg.snapshot_every == 0 or step % cfg.checkpoint_every == 0
+                or self.batcher.position >= len(self.batcher)
+                or (cfg.max_steps is not None and step >= cfg.max_steps)
+                or self._stop_reason is not None or cfg.max_time is not None)
+
+    def _params_finite(self) -> bool:
+        xp = self.xp
+        return all(bool(xp.isfinite(p).all()) for _, p, _ in self.model.named_parameters())
 
     def _reference_loss(self) -> float:
         """What a blow-up is measured against: the running mean of the loss once 20 steps
@@ -196,6 +287,9 @@ class Trainer:
     def _end_epoch(self) -> None:
         cfg, prog = self.config, self.progress
         valid = self.evaluate("valid")
+        if not math.isfinite(valid):  # finite parameters whose outputs overflow
+            self._rollback(f"validation loss {valid}")
+            return
         prog.last_valid = valid
         improved = prog.best_valid is None or valid < prog.best_valid
         if improved:
@@ -244,8 +338,9 @@ class Trainer:
 
     def evaluate(self, split: str = "valid") -> float:
         """Mean loss (nats per token) over a whole split, state carried across windows."""
-        return evaluate_ids(self.model, getattr(self.corpus, split),
-                            batch_size=self.config.eval_batch_size, bptt=self.config.bptt)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return evaluate_ids(self.model, getattr(self.corpus, split),
+                                batch_size=self.config.eval_batch_size, bptt=self.config.bptt)
 
     # --------------------------------------------------------------- rollbacks
     def _take_snapshot(self) -> None:
@@ -260,10 +355,8 @@ class Trainer:
             "progress": copy.deepcopy(asdict(self.progress)),
         }
 
-    def _rollback(self, reason: str) -> None:
-        snap, prog, cfg = self._snapshot, self.progress, self.config
-        assert snap is not None
-        failed_at = prog.step
+    def _apply_snapshot(self, snap: dict[str, Any]) -> None:
+        """Put the model, optimizer, schedule, RNG, data position and progress back."""
         own = {n: p for n, p, _ in self.model.named_parameters()}
         for name, value in snap["params"].items():
             own[name][...] = value
@@ -273,8 +366,14 @@ class Trainer:
         self.model.rng.bit_generator.state = copy.deepcopy(snap["rng"])
         self.batcher.load_state_dict(copy.deepcopy(snap["batcher"]))
         self.model.set_state(snap["carried"])
-        divergences = prog.divergences + 1
         self.progress = Progress(**copy.deepcopy(snap["progress"]))
+
+    def _rollback(self, reason: str) -> None:
+        snap, prog, cfg = self._snapshot, self.progress, self.config
+        assert snap is not None
+        failed_at = prog.step
+        divergences = prog.divergences + 1
+        self._apply_snapshot(snap)
         self.progress.divergences = divergences
         old_lr = self.optimizer.lr
         self.optimizer.lr = old_lr * cfg.divergence_lr_factor
@@ -324,7 +423,9 @@ class Trainer:
             "vocab": self.corpus.vocab.to_dict(),
             "train_config": self.config.to_dict(),
             "data_config": None if self.data_config is None else self.data_config.to_dict(),
-            "progress": asdict(self.progress),
+            # a non-finite loss (of a model about to be rolled back) is saved as unknown
+            "progress": {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                         for k, v in asdict(self.progress).items()},
         }
         if training_state:
             opt_arrays, opt_meta = st.optimizer_arrays(self.optimizer.state_dict())
@@ -339,31 +440,62 @@ class Trainer:
             self.metrics.log("checkpoint", step=self.progress.step, path=str(path))
 
     def restore(self, path: str | Path) -> None:
-        """Load the full training state written by :meth:`save` (for ``--resume``)."""
+        """Load the full training state written by :meth:`save` (for ``--resume``).
+
+        Everything is checked (model arrays, optimizer buffers, schedule, data position,
+        progress, random state, carried state, and the run's ``best.safetensors``); on any
+        :class:`CheckpointError` the trainer is left exactly as it was.
+        """
         arrays, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
+        if meta.get("kind") != "rnnlm":
+            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
+                                  f"'rnnlm'")
         if "optimizer" not in meta:
             raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
                                   f"resume from last.safetensors")
-        if meta_get(meta, "model_config", dict, where) != self.model.config.to_dict():
+        config = st.check_model_config(meta_get(meta, "model_config", dict, where), where)
+        if config != self.model.config.to_dict():
             raise CheckpointError(f"{where}: its model configuration differs from this model's")
         if meta_get(meta, "vocab", dict, where) != self.corpus.vocab.to_dict():
             raise CheckpointError(f"{where}: its vocabulary differs from the corpus's")
-        st.load_model_arrays(self.model, arrays, where)
+        st.check_model_arrays(self.model, arrays, where)
+        progress = Progress.from_meta(meta_get(meta, "progress", dict, where), where)
+        best_params = self._read_best()
+        before = self._snapshot
+        self._take_snapshot()
+        undo, self._snapshot = self._snapshot, before
+        assert undo is not None
         try:
-            self.optimizer.load_state_dict(
-                st.optimizer_state(arrays, meta_get(meta, "optimizer", dict, where), self.xp))
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(meta_get(meta, "scheduler", dict, where))
-            self.batcher.load_state_dict(meta_get(meta, "data", dict, where))
-            self.progress = Progress(**meta_get(meta, "progress", dict, where))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{where}: training state does not fit ({exc})") from exc
-        st.restore_rng(self.model.rng, meta.get("rng"), where)
-        st.restore_carried_state(self.model, arrays, where)
+            st.load_model_arrays(self.model, arrays, where)
+            try:
+                self.optimizer.load_state_dict(
+                    st.optimizer_state(arrays, meta_get(meta, "optimizer", dict, where),
+                                       self.xp))
+                if self.scheduler is not None:
+                    self.scheduler.load_state_dict(meta_get(meta, "scheduler", dict, where))
+                self.batcher.load_state_dict(meta_get(meta, "data", dict, where))
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
+                raise CheckpointError(f"{where}: training state does not fit ({exc})") from exc
+            st.restore_rng(self.model.rng, meta.get("rng"), where)
+            if self.batcher.position > 0 and not st.take_group(arrays, "state"):
+                raise CheckpointError(f"{where}: stopped inside an epoch (window "
+                                      f"{self.batcher.position}) but holds no carried state")
+            st.restore_carried_state(self.model, arrays, where,
+                                     batch_size=self.config.batch_size)
+        except BaseException:
+            self._apply_snapshot(undo)
+            raise
+        self.progress = progress
         self.progress.finished = False
+        self._best_params = best_params
+
+    def _read_best(self) -> dict[str, Any] | None:
+        """The parameters of the run's ``best.safetensors``, checked to fit the model."""
         best = self.out_dir / "best.safetensors"
-        if best.exists():
-            best_arrays, _ = read_checkpoint(best)
-            self._best_params = {k: self.xp.asarray(v)
-                                 for k, v in st.take_group(best_arrays, "model").items()}
+        if not best.exists():
+            return None
+        best_arrays, _ = read_checkpoint(best)
+        params = st.check_model_arrays(self.model, best_arrays,
+                                       f"the run's best model {str(best)!r}")
+        return {k: self.xp.asarray(v) for k, v in params.items()}
