@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+from rnnlab.argtypes import nonneg_float, positive_int
 
 EPILOG_TRAIN = """examples:
   rnnlab train                          # char LSTM on this Python's stdlib source (offline)
@@ -42,24 +43,6 @@ class UsageError(Exception):
     """A command-line option that cannot be honoured (exit status 2)."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
-    return value
 
 
 def _add_train(sub: Any) -> None:
@@ -71,42 +54,42 @@ def _add_train(sub: Any) -> None:
     d.add_argument("--corpus", help="stdlib (default, offline), ptb, tinyshakespeare, or a "
                    "path to a UTF-8 text file or folder")
     d.add_argument("--level", choices=("char", "word"), help="tokenisation for text paths")
-    d.add_argument("--max-chars", type=_positive_int, help="stdlib: character budget")
-    d.add_argument("--max-size", type=_positive_int, help="vocabulary size limit")
-    d.add_argument("--min-freq", type=_positive_int, help="minimum token frequency")
+    d.add_argument("--max-chars", type=positive_int, help="stdlib: character budget")
+    d.add_argument("--max-size", type=positive_int, help="vocabulary size limit")
+    d.add_argument("--min-freq", type=positive_int, help="minimum token frequency")
     d.add_argument("--data-dir", help="folder holding the canonical files (else RNNLAB_DATA, "
                    "else download)")
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=("lstm", "gru", "rnn"))
-    m.add_argument("--embedding-dim", type=_positive_int)
-    m.add_argument("--hidden-size", type=_positive_int)
-    m.add_argument("--num-layers", type=_positive_int)
-    m.add_argument("--dropout", type=_nonneg_float)
+    m.add_argument("--embedding-dim", type=positive_int)
+    m.add_argument("--hidden-size", type=positive_int)
+    m.add_argument("--num-layers", type=positive_int)
+    m.add_argument("--dropout", type=nonneg_float)
     m.add_argument("--tie-weights", action="store_true", default=None)
     m.add_argument("--nonlinearity", choices=("tanh", "relu"))
-    m.add_argument("--init-range", type=_nonneg_float)
+    m.add_argument("--init-range", type=nonneg_float)
     m.add_argument("--dtype", choices=("float32", "float64"))
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--bptt", type=_positive_int)
-    t.add_argument("--eval-batch-size", type=_positive_int)
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--bptt", type=positive_int)
+    t.add_argument("--eval-batch-size", type=positive_int)
     t.add_argument("--optimizer", choices=OPTIMIZERS)
-    t.add_argument("--lr", type=_nonneg_float)
-    t.add_argument("--momentum", type=_nonneg_float)
-    t.add_argument("--weight-decay", type=_nonneg_float)
-    t.add_argument("--clip-norm", type=_nonneg_float, help="0 disables")
-    t.add_argument("--clip-value", type=_nonneg_float)
+    t.add_argument("--lr", type=nonneg_float)
+    t.add_argument("--momentum", type=nonneg_float)
+    t.add_argument("--weight-decay", type=nonneg_float)
+    t.add_argument("--clip-norm", type=nonneg_float, help="0 disables")
+    t.add_argument("--clip-value", type=nonneg_float)
     t.add_argument("--schedule", choices=SCHEDULES)
-    t.add_argument("--lr-decay", type=_nonneg_float)
+    t.add_argument("--lr-decay", type=nonneg_float)
     t.add_argument("--decay-start", type=int)
     t.add_argument("--warmup-steps", type=int)
-    t.add_argument("--patience", type=_positive_int, help="early stopping (epochs)")
+    t.add_argument("--patience", type=positive_int, help="early stopping (epochs)")
     t.add_argument("--seed", type=int)
-    t.add_argument("--max-steps", type=_positive_int)
-    t.add_argument("--max-time", type=_nonneg_float, help="seconds")
-    t.add_argument("--log-every", type=_positive_int)
-    t.add_argument("--checkpoint-every", type=_positive_int)
+    t.add_argument("--max-steps", type=positive_int)
+    t.add_argument("--max-time", type=nonneg_float, help="seconds")
+    t.add_argument("--log-every", type=positive_int)
+    t.add_argument("--checkpoint-every", type=positive_int)
     r = p.add_argument_group("run")
     r.add_argument("--config", help="JSON file with 'model', 'train' and 'data' sections")
     r.add_argument("--out", help="run folder (default runs/<corpus>-<cell>)")
@@ -124,8 +107,8 @@ def _add_eval(sub: Any) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--text", help="evaluate on this UTF-8 file instead of the training corpus")
     p.add_argument("--split", choices=("valid", "test", "both"), default="both")
-    p.add_argument("--batch-size", type=_positive_int, default=10)
-    p.add_argument("--bptt", type=_positive_int, default=35)
+    p.add_argument("--batch-size", type=positive_int, default=10)
+    p.add_argument("--bptt", type=positive_int, default=35)
     p.add_argument("--data-dir")
     p.add_argument("--device", choices=("cpu", "gpu"))
     p.set_defaults(handler=cmd_eval)
@@ -139,9 +122,9 @@ def _add_generate(sub: Any) -> None:
     p.add_argument("--length", type=int, default=300)
     p.add_argument("--strategy", choices=("sample", "greedy", "beam"), default="sample")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=_positive_int)
+    p.add_argument("--top-k", type=positive_int)
     p.add_argument("--top-p", type=float)
-    p.add_argument("--beam-width", type=_positive_int, default=5)
+    p.add_argument("--beam-width", type=positive_int, default=5)
     p.add_argument("--seed", type=int)
     p.add_argument("--unknown", choices=("error", "unk"), default="error",
                    help="prime symbols outside the vocabulary: error, or map to <unk>")

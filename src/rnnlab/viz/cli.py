@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rnnlab.argtypes import nonneg_int, positive_float, positive_int
+
 EPILOG = """examples:
   rnnlab plot curves runs/stdlib-lstm runs/stdlib-gru --out curves.png
   rnnlab plot hidden runs/stdlib-lstm/best.safetensors --text notes.py --out hidden.png
@@ -24,41 +26,14 @@ Without --text/--string a command reads the checkpoint's own validation text.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
 
 
 def _add_text_source(p: argparse.ArgumentParser, max_tokens: int) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--text", metavar="FILE", help="a UTF-8 text file to run the model over")
     src.add_argument("--string", metavar="TEXT", help="the text itself")
-    p.add_argument("--max-tokens", type=_positive_int, default=max_tokens,
+    p.add_argument("--max-tokens", type=positive_int, default=max_tokens,
                    help=f"use at most this many tokens of the text (default {max_tokens})")
 
 
@@ -76,11 +51,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run folders (holding metrics.jsonl) or metrics files")
     p.add_argument("--names", nargs="+", help="legend names, one per run")
-    p.add_argument("--smooth", type=_positive_int, default=1,
+    p.add_argument("--smooth", type=positive_int, default=1,
                    help="average the training curves over this many logged points")
     p.add_argument("--title")
     p.add_argument("--out", default="curves.png", help="output image (default curves.png)")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="image resolution")
+    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
     p.add_argument("--compact", action="store_true",
                    help="save the PNG with a 256-colour palette (a few times smaller)")
     p.set_defaults(plot_run=_run_curves)
@@ -95,14 +70,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--layer", type=int, default=-1, help="layer (default the top one)")
     p.add_argument("--state", choices=("h", "c"), default="h",
                    help="hidden state h, or an LSTM's cell state c")
-    p.add_argument("--labels", type=_nonneg_int, default=30,
+    p.add_argument("--labels", type=nonneg_int, default=30,
                    help="label this many random points with the text just read")
-    p.add_argument("--skip", type=_nonneg_int, default=0,
+    p.add_argument("--skip", type=nonneg_int, default=0,
                    help="leave out the first states (warming up from zero)")
-    p.add_argument("--perplexity", type=_positive_float, default=30.0, help="t-SNE perplexity")
+    p.add_argument("--perplexity", type=positive_float, default=30.0, help="t-SNE perplexity")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="hidden.png")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="image resolution")
+    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
     p.add_argument("--compact", action="store_true",
                    help="save the PNG with a 256-colour palette (a few times smaller)")
     p.set_defaults(plot_run=_run_hidden)
@@ -110,13 +85,13 @@ def add_parser(subparsers: Any) -> None:
     p = sub.add_parser("predictions", help="heat map of the next-token distribution")
     p.add_argument("checkpoint")
     _add_text_source(p, 5000)
-    p.add_argument("--start", type=_nonneg_int, default=0, help="first token shown")
-    p.add_argument("--length", type=_positive_int, default=80, help="tokens shown")
-    p.add_argument("--top-k", type=_positive_int, default=12, help="rows")
+    p.add_argument("--start", type=nonneg_int, default=0, help="first token shown")
+    p.add_argument("--length", type=positive_int, default=80, help="tokens shown")
+    p.add_argument("--top-k", type=positive_int, default=12, help="rows")
     p.add_argument("--mode", choices=("tokens", "rank"), default="tokens",
                    help="rows are candidate tokens, or the model's 1st, 2nd ... guesses")
     p.add_argument("--out", default="predictions.png")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="image resolution")
+    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
     p.add_argument("--compact", action="store_true",
                    help="save the PNG with a 256-colour palette (a few times smaller)")
     p.set_defaults(plot_run=_run_predictions)
@@ -131,27 +106,27 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--text", metavar="FILE",
                    help="train and measure on this UTF-8 text at character level (default: "
                    "the offline stdlib corpus, or the checkpoints' validation text)")
-    p.add_argument("--max-chars", type=_positive_int, default=300_000,
+    p.add_argument("--max-chars", type=positive_int, default=300_000,
                    help="characters of the text used (default 300000)")
     p.add_argument("--variants", nargs="+", choices=("rnn-tanh", "rnn-relu", "lstm", "gru"),
                    help="models to compare (default all four)")
-    p.add_argument("--steps", type=_nonneg_int, default=200,
+    p.add_argument("--steps", type=nonneg_int, default=200,
                    help="training steps per model (0: initialisation only; default 200)")
-    p.add_argument("--hidden-size", type=_positive_int, default=64)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--bptt", type=_positive_int, default=64)
-    p.add_argument("--lr", type=_positive_float, default=0.003)
-    p.add_argument("--max-lag", type=_positive_int, default=60, help="largest k")
-    p.add_argument("--windows", type=_positive_int, default=64,
+    p.add_argument("--hidden-size", type=positive_int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--bptt", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=0.003)
+    p.add_argument("--max-lag", type=positive_int, default=60, help="largest k")
+    p.add_argument("--windows", type=positive_int, default=64,
                    help="windows averaged over (median and quartiles)")
-    p.add_argument("--scale", type=_positive_float, default=3.0,
+    p.add_argument("--scale", type=positive_float, default=3.0,
                    help="also measure the initial weights with W_hh times this (default 3)")
     p.add_argument("--no-scale", action="store_true", help="leave out that panel")
     p.add_argument("--raw", action="store_true",
                    help="absolute norms instead of norms relative to k = 0")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="gradients.png")
-    p.add_argument("--dpi", type=_positive_int, default=100, help="image resolution")
+    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
     p.add_argument("--compact", action="store_true",
                    help="save the PNG with a 256-colour palette (a few times smaller)")
     p.set_defaults(plot_run=_run_gradients)
@@ -165,7 +140,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--out", default="activations.html")
     p.add_argument("--screenshot", metavar="PNG",
                    help="also save a screenshot taken with a local headless Chromium")
-    p.add_argument("--unit", type=_nonneg_int, help="unit shown in the screenshot")
+    p.add_argument("--unit", type=nonneg_int, help="unit shown in the screenshot")
     p.add_argument("--underline", metavar="PROPERTY",
                    help="property underlined in the screenshot, e.g. 'inside brackets'")
     p.add_argument("--compact", action="store_true",
