@@ -64,10 +64,6 @@ def test_only_checkpoint_errors_and_the_right_verdicts(fuzz: dict[str, Any]) -> 
     assert not failures, "\n".join(failures[:20])
 
 
-@pytest.mark.xfail(reason="rnnlab.seq2seq.training.load_checkpoint builds the model a file "
-                          "declares before checking it against the file's arrays: "
-                          "ValueError/MemoryError escape, gigabytes allocated (reported)",
-                   strict=False)
 def test_the_seq2seq_loader_too(fuzz: dict[str, Any]) -> None:
     if fuzz["ctx"].seq2seq_loader is None:
         pytest.skip("no seq2seq loader yet")

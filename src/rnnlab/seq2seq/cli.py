@@ -1,0 +1,274 @@
+"""``rnnlab seq2seq train | eval | translate``: the command line of :mod:`rnnlab.seq2seq`.
+
+Registered by :func:`add_parser` from :mod:`rnnlab.cli`; imports nothing heavy until a
+handler runs. Errors a user can fix are ``DataError``/``CheckpointError``/``ValueError``
+(printed as one line by ``rnnlab``'s entry point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rnnlab.argtypes import nonneg_float, positive_int
+
+EPILOG = """examples:
+  rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
+  rnnlab seq2seq eval runs/seq2seq-addition.safetensors
+  rnnlab seq2seq translate runs/seq2seq-date.safetensors "Feb 23, 2005" "4/3/05"
+"""
+EPILOG_TRAIN = """examples:
+  rnnlab seq2seq train --task addition           # peeky, reversed, 25 epochs: ~99.9 %
+  rnnlab seq2seq train --task date               # Bahdanau attention, 3 epochs: 100 %
+  rnnlab seq2seq train --task addition --decoder plain --no-reverse --lr 1e-3 --schedule constant
+  rnnlab seq2seq train --task date --decoder attention --lr 1e-3 --schedule constant
+  rnnlab seq2seq train --task addition --source generated --n 20000 --data-seed 7
+  rnnlab seq2seq train --task pairs.txt --decoder attention --score general --cell gru
+
+--task addition|date reads the book's addition.txt/date.txt (from --data-dir,
+$RNNLAB_DATA or ../shared/data next to the repository) and falls back to the
+project's seeded generator; any other value is a file of 'question_answer' lines.
+The split is the book's protocol: a seeded shuffle, then 90 % train, 10 % test.
+
+Defaults per task (each can be overridden): addition: peeky decoder, hidden 128,
+25 epochs; date: Bahdanau decoder, hidden 256, 3 epochs; a file: Luong attention,
+hidden 256, 10 epochs (lr 2e-3). All: reversed input, embedding 16, batch 128, Adam
+with a cosine-decayed learning rate (3e-3), gradient norm clipped at 5.
+"""
+EPILOG_EVAL = """examples:
+  rnnlab seq2seq eval runs/seq2seq-date.safetensors              # its own test split
+  rnnlab seq2seq eval runs/seq2seq-date.safetensors --data other_dates.txt --show-errors 5
+  rnnlab seq2seq eval runs/seq2seq-addition.safetensors --beam-width 5
+"""
+EPILOG_TRANSLATE = """examples:
+  rnnlab seq2seq translate runs/seq2seq-addition.safetensors "16+75" "999+1"
+  rnnlab seq2seq translate runs/seq2seq-date.safetensors "TUESDAY, SEPTEMBER 25, 1984" \\
+      --attention --plot attention.png
+"""
+#: Per-task defaults: the settings that met the benchmarks (benchmarks/bench_seq2seq.py).
+TASK_DEFAULTS = {
+    "addition": {"decoder": "peeky", "reverse": True, "hidden_size": 128, "epochs": 25,
+                 "lr": 3e-3, "schedule": "cosine"},
+    "date": {"decoder": "bahdanau", "reverse": True, "hidden_size": 256, "epochs": 3,
+             "lr": 3e-3, "schedule": "cosine"},
+}
+GENERIC_DEFAULTS = {"decoder": "attention", "reverse": True, "hidden_size": 256, "epochs": 10,
+                    "lr": 2e-3, "schedule": "cosine"}
+
+
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``seq2seq`` and its ``train``, ``eval`` and ``translate`` subcommands."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    top = subparsers.add_parser("seq2seq", help="sequence-to-sequence models (addition, dates)",
+                                description="Train, evaluate and run encoder-decoder models.",
+                                epilog=EPILOG, formatter_class=fmt)
+    top.set_defaults(handler=lambda args: _usage(top))
+    sub = top.add_subparsers(dest="seq2seq_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("train", help="train a seq2seq model", epilog=EPILOG_TRAIN,
+                       formatter_class=fmt)
+    d = p.add_argument_group("data")
+    d.add_argument("--task", required=True, help="addition, date, or a path to a text file")
+    d.add_argument("--source", choices=("auto", "file", "generated"), default="auto",
+                   help="for addition/date: the book's file, the generator, or file if found")
+    d.add_argument("--n", type=positive_int, default=50_000, help="generated pairs")
+    d.add_argument("--data-seed", type=int, default=0, help="seed of the generator")
+    d.add_argument("--data-dir", help="folder holding addition.txt/date.txt")
+    d.add_argument("--split-seed", type=int, default=1984, help="seed of the 90/10 shuffle")
+    m = p.add_argument_group("model (defaults depend on the task, see below)")
+    m.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    m.add_argument("--decoder", choices=("plain", "peeky", "attention", "bahdanau"))
+    m.add_argument("--score", choices=("dot", "general", "additive"),
+                   help="attention score (default dot; additive for bahdanau)")
+    m.add_argument("--reverse", action=argparse.BooleanOptionalAction,
+                   help="read the question backwards (default on)")
+    m.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
+    m.add_argument("--embedding-dim", type=positive_int, default=16)
+    m.add_argument("--hidden-size", type=positive_int)
+    m.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int, default=128)
+    t.add_argument("--lr", type=nonneg_float, help="Adam learning rate")
+    t.add_argument("--clip-norm", type=nonneg_float, default=5.0, help="0 disables")
+    t.add_argument("--schedule", choices=("constant", "cosine"))
+    t.add_argument("--warmup-steps", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
+    t.add_argument("--max-steps", type=positive_int)
+    t.add_argument("--out", help="checkpoint file (default runs/seq2seq-<task>.safetensors)")
+    t.add_argument("--device", choices=("cpu", "gpu"))
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("eval", help="exact-match accuracy of a checkpoint",
+                       epilog=EPILOG_EVAL, formatter_class=fmt)
+    p.add_argument("checkpoint")
+    p.add_argument("--data", help="a 'question_answer' file (default: the run's test split)")
+    p.add_argument("--data-dir", help="where to look for the run's addition.txt/date.txt")
+    p.add_argument("--beam-width", type=positive_int, default=1)
+    p.add_argument("--show-errors", type=int, default=0, metavar="N",
+                   help="list the first N wrong answers")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("translate", help="answer questions with a checkpoint",
+                       epilog=EPILOG_TRANSLATE, formatter_class=fmt)
+    p.add_argument("checkpoint")
+    p.add_argument("questions", nargs="+", metavar="QUESTION")
+    p.add_argument("--beam-width", type=positive_int, default=1)
+    p.add_argument("--attention", action="store_true", help="print the attention weights")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save attention heat maps (needs matplotlib: the viz extra)")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.set_defaults(handler=cmd_translate)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from rnnlab.seq2seq.data import Codec, split_pairs
+    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+    from rnnlab.seq2seq.training import TrainOptions, fit, load_task, save_checkpoint
+
+    defaults = TASK_DEFAULTS.get(args.task, GENERIC_DEFAULTS)
+    decoder = args.decoder or defaults["decoder"]
+    reverse = defaults["reverse"] if args.reverse is None else args.reverse
+    hidden = args.hidden_size or defaults["hidden_size"]
+    options = TrainOptions(epochs=args.epochs or defaults["epochs"], batch_size=args.batch_size,
+                           lr=defaults["lr"] if args.lr is None else args.lr,
+                           clip_norm=args.clip_norm or None,
+                           schedule=args.schedule or defaults["schedule"],
+                           warmup_steps=args.warmup_steps, seed=args.seed,
+                           max_steps=args.max_steps)
+    pairs, source = load_task(args.task, args.source, args.n, args.data_seed, args.data_dir)
+    source.update(split_seed=args.split_seed, test_fraction=0.1)
+    train, test = split_pairs(pairs, args.split_seed)
+    codec = Codec.build(pairs)
+    config = Seq2SeqConfig(len(codec.vocab), args.embedding_dim, hidden, args.cell, decoder,
+                           args.score, reverse, args.bidirectional, args.dtype)
+    model = Seq2Seq(config, rng=args.seed, device=args.device)
+    name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
+    out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
+    if not args.quiet:
+        c = config
+        print(f"{source['task']} ({source['source']}): {len(train):,} train / {len(test):,} "
+              f"test pairs, vocabulary {len(codec.vocab)}\nmodel: {c.cell} {c.decoder} decoder"
+              f"{f' ({c.attention_score} score)' if c.attention_score else ''}, embedding "
+              f"{c.embedding_dim}, hidden {hidden}{', bidirectional' if c.bidirectional else ''}"
+              f"{', reversed input' if c.reverse else ''}, {model.num_parameters():,} "
+              f"parameters", flush=True)
+    history: list[dict[str, Any]] = []
+
+    def report(record: dict[str, Any]) -> None:
+        history.append(record)
+        save_checkpoint(out, model, codec, data=source, options=options, history=history)
+        if not args.quiet:
+            print(f"epoch {record['epoch']:>3}/{options.epochs}  loss {record['loss']:.4f}  "
+                  f"test exact match {100 * record['test_acc']:6.2f} %  "
+                  f"({record['seconds']:.1f} s)", flush=True)
+
+    fit(model, codec, train, test, options, callback=report)
+    last = history[-1]
+    print(json.dumps({"checkpoint": str(out), "epochs": last["epoch"], "steps": last["steps"],
+                      "loss": round(last["loss"], 6), "test_exact_match": last["test_acc"],
+                      "seconds": round(sum(r["seconds"] for r in history), 1)}, indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------- eval
+def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Any, str]:
+    """The pairs to score: ``--data``, or the test split of the data the run recorded."""
+    from rnnlab.data import DataError
+    from rnnlab.seq2seq.data import read_pairs, split_pairs
+    from rnnlab.seq2seq.training import load_task
+    from rnnlab.train.checkpoint import CheckpointError
+
+    if data is not None:
+        return read_pairs(data), data
+    info = meta.get("data")
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        raise CheckpointError("the checkpoint does not record its data; pass --data FILE")
+    try:
+        if info.get("source") == "generated":
+            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
+        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
+            pairs = read_pairs(info["path"])
+        elif info["task"] in TASK_DEFAULTS:
+            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
+        else:
+            raise DataError(f"the run's data file {info.get('path')!r} is gone; pass --data")
+        _, test = split_pairs(pairs, int(info.get("split_seed", 1984)),
+                              float(info.get("test_fraction", 0.1)))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}); pass "
+                              f"--data FILE") from None
+    return test, f"{info['task']} ({info.get('source')}), test split"
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rnnlab.seq2seq.search import predict
+    from rnnlab.seq2seq.training import load_checkpoint
+
+    model, codec, meta = load_checkpoint(args.checkpoint, device=args.device)
+    pairs, what = _eval_pairs(meta, args.data, args.data_dir)
+    answers = predict(model, codec, pairs.questions, beam_width=args.beam_width)
+    right = [a == b for a, b in zip(answers, pairs.answers, strict=True)]
+    errors = [{"question": q, "expected": e, "got": a}
+              for q, e, a, ok in zip(pairs.questions, pairs.answers, answers, right,
+                                     strict=True) if not ok][: max(args.show_errors, 0)]
+    result = {"checkpoint": args.checkpoint, "data": what, "pairs": len(pairs),
+              "beam_width": args.beam_width, "exact_match": sum(right) / len(right)}
+    if args.show_errors > 0:
+        result["errors"] = errors
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------ translate
+def _attention_text(weights: Any, question: str, answer: str) -> str:
+    lines = ["       " + " ".join(f"{c!s:>4}" for c in question)]
+    for ch, row in zip(answer, weights, strict=False):
+        lines.append(f"  {ch!r:>4} " + " ".join(f"{w:4.2f}" for w in row))
+    return "\n".join(lines)
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from rnnlab.seq2seq.search import predict
+    from rnnlab.seq2seq.training import load_checkpoint
+
+    model, codec, _ = load_checkpoint(args.checkpoint, device=args.device)
+    want = args.attention or args.plot is not None
+    if want and model.config.attention_score is None:
+        raise ValueError(f"--attention/--plot: the model's decoder {model.config.decoder!r} "
+                         f"has no attention (train with --decoder attention or bahdanau)")
+    answers, att = predict(model, codec, args.questions, beam_width=args.beam_width,
+                           return_attention=True)
+    for i, (question, answer) in enumerate(zip(args.questions, answers, strict=True)):
+        print(f"{question} -> {answer.rstrip()}" if len(args.questions) > 1 or want
+              else answer.rstrip())
+        if want:
+            shown_q = codec.prepare_question(question)
+            if args.attention:
+                print(_attention_text(att[i], shown_q, answer))
+            if args.plot is not None:
+                from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
+
+                path = Path(args.plot)
+                if len(args.questions) > 1:
+                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
+                try:
+                    plot_attention(att[i], shown_q, answer, path=path,
+                                   title=f"{question.strip()} -> {answer.strip()}")
+                except MissingPlotExtra as exc:
+                    raise ValueError(str(exc)) from None
+                print(f"attention heat map written to {path}")
+    return 0

@@ -1,0 +1,234 @@
+"""Training, evaluation and checkpoints for :class:`~rnnlab.seq2seq.model.Seq2Seq`.
+
+>>> pairs, source = load_task("addition")             # the book's file, else generated
+>>> train, test = split_pairs(pairs)                   # seeded shuffle, 90/10
+>>> codec = Codec.build(pairs)
+>>> model = Seq2Seq(Seq2SeqConfig(len(codec.vocab), reverse=True), rng=0)
+>>> history = fit(model, codec, train, test, TrainOptions(epochs=25))
+>>> save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
+
+One training step is teacher forcing on a padded batch: mean cross-entropy over the
+answer characters, backward, global gradient-norm clipping, an Adam step. After each
+epoch the test set is decoded greedily and scored by exact match.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import make_rng
+from rnnlab.data import DataError
+from rnnlab.optim import Adam, CosineAnnealing, clip_grad_norm
+from rnnlab.seq2seq.data import Codec, find_data_file, iterate_batches, read_pairs
+from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnlab.seq2seq.search import exact_match
+from rnnlab.seq2seq.tasks import GENERATORS, Pairs
+from rnnlab.train.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from rnnlab.train.state import load_model_arrays
+from rnnlab.train.trainer import DivergenceError
+
+SCHEDULES = ("constant", "cosine")
+KIND = "seq2seq"
+
+
+def load_task(task: str, source: str = "auto", n: int = 50_000, seed: int = 0,
+              data_dir: str | os.PathLike[str] | None = None) -> tuple[Pairs, dict[str, Any]]:
+    """The pairs of ``task`` (``"addition"``, ``"date"`` or a file path) and where from.
+
+    ``source``: ``"file"`` (the book's file, an error if absent), ``"generated"`` (the
+    project's generator with ``n`` and ``seed``), or ``"auto"`` (file when found).
+    Returns ``(pairs, description)``; the description is JSON-able and enough for
+    :func:`load_task` to rebuild the same pairs (``eval`` uses it).
+    """
+    if source not in ("auto", "file", "generated"):
+        raise ValueError(f"load_task: source expected 'auto', 'file' or 'generated', got "
+                         f"{source!r}")
+    if task not in GENERATORS:
+        path = Path(task)
+        if not path.is_file():
+            raise DataError(f"task {task!r}: expected 'addition', 'date' or a path to a "
+                            f"'question_answer' text file; no such file")
+        return read_pairs(path), {"task": str(path), "source": "file", "path": str(path)}
+    found = find_data_file(task, data_dir) if source != "generated" else None
+    if found is not None:
+        return read_pairs(found), {"task": task, "source": "file", "path": str(found)}
+    if source == "file":
+        raise DataError(f"task {task!r}: {task}.txt not found (searched --data-dir, "
+                        f"$RNNLAB_DATA and ../shared/data next to the repository, each also "
+                        f"in a seq2seq/ subfolder); use --source generated for the "
+                        f"project's own generator")
+    return GENERATORS[task](n, seed=seed), {"task": task, "source": "generated", "n": n,
+                                            "seed": seed}
+
+
+@dataclass
+class TrainOptions:
+    """How :func:`fit` trains (saved with checkpoints)."""
+
+    epochs: int = 25
+    batch_size: int = 128
+    lr: float = 1e-3
+    clip_norm: float | None = 5.0  # global gradient norm; None: no clipping
+    schedule: str = "constant"  # or "cosine": per-batch cosine decay to 0 over all epochs
+    warmup_steps: int = 0  # with "cosine"
+    seed: int = 0  # batch order
+    max_steps: int | None = None  # stop early (tests, smoke runs)
+    eval_beam_width: int = 1
+
+    def __post_init__(self) -> None:
+        owner = "TrainOptions"
+        for name in ("epochs", "batch_size", "eval_beam_width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{owner}: {name} expected an int >= 1, got {value!r}")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"{owner}: lr expected a finite number > 0, got {self.lr!r}")
+        if self.clip_norm is not None and not (isinstance(self.clip_norm, int | float)
+                                               and self.clip_norm > 0):
+            raise ValueError(f"{owner}: clip_norm expected None or a number > 0, got "
+                             f"{self.clip_norm!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"{owner}: schedule expected one of {SCHEDULES}, got "
+                             f"{self.schedule!r}")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool) or
+                                           not isinstance(self.max_steps, int)
+                                           or self.max_steps < 1):
+            raise ValueError(f"{owner}: max_steps expected None or an int >= 1, got "
+                             f"{self.max_steps!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainOptions: unknown keys {unknown}")
+        return cls(**data)
+
+
+def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
+        options: TrainOptions | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train ``model`` on ``train``; after each epoch score ``test`` (if given).
+
+    Returns one record per epoch: ``epoch``, ``steps``, ``loss`` (mean per character),
+    ``test_acc`` (exact match, or None), ``lr`` and ``seconds`` (training and
+    evaluation time of the epoch). ``callback(record)`` is called after each epoch.
+    """
+    opts = options or TrainOptions()
+    data = codec.batch(train)
+    rng = make_rng(opts.seed)
+    optimizer = Adam(model, lr=opts.lr)
+    per_epoch = math.ceil(len(train) / opts.batch_size)
+    total = per_epoch * opts.epochs if opts.max_steps is None else \
+        min(per_epoch * opts.epochs, opts.max_steps)
+    schedule = CosineAnnealing(optimizer, total, warmup_steps=opts.warmup_steps) \
+        if opts.schedule == "cosine" else None
+    history: list[dict[str, Any]] = []
+    steps = 0
+    model.train()
+    for epoch in range(1, opts.epochs + 1):
+        started, losses, weights = time.perf_counter(), 0.0, 0
+        for batch in iterate_batches(data, opts.batch_size, rng):
+            model.zero_grad()
+            loss = model.forward_loss(batch)
+            if not math.isfinite(loss):
+                raise DivergenceError(f"fit: the loss became {loss} at step {steps + 1}; "
+                                      f"lower the learning rate")
+            model.backward()
+            if opts.clip_norm is not None:
+                clip_grad_norm(model, opts.clip_norm)
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            steps += 1
+            losses += loss * len(batch)
+            weights += len(batch)
+            if opts.max_steps is not None and steps >= opts.max_steps:
+                break
+        acc = None if test is None else exact_match(model, codec, test, opts.eval_beam_width)
+        model.train()
+        record = {"epoch": epoch, "steps": steps, "loss": losses / weights, "test_acc": acc,
+                  "lr": optimizer.lr, "seconds": time.perf_counter() - started}
+        history.append(record)
+        if callback is not None:
+            callback(record)
+        if opts.max_steps is not None and steps >= opts.max_steps:
+            break
+    return history
+
+
+# ---------------------------------------------------------------- checkpoints
+def _model_arrays(model: Seq2Seq) -> dict[str, Any]:
+    arrays = {}
+    for name, param, _ in model.named_parameters():
+        if not bool(model.xp.isfinite(param).all()):
+            raise CheckpointError(f"refusing to save: parameter {name!r} holds NaN or infinity")
+        arrays[f"model/{name}"] = param
+    return arrays
+
+
+def _check_declared_size(config: Seq2SeqConfig, arrays: dict[str, np.ndarray],
+                         where: str) -> None:
+    """Refuse a configuration that declares more weights than the file holds, before the
+    model is built (a hostile file could otherwise make it allocate gigabytes).
+
+    A lower bound: one embedding, the encoder's and the decoder's recurrent weights, the
+    output matrix (every decoder kind has at least these)."""
+    V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
+    G = 3 if config.cell == "gru" else 4
+    Hd = 2 * H if config.bidirectional else H
+    declared = V * E + G * H * (E + H) + G * Hd * (E + Hd) + Hd * V
+    stored = sum(int(v.size) for k, v in arrays.items() if k.startswith("model/"))
+    if declared > stored:
+        raise CheckpointError(f"{where}: model_config declares at least {declared:,} weights, "
+                              f"the file holds {stored:,} numbers in its model arrays")
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: Seq2Seq, codec: Codec, *,
+                    data: dict[str, Any] | None = None, options: TrainOptions | None = None,
+                    history: list[dict[str, Any]] | None = None) -> None:
+    """Write the weights, config, codec (vocabulary) and run record atomically."""
+    meta = {"kind": KIND, "model_config": model.config.to_dict(), "codec": codec.to_dict(),
+            "data": data, "train": None if options is None else options.to_dict(),
+            "history": history or []}
+    write_checkpoint(path, _model_arrays(model), meta)
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
+                    ) -> tuple[Seq2Seq, Codec, dict[str, Any]]:
+    """``(model, codec, meta)`` from :func:`save_checkpoint`, everything validated first."""
+    arrays, meta = read_checkpoint(path)
+    where = f"checkpoint {str(path)!r}"
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{where}: kind {meta.get('kind')!r} is not a seq2seq model "
+                              f"(expected {KIND!r})")
+    try:
+        config = Seq2SeqConfig.from_dict(meta.get("model_config"))
+        codec = Codec.from_dict(meta.get("codec"))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: {exc}") from exc
+    if config.vocab_size != len(codec.vocab):
+        raise CheckpointError(f"{where}: model vocab_size {config.vocab_size} does not match "
+                              f"the vocabulary ({len(codec.vocab)} tokens)")
+    _check_declared_size(config, arrays, where)
+    unexpected = sorted(k for k in arrays if not k.startswith("model/"))
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected arrays {unexpected}")
+    try:
+        model = Seq2Seq(config, rng=0, device=device)
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"{where}: model_config is invalid ({exc})") from exc
+    load_model_arrays(model, arrays, where)
+    model.eval()
+    return model, codec, meta
