@@ -10,7 +10,13 @@ process (rnnlab, torch, rnnlab, torch, ...). The table gives the median tokens/s
 ``--steps`` timed steps after warm-up, the ratio rnnlab/torch, and the GFLOP/s of the
 matrix products next to the numpy sgemm rate measured in the same run. E is generation:
 sampling 2000 characters one at a time with model D at batch 1. Peak resident memory of
-each library is measured in a fresh subprocess per configuration.
+each library (VmHWM) is measured in a fresh subprocess per configuration.
+
+Each timed turn starts after ``--pause`` seconds of idle (default 0.25): after a call,
+OpenBLAS's worker threads keep spinning on the cores for a while, and PyTorch's OpenMP
+workers briefly too, so back-to-back turns would time each library against the other's
+spinning threads (measured here: PyTorch's step on A ran at half speed right after any
+multi-threaded numpy product; with 0.2 s of idle it matched its standalone speed).
 
 Configurations: A  Embedding(10000, 100) -> RNN tanh 100 -> Linear(100, 10000), N 20, T 35
                 B  the same with LSTM 100 (the book's Rnnlm)
@@ -36,6 +42,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=20, help="timed steps per library (>= 20)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--pause", type=float, default=0.25,
+                   help="seconds of idle before each timed turn (see the module docstring)")
     p.add_argument("--configs", default="A,B,C,D,E")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -218,12 +226,23 @@ def interleave(fns: dict[str, object], warmup: int, steps: int) -> dict[str, lis
     for i in range(warmup + steps):
         for name, fn in fns.items():
             synchronize()
+            time.sleep(ARGS.pause)  # let the other library's worker threads go idle
             t0 = time.perf_counter()
             fn()
             synchronize()
             if i >= warmup:
                 times[name].append(time.perf_counter() - t0)
     return times
+
+
+def peak_rss() -> int:
+    """Peak resident set of this process in bytes (VmHWM: unlike ``ru_maxrss`` it is not
+    inherited from the parent across fork and exec)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def memory_probe(lib: str, name: str) -> int:
@@ -240,8 +259,7 @@ def memory_probe(lib: str, name: str) -> int:
         fn = (rnnlab_step_fn if lib == "rnnlab" else torch_step_fn)(CONFIGS[name], data)
     for _ in range(3 if name == "E" else 6):
         fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_rss": peak}))
+    print(json.dumps({"peak_rss": peak_rss()}))
     return 0
 
 
@@ -268,7 +286,8 @@ def main() -> int:
     sgemm = sgemm_gflops()
     print(f"rnnlab vs torch {torch.__version__}, numpy {np.__version__}, float32, "
           f"{ARGS.threads} thread(s), median of {steps} steps (E: {max(3, steps // 5)} runs "
-          f"of {GENERATE_CHARS} chars); numpy sgemm {sgemm:.0f} GFLOP/s at start")
+          f"of {GENERATE_CHARS} chars), {ARGS.pause:g} s idle before each turn; numpy sgemm "
+          f"{sgemm:.0f} GFLOP/s at start")
     print(f"{'cfg':<4}{'rnnlab tok/s':>14}{'torch tok/s':>13}{'ratio':>8}"
           f"{'rnnlab GF/s':>13}{'torch GF/s':>12}{'sgemm':>7}{'% sgemm':>9}"
           f"{'rnnlab MB':>11}{'torch MB':>10}", flush=True)
