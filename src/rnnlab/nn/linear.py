@@ -62,5 +62,5 @@ class Linear(Module):
         x2 = x.reshape(-1, self.in_features)
         self.matmul_into_grad(self.grads["weight"], dy2.T, x2)
         if "bias" in self.grads:
-            self.grads["bias"] += dy2.sum(axis=0)
+            self.matmul_into_grad(self.grads["bias"], self.ones(dy2.shape[0]), dy2)
         return (dy2 @ self.params["weight"]).reshape(x.shape)

@@ -48,7 +48,7 @@ class Module:
         except (TypeError, ValueError) as exc:  # name the layer in the message
             raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self.check_finite = bool(check_finite)
-        self._scratch: dict[str, Any] = {}
+        self._scratch: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ children
     def __setattr__(self, name: str, value: Any) -> None:
@@ -210,6 +210,16 @@ class Module:
         if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype:
             buf = self.xp.empty(shape, dtype=dtype)
             self._scratch[key] = buf
+        return buf
+
+    def ones(self, n: int, dtype: Any = None) -> Any:
+        """A cached vector of ``n`` ones: ``ones @ m`` sums the rows of ``m`` through BLAS,
+        2-4x faster than ``m.sum(axis=0)`` (a strided reduction) on the sizes used here."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        key = ("ones", n, dtype)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = self.xp.ones(n, dtype=dtype)
         return buf
 
     def matmul_into_grad(self, grad: Any, a: Any, b: Any) -> None:

@@ -158,8 +158,9 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
     acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
     math.hidden_weight_grad(tr, bw, acc, grads.W_hh)
     if grads.b_ih is not None:
-        grads.b_ih += dxw2d.sum(axis=0)
-        grads.b_hh += bw.dhw.reshape(T * N, G * H).sum(axis=0)
+        ones = xp.ones(T * N, dtype=dxw2d.dtype)  # row sums through BLAS (see Module.ones)
+        acc(grads.b_ih, ones, dxw2d)
+        acc(grads.b_hh, ones, bw.dhw.reshape(T * N, G * H))
     if dX is not None:
         if dX_accumulate:
             acc(dX, dxw2d, w.W_ih)
