@@ -3,7 +3,8 @@
     python benchmarks/bench_layers.py [--threads 2] [--repeats 20]
 
 Both libraries run float32 on the same inputs with the same thread count, interleaved
-(rnnlab, torch, rnnlab, torch, ...) so that machine noise hits both alike; the table shows
+(rnnlab, torch, rnnlab, torch, ...) so that machine noise hits both alike, each call after
+``--pause`` seconds of idle (see ``bench_vs_torch.py``); the table shows
 the median of ``--repeats`` timed runs after warm-up. Torch is optional: without it only
 rnnlab's column is printed.
 """
@@ -21,6 +22,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--pause", type=float, default=0.25,
+                   help="seconds of idle before each timed call, so that neither library is "
+                        "timed against the other's still-spinning worker threads")
     p.add_argument("--quick", action="store_true", help="one small size, few repeats")
     return p.parse_args()
 
@@ -79,16 +83,18 @@ def main() -> int:
                     out.backward(tdy)
 
             ours_t, torch_t = [], []
-            for i in range(ARGS.warmup + repeats):
+            for _ in range(ARGS.warmup + repeats):
+                time.sleep(0 if ARGS.quick else ARGS.pause)
                 t0 = time.perf_counter()
                 run_ours()
-                t1 = time.perf_counter()
+                t_ours = time.perf_counter() - t0
                 if run_torch is not None:
+                    time.sleep(0 if ARGS.quick else ARGS.pause)
+                    t1 = time.perf_counter()
                     run_torch()
-                t2 = time.perf_counter()
-                if i >= ARGS.warmup:
-                    ours_t.append(t1 - t0)
-                    torch_t.append(t2 - t1)
+                    torch_t.append(time.perf_counter() - t1)
+                ours_t.append(t_ours)
+            ours_t, torch_t = ours_t[ARGS.warmup :], torch_t[ARGS.warmup :]
             rows.append((kind, f"N={N} T={T} D={D} H={H}", median_ms(ours_t),
                          median_ms(torch_t) if torch_t and run_torch else None))
     print(f"forward+backward, float32, {ARGS.threads} thread(s), median of {repeats} "

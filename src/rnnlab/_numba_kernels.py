@@ -154,3 +154,12 @@ def gru_backward(a, h_prev, hn, dh, dA, dhw, dh_direct):
             dhw[n, 2 * H + j] = dn * r
             dh_direct[n, j] = d * z
 
+
+
+@njit(**_OPTS)
+def scatter_add_rows(target, ids, rows):  # target (V, D) += rows (n, D) at rows ids (n,)
+    D = rows.shape[1]
+    for k in range(ids.shape[0]):
+        r = ids[k]
+        for j in range(D):
+            target[r, j] += rows[k, j]
