@@ -161,10 +161,10 @@ class Trainer:
                 prog.last_valid = self.evaluate("valid")
                 self.metrics.log("valid", epoch=prog.epoch, step=prog.step, loss=prog.last_valid,
                                  ppl=perplexity(prog.last_valid))
-            self.save(self.out_dir / "last.safetensors")
-            if self._stop_reason is None:
+            if self._stop_reason is None:  # the last epoch's end has just saved this state
                 self.progress.finished = True
                 return self._finish()
+            self.save(self.out_dir / "last.safetensors")
             self.metrics.log("stop", reason=self._stop_reason, step=self.progress.step)
             if self._stop_reason == "interrupted":
                 self.echo(f"interrupted: state saved to {self.out_dir / 'last.safetensors'}; "
