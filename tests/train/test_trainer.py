@@ -178,3 +178,18 @@ def test_metrics_lines_are_json(tmp_path, corpus):
     Trainer(small_model(corpus), corpus, small_config(epochs=1), tmp_path / "m").fit()
     for line in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines():
         assert isinstance(json.loads(line), dict)
+
+
+def test_progress_bar_shows_tokens_per_second(monkeypatch, capsys):
+    """The postfix shows the real rate (it once read tqdm's unset rate and showed 0)."""
+    from rnnlab.train import metrics
+
+    clock = iter([100.0, 101.0, 102.0, 103.0])
+    monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
+    bar = metrics.ProgressBar(10, 0, "epoch 1", tokens_per_batch=64)
+    bar.update(4, loss=2.0, lr=0.1)  # 4 batches in 1 s: 256 tokens/s
+    assert bar.bar.postfix is not None and "tok_s=256" in bar.bar.postfix
+    bar.update(8, loss=2.0, lr=0.1)  # 8 in 2 s
+    assert "tok_s=256" in bar.bar.postfix
+    bar.close()
+    capsys.readouterr()

@@ -67,7 +67,8 @@ class ProgressBar:
     def __init__(self, total: int, initial: int, desc: str, *, tokens_per_batch: int = 0,
                  enabled: bool = True) -> None:
         self.bar = None
-        self._last = time.perf_counter()
+        self._last = self._started = time.perf_counter()
+        self._first = initial
         self._tokens_per_batch = tokens_per_batch
         self._loss: float | None = None
         if enabled:
@@ -83,7 +84,8 @@ class ProgressBar:
         self.bar.n = position
         now = time.perf_counter()
         if now - self._last > 0.5 or position == self.bar.total:
-            rate = self.bar.format_dict.get("rate") or 0.0
+            # batches/s since the bar started (tqdm's own rate stays unset: ``n`` is assigned)
+            rate = (position - self._first) / max(now - self._started, 1e-9)
             self.bar.set_postfix(loss=f"{self._loss:.3f}",
                                  ppl=f"{math.exp(min(self._loss, 50)):.1f}",
                                  tok_s=f"{rate * self._tokens_per_batch:,.0f}", lr=f"{lr:.3g}",
