@@ -155,7 +155,6 @@ def gru_backward(a, h_prev, hn, dh, dA, dhw, dh_direct):
             dh_direct[n, j] = d * z
 
 
-
 @njit(**_OPTS)
 def scatter_add_rows(target, ids, rows):  # target (V, D) += rows (n, D) at rows ids (n,)
     D = rows.shape[1]

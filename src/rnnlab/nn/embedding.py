@@ -22,7 +22,7 @@ def scatter_add_rows(xp: Any, target: Any, ids: Any, rows: Any) -> None:
     """``target[ids[k]] += rows[k]`` for every ``k``, repeated ids summed.
 
     With the numba kernels (float32 on the CPU) one sequential sweep adds the rows in place
-    (0.2 ms for 3,200 rows of 256, against 2.4 ms for the sort below). Otherwise sorting the
+    (0.14 ms for 3,200 rows of 256, against 2.4 ms for the sort below). Otherwise sorting the
     ids and summing runs with ``add.reduceat`` is an order of magnitude faster than
     ``add.at`` on the CPU; on a GPU ``add.at`` is an atomic scatter.
     """
