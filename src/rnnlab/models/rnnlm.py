@@ -19,11 +19,12 @@ weights uniform in [-0.1, 0.1], output bias zero, recurrent weights PyTorch's de
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
@@ -32,7 +33,7 @@ CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 @dataclass
-class RNNLMConfig:
+class RNNLMConfig(ConfigDict):
     """Everything needed to rebuild an :class:`RNNLM` (saved with every checkpoint)."""
 
     vocab_size: int
@@ -46,16 +47,6 @@ class RNNLMConfig:
     init_range: float | None = None  # uniform [-r, r] for every parameter when set
     dtype: str = "float32"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RNNLMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"RNNLMConfig: unknown keys {unknown}")
-        return cls(**data)
 
 
 class RNNLM(Module):

@@ -14,11 +14,12 @@ characters (``IGNORE_INDEX`` positions excluded).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int
@@ -32,7 +33,7 @@ _DEFAULT_SCORE = {"attention": "dot", "bahdanau": "additive"}
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ConfigDict):
     """Everything needed to rebuild a :class:`Seq2Seq` (saved in every checkpoint)."""
 
     vocab_size: int
@@ -72,18 +73,6 @@ class Seq2SeqConfig:
     def attention_score(self) -> str | None:
         """The score in use, or None for decoders without attention."""
         return self.score or _DEFAULT_SCORE.get(self.decoder)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Seq2SeqConfig:
-        if not isinstance(data, dict):
-            raise TypeError(f"Seq2SeqConfig: expected a dict, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"Seq2SeqConfig: unknown keys {unknown}")
-        return cls(**data)
 
 
 class Seq2Seq(Module):

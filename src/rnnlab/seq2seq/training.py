@@ -18,12 +18,13 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng
 from rnnlab.data import DataError
 from rnnlab.optim import Adam, CosineAnnealing, clip_grad_norm
@@ -70,7 +71,7 @@ def load_task(task: str, source: str = "auto", n: int = 50_000, seed: int = 0,
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(ConfigDict):
     """How :func:`fit` trains (saved with checkpoints)."""
 
     epochs: int = 25
@@ -103,17 +104,6 @@ class TrainOptions:
                                            or self.max_steps < 1):
             raise ValueError(f"{owner}: max_steps expected None or an int >= 1, got "
                              f"{self.max_steps!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainOptions: unknown keys {unknown}")
-        return cls(**data)
 
 
 def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,

@@ -1,35 +1,17 @@
-"""Training and data configurations: commented dataclasses, saved with every checkpoint.
-
-``from_dict`` rejects unknown keys, so a typo in a config file or an old checkpoint from
-another version is reported instead of silently ignored.
-"""
+"""Training and data configurations: commented dataclasses, saved with every checkpoint
+(``to_dict`` / ``from_dict`` from :class:`rnnlab._config.ConfigDict`, which rejects
+unknown keys)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-T = TypeVar("T", bound="_Config")
+from rnnlab._config import ConfigDict
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("none", "step", "exp", "plateau", "cosine")
-
-
-class _Config:
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        if not isinstance(data, dict):
-            raise TypeError(f"{cls.__name__}: expected a dict, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {unknown}; known keys are "
-                             f"{sorted(known)}")
-        return cls(**data)
 
 
 def _positive(owner: str, name: str, value: Any, *, integer: bool = False,
@@ -44,7 +26,7 @@ def _positive(owner: str, name: str, value: Any, *, integer: bool = False,
 
 
 @dataclass
-class TrainConfig(_Config):
+class TrainConfig(ConfigDict):
     """How to train a language model (truncated BPTT over contiguous streams).
 
     The defaults suit a character model (Adam, clip 5); the textbook's PTB recipe is
@@ -105,7 +87,7 @@ class TrainConfig(_Config):
 
 
 @dataclass
-class DataConfig(_Config):
+class DataConfig(ConfigDict):
     """Which corpus, at which level, with which vocabulary limits."""
 
     corpus: str = "stdlib"  # "ptb", "tinyshakespeare", "stdlib" or a path to a file/folder

@@ -37,6 +37,13 @@ def _add_text_source(p: argparse.ArgumentParser, max_tokens: int) -> None:
                    help=f"use at most this many tokens of the text (default {max_tokens})")
 
 
+def _add_image_output(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--out", default=default, help=f"output image (default {default})")
+    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
+    p.add_argument("--compact", action="store_true",
+                   help="save the PNG with a 256-colour palette (a few times smaller)")
+
+
 def add_parser(subparsers: Any) -> None:
     """Register ``rnnlab plot`` and its subcommands."""
     plot = subparsers.add_parser(
@@ -54,10 +61,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--smooth", type=positive_int, default=1,
                    help="average the training curves over this many logged points")
     p.add_argument("--title")
-    p.add_argument("--out", default="curves.png", help="output image (default curves.png)")
-    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
-    p.add_argument("--compact", action="store_true",
-                   help="save the PNG with a 256-colour palette (a few times smaller)")
+    _add_image_output(p, "curves.png")
     p.set_defaults(plot_run=_run_curves)
 
     p = sub.add_parser("hidden", help="hidden states over a text, projected by PCA and t-SNE")
@@ -76,10 +80,7 @@ def add_parser(subparsers: Any) -> None:
                    help="leave out the first states (warming up from zero)")
     p.add_argument("--perplexity", type=positive_float, default=30.0, help="t-SNE perplexity")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="hidden.png")
-    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
-    p.add_argument("--compact", action="store_true",
-                   help="save the PNG with a 256-colour palette (a few times smaller)")
+    _add_image_output(p, "hidden.png")
     p.set_defaults(plot_run=_run_hidden)
 
     p = sub.add_parser("predictions", help="heat map of the next-token distribution")
@@ -90,10 +91,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--top-k", type=positive_int, default=12, help="rows")
     p.add_argument("--mode", choices=("tokens", "rank"), default="tokens",
                    help="rows are candidate tokens, or the model's 1st, 2nd ... guesses")
-    p.add_argument("--out", default="predictions.png")
-    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
-    p.add_argument("--compact", action="store_true",
-                   help="save the PNG with a 256-colour palette (a few times smaller)")
+    _add_image_output(p, "predictions.png")
     p.set_defaults(plot_run=_run_predictions)
 
     p = sub.add_parser(
@@ -125,10 +123,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--raw", action="store_true",
                    help="absolute norms instead of norms relative to k = 0")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="gradients.png")
-    p.add_argument("--dpi", type=positive_int, default=100, help="image resolution")
-    p.add_argument("--compact", action="store_true",
-                   help="save the PNG with a 256-colour palette (a few times smaller)")
+    _add_image_output(p, "gradients.png")
     p.set_defaults(plot_run=_run_gradients)
 
     p = sub.add_parser("activations", help="an HTML page colouring a text by single units")
