@@ -76,10 +76,17 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     train.setdefault("progress", not args.no_progress)
     cfg = TrainConfig.from_dict({**train, "seed": args.seed})
     model_kw = dict(preset["model"])
+    tag = name
     if args.init_range is not None:
         model_kw["init_range"] = args.init_range
+        tag += f"-init{args.init_range:g}"
+    if args.init is not None:
+        model_kw["init"] = args.init
+        tag += f"-{args.init}"
+    if args.seed:
+        tag += f"-seed{args.seed}"
     model = RNNLM(len(corpus.vocab), **model_kw, rng=args.seed)
-    out = Path(args.out) / (name if args.init_range is None else f"{name}-init{args.init_range:g}")
+    out = Path(args.out) / tag
     print(f"{name}: {corpus.description}", flush=True)
     print(f"{name}: {model.num_parameters():,} parameters, {cfg}", flush=True)
     started = time.perf_counter()
@@ -115,6 +122,8 @@ def main() -> int:
     p.add_argument("--max-time", type=float, help="seconds per run (overrides the preset)")
     p.add_argument("--init-range", type=float,
                    help="draw every parameter uniformly from [-R, R] (overrides the preset)")
+    p.add_argument("--init", choices=("pytorch", "book"),
+                   help="RNNLM initialisation (overrides the preset)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
     rows = []

@@ -8,7 +8,9 @@ softmax cross-entropy, backward, gradient clipping, SGD update) runs in rnnlab a
 equivalent PyTorch model, float32, with the same thread count, interleaved in the same
 process (rnnlab, torch, rnnlab, torch, ...). The table gives the median tokens/s over
 ``--steps`` timed steps after warm-up, the ratio rnnlab/torch, and the GFLOP/s of the
-matrix products next to the numpy sgemm rate measured in the same run. E is generation:
+matrix products next to the numpy sgemm rate measured in the same run (the standard
+count of the model's products, the same for both libraries: on D rnnlab skips three of
+them through its token table, so its GF/s there is an effective rate). E is generation:
 sampling 2000 characters one at a time with model D at batch 1. Peak resident memory of
 each library (VmHWM) is measured in a fresh subprocess per configuration.
 

@@ -63,6 +63,19 @@ def test_resume_refuses_changed_options(tmp_path, text_file, capsys):
     assert "cannot change: lr" in capsys.readouterr().err
 
 
+def test_train_with_the_book_initialisation(tmp_path, text_file, capsys):
+    from rnnlab.train.state import load_model
+
+    run = tmp_path / "run"
+    assert main(train_args(text_file, run, "--max-steps", "2", "--init", "book")) == 0
+    model, _, _ = load_model(run / "last.safetensors")
+    assert model.config.init == "book"
+    capsys.readouterr()
+    code = main(train_args(text_file, tmp_path / "both", "--init", "book", "--init-range",
+                           "0.1"))
+    assert code != 0 and "both set" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,pattern", [
     (["train", "--hidden-size", "0"], "expected an integer >= 1"),
     (["train", "--cell", "transformer"], "invalid choice"),

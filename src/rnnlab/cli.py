@@ -68,6 +68,8 @@ def _add_train(sub: Any) -> None:
     m.add_argument("--tie-weights", action="store_true", default=None)
     m.add_argument("--nonlinearity", choices=("tanh", "relu"))
     m.add_argument("--init-range", type=nonneg_float)
+    m.add_argument("--init", choices=("pytorch", "book"),
+                   help="initialisation: PyTorch's LM example (default) or the textbook's")
     m.add_argument("--dtype", choices=("float32", "float64"))
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=positive_int)
@@ -162,7 +164,7 @@ EXTRA_COMMANDS: tuple[str, ...] = ("rnnlab.viz.cli", "rnnlab.seq2seq.cli")
 
 # --------------------------------------------------------------------- train
 _MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "num_layers", "dropout", "tie_weights",
-                "nonlinearity", "init_range", "dtype")
+                "nonlinearity", "init_range", "init", "dtype")
 _DATA_FLAGS = ("corpus", "level", "max_chars", "max_size", "min_freq", "data_dir")
 
 

@@ -61,6 +61,24 @@ def test_recurrent_layers_agree_with_cpu(fake_gpu, cls, kw):
         np.testing.assert_allclose(to_numpy(dev.grads[name]), grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("cls,kw", KINDS)
+def test_token_table_path_agrees_with_cpu(fake_gpu, cls, kw):
+    rng = np.random.default_rng(4)
+    cpu = cls(4, 5, num_layers=2, rng=1, dtype=np.float64, **kw)
+    dev = cls(4, 5, num_layers=2, rng=2, dtype=np.float64, device="gpu", **kw)
+    dev.load_state_dict(cpu.state_dict())
+    E, ids = rng.standard_normal((3, 4)), rng.integers(0, 3, (2, 6))
+    dE_cpu, dE_dev = np.zeros_like(E), fake_gpu.zeros((3, 4))
+    hs_cpu = cpu.forward_tokens(ids, E, dE_cpu)
+    hs_dev = dev.forward_tokens(fake_gpu.asarray(ids), fake_gpu.asarray(E), dE_dev)
+    np.testing.assert_allclose(to_numpy(hs_dev), hs_cpu, rtol=1e-12, atol=1e-12)
+    cpu.backward(hs_cpu)
+    dev.backward(hs_dev)
+    np.testing.assert_allclose(to_numpy(dE_dev), dE_cpu, rtol=1e-10, atol=1e-12)
+    for name, grad in cpu.grads.items():
+        np.testing.assert_allclose(to_numpy(dev.grads[name]), grad, rtol=1e-10, atol=1e-12)
+
+
 def test_host_input_to_a_device_layer_is_rejected(fake_gpu):
     layer = nn.LSTM(3, 4, device="gpu")
     with pytest.raises(TypeError, match="expected an array on the layer's device"):

@@ -16,6 +16,7 @@ from rnnlab.backend import to_numpy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SEQUENCES = sorted(FIXTURES.glob("seq_*.npz"))
+FULL = [p for p in SEQUENCES if p.stem.endswith("_full")]
 TOL = 1e-10
 
 
@@ -29,7 +30,9 @@ def close(actual: Any, expected: np.ndarray, what: str) -> None:
     np.testing.assert_allclose(to_numpy(actual), expected, rtol=TOL, atol=TOL, err_msg=what)
 
 
-def run_sequence_fixture(path: Path, xp: Any) -> None:
+def run_sequence_fixture(path: Path, xp: Any, tokens: bool = False) -> None:
+    """One fixture through ``forward``, or with ``tokens`` through ``forward_tokens`` on a
+    table holding each input row once (its gradient is then torch's dx)."""
     cfg, a = load(path)
     kwargs: dict[str, Any] = dict(num_layers=cfg["num_layers"], bias=cfg["bias"],
                                   bidirectional=cfg["bidirectional"], dtype=np.float64, rng=0,
@@ -44,12 +47,18 @@ def run_sequence_fixture(path: Path, xp: Any) -> None:
     state = None
     if cfg["with_state"]:
         state = (dev["h0"], dev["c0"]) if is_lstm else dev["h0"]
-    out = layer.forward(dev["x"], state, a.get("lengths"))
+    if tokens:
+        N, T, D = a["x"].shape
+        table, dx = dev["x"].reshape(N * T, D), xp.zeros((N * T, D))
+        out = layer.forward_tokens(xp.asarray(np.arange(N * T).reshape(N, T)), table, dx,
+                                   state)
+    else:
+        out = layer.forward(dev["x"], state, a.get("lengths"))
     close(out, a["out"], "output")
     close(layer.h_n, a["h_n"], "h_n")
     dstate = (dev["dh_n"], dev["dc_n"]) if is_lstm else dev["dh_n"]
-    dx = layer.backward(dev["dout"], dstate)
-    close(dx, a["dx"], "dx")
+    back = layer.backward(dev["dout"], dstate)
+    close(dx.reshape(a["dx"].shape) if tokens else back, a["dx"], "dx")
     close(layer.dh0, a["dh0"], "dh0")
     for key, value in a.items():
         if key.startswith("grad."):
@@ -91,6 +100,11 @@ def test_fixture_on_fake_device(fake_gpu, path):
     run_sequence_fixture(path, fake_gpu)
 
 
+@pytest.mark.parametrize("path", FULL, ids=[p.stem for p in FULL])
+def test_token_table_fixture_on_fake_device(fake_gpu, path):
+    run_sequence_fixture(path, fake_gpu, tokens=True)
+
+
 @pytest.mark.parametrize("cls,kw", [(nn.LSTM, {}), (nn.GRU, {})])
 def test_gradient_check_on_fake_device(fake_gpu, cls, kw):
     gradient_check(fake_gpu, cls, **kw)
@@ -100,6 +114,12 @@ def test_gradient_check_on_fake_device(fake_gpu, cls, kw):
 @pytest.mark.parametrize("path", SEQUENCES, ids=[p.stem for p in SEQUENCES])
 def test_fixture_on_gpu(real_gpu, path):
     run_sequence_fixture(path, real_gpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("path", FULL, ids=[p.stem for p in FULL])
+def test_token_table_fixture_on_gpu(real_gpu, path):
+    run_sequence_fixture(path, real_gpu, tokens=True)
 
 
 @pytest.mark.gpu

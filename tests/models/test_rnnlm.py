@@ -133,3 +133,90 @@ def test_stepper_rejects_out_of_range_ids():
         stepper.step(np.array([3, 11]))
     with pytest.raises(ValueError, match="expected ids in"):
         stepper.step(np.array([-1, 0]))
+
+
+def _train_steps(model, steps=4, shape=(3, 4), lr=0.1):
+    rng = np.random.default_rng(5)
+    V, losses = model.config.vocab_size, []
+    for _ in range(steps):
+        ids, targets = rng.integers(0, V, shape), rng.integers(0, V, shape)
+        model.zero_grad()
+        losses.append(model.forward_loss(ids, targets))
+        model.backward()
+        for _, p, g in model.named_parameters():
+            p -= lr * g
+    return losses
+
+
+@pytest.mark.parametrize("cell,tie", [("lstm", False), ("gru", True), ("rnn", False)])
+def test_small_vocabulary_takes_the_token_table_path_with_the_same_result(
+        cell, tie, monkeypatch):
+    """V = 5 < N*T = 12 tokens: embedding and first projection run as one table."""
+    from rnnlab.nn.scan import TokenInput
+
+    fused = tiny(cell, vocab_size=5, tie_weights=tie, dtype=np.float64)
+    fused_losses = _train_steps(fused)
+    assert fused._tokens
+    monkeypatch.setattr(TokenInput, "pays", staticmethod(lambda vocab, tokens: False))
+    plain = tiny(cell, vocab_size=5, tie_weights=tie, dtype=np.float64)
+    plain_losses = _train_steps(plain)
+    assert not plain._tokens
+    np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12)
+    for (name, p1, g1), (_, p2, g2) in zip(fused.named_parameters(), plain.named_parameters(),
+                                           strict=True):
+        np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-13, err_msg=name)
+        np.testing.assert_allclose(p1, p2, rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def test_token_table_path_only_without_active_embedding_dropout():
+    model = tiny(vocab_size=5, dropout=0.3)
+    ids = np.random.default_rng(6).integers(0, 5, (3, 4))
+    model.forward_loss(ids, ids)
+    assert not model._tokens  # dropout on the embeddings: the rows are needed
+    model.backward()
+    model.eval()
+    model.forward_loss(ids, ids)
+    assert model._tokens  # inactive in eval
+    larger = tiny(vocab_size=13)  # 13 rows > 12 tokens: the plain path
+    larger.forward_loss(ids, ids)
+    assert not larger._tokens
+
+
+def test_token_table_path_gradient_check_float64():
+    model = tiny("lstm", vocab_size=4, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    ids, targets = rng.integers(0, 4, (2, 4)), rng.integers(0, 4, (2, 4))
+    model.zero_grad()
+    _loss(model, ids, targets)
+    assert model._tokens
+    model.backward()
+    for name, param, grad in model.named_parameters():
+        flat, g = param.reshape(-1), grad.reshape(-1)
+        for k in rng.choice(flat.size, size=min(6, flat.size), replace=False):
+            old = flat[k]
+            flat[k] = old + 1e-6
+            up = _loss(model, ids, targets)
+            flat[k] = old - 1e-6
+            down = _loss(model, ids, targets)
+            flat[k] = old
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - g[k]) <= 1e-6 * max(1.0, abs(numeric)), (name, k)
+
+
+def test_book_initialisation():
+    model = RNNLM(2000, 50, 40, 2, init="book", rng=8)
+    p = dict((n, a) for n, a, _ in model.named_parameters())
+    assert abs(p["embedding.weight"].std() - 0.01) < 0.001
+    assert abs(p["rnn.weight_ih_l0"].std() - 1 / np.sqrt(50)) < 0.01
+    assert abs(p["rnn.weight_ih_l1"].std() - 1 / np.sqrt(40)) < 0.01
+    assert abs(p["decoder.weight"].std() - 1 / np.sqrt(40)) < 0.01
+    for name in ("rnn.bias_ih_l0", "rnn.bias_hh_l1", "decoder.bias"):
+        assert not p[name].any()
+    rebuilt = RNNLM.from_config(RNNLMConfig.from_dict(model.config.to_dict()), rng=8)
+    for (_, a, _), (_, b, _) in zip(model.named_parameters(), rebuilt.named_parameters(),
+                                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="init expected one of"):
+        RNNLM(10, 4, 4, init="xavier")
+    with pytest.raises(ValueError, match="both set"):
+        RNNLM(10, 4, 4, init="book", init_range=0.1)

@@ -104,6 +104,29 @@ def test_sequence_layer_matches_torch(path: Path) -> None:
     check_param_grads(layer, a)
 
 
+@pytest.mark.parametrize("path", [p for p in fixtures("seq_") if "_full" in p.values[0].stem])
+def test_token_input_path_matches_torch(path: Path) -> None:
+    """``forward_tokens`` on a table holding each input row once (ids 0..N*T-1) is the
+    same computation as ``forward(x)``: torch's outputs, and the table's gradient is dx."""
+    cfg, a = load(path)
+    layer = build_sequence(cfg)
+    layer.load_state_dict(state_dict(a))
+    is_lstm = cfg["kind"] == "lstm"
+    state = None
+    if cfg["with_state"]:
+        state = (a["h0"], a["c0"]) if is_lstm else a["h0"]
+    N, T, D = a["x"].shape
+    table, grad = a["x"].reshape(N * T, D).copy(), np.zeros((N * T, D))
+    out = layer.forward_tokens(np.arange(N * T).reshape(N, T), table, grad, state)
+    close(out, a["out"], "output")
+    close(layer.h_n, a["h_n"], "h_n")
+    dstate = (a["dh_n"], a["dc_n"]) if is_lstm else a["dh_n"]
+    assert layer.backward(a["dout"], dstate) is None
+    close(grad.reshape(N, T, D), a["dx"], "dx (the table's gradient)")
+    close(layer.dh0, a["dh0"], "dh0")
+    check_param_grads(layer, a)
+
+
 # ---------------------------------------------------------------------- cells
 @pytest.mark.parametrize("path", fixtures("cell_"))
 def test_cell_matches_torch(path: Path) -> None:

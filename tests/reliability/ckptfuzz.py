@@ -376,7 +376,7 @@ def _meta_cases(seed: Seed) -> Iterator[tuple[str, str, Any, frozenset[str]]]:
             yield "wrong model config", f"model_config.{key}={value!r}", \
                 _set(meta, ("model_config", key), value), must
         # a field left out takes its default: refused by load_model only if that differs
-        shaping = key not in ("dropout", "init_range", "nonlinearity")
+        shaping = key not in ("dropout", "init_range", "init", "nonlinearity")
         must = MODEL if shaping and not _same(defaults.get(key, _DELETE), mc[key]) else RESTORE
         yield "missing key", f"model_config.{key} deleted", \
             _set(meta, ("model_config", key), _DELETE), must

@@ -11,8 +11,10 @@ start of an epoch or a new text. With ``tie_weights`` the output layer reuses th
 embedding matrix (Press & Wolf 2017; the book's ``BetterRnnlm``), which needs
 ``embedding_dim == hidden_size``.
 
-Initialisation follows PyTorch's word-language-model example: embedding and output
-weights uniform in [-0.1, 0.1], output bias zero, recurrent weights PyTorch's default;
+Initialisation (``init``): ``"pytorch"`` follows PyTorch's word-language-model example
+(embedding and output weights uniform in [-0.1, 0.1], output bias zero, recurrent weights
+PyTorch's default); ``"book"`` is the textbook's (embedding normal with standard
+deviation 0.01, every other weight matrix normal with variance 1/fan-in, biases zero);
 ``init_range=r`` instead draws every parameter uniformly from [-r, r] (Zaremba et al.).
 """
 
@@ -28,8 +30,10 @@ from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
+from rnnlab.nn.scan import TokenInput
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+INITS = ("pytorch", "book")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RNNLMConfig(ConfigDict):
     nonlinearity: str = "tanh"  # for cell="rnn": "tanh" or "relu"
     init_range: float | None = None  # uniform [-r, r] for every parameter when set
     dtype: str = "float32"
+    init: str = "pytorch"  # "pytorch" or "book" (ignored when init_range is set)
 
 
 
@@ -59,8 +64,8 @@ class RNNLM(Module):
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
                  tie_weights: bool = False, *, nonlinearity: str = "tanh",
-                 init_range: float | None = None, rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 init_range: float | None = None, init: str = "pytorch", rng: Any = None,
+                 device: str | None = None, dtype: Any = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
@@ -81,8 +86,13 @@ class RNNLM(Module):
                 or not math.isfinite(init_range) or init_range <= 0):
             raise ValueError(f"RNNLM: init_range expected a positive finite float, got "
                              f"{init_range!r}")
+        if init not in INITS:
+            raise ValueError(f"RNNLM: init expected one of {list(INITS)}, got {init!r}")
+        if init != "pytorch" and init_range is not None:
+            raise ValueError(f"RNNLM: init={init!r} and init_range={init_range!r} both set; "
+                             f"init_range replaces the whole initialisation, give one")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
-                                  nonlinearity, init_range, self.dtype.name)
+                                  nonlinearity, init_range, self.dtype.name, init)
         self.rng = make_rng(rng)
         common = {"rng": self.rng, "device": device, "dtype": self.dtype}
         self.embedding = Embedding(V, E, **common)
@@ -93,7 +103,8 @@ class RNNLM(Module):
         self.drop_out = Dropout(dropout, **common)
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
-        self._init_weights(init_range)
+        self._init_weights(init_range, init)
+        self._tokens = False  # whether the last forward went through forward_tokens
         if tie_weights:
             self.decoder.tie("weight", self.embedding, "weight")
 
@@ -103,29 +114,54 @@ class RNNLM(Module):
         c = config
         return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,
                    c.dropout, c.tie_weights, nonlinearity=c.nonlinearity,
-                   init_range=c.init_range, rng=rng, device=device, dtype=c.dtype)
+                   init_range=c.init_range, init=c.init, rng=rng, device=device,
+                   dtype=c.dtype)
 
-    def _init_weights(self, init_range: float | None) -> None:
+    def _init_weights(self, init_range: float | None, init: str) -> None:
         xp = self.xp
 
-        def fill(array: Any, bound: float) -> None:
-            values = self.rng.uniform(-bound, bound, size=array.shape).astype(self.dtype)
+        def put(array: Any, values: Any) -> None:
+            values = values.astype(self.dtype)
             array[...] = values if xp is np else xp.asarray(values)
 
-        if init_range is None:
+        def fill(array: Any, bound: float) -> None:
+            put(array, self.rng.uniform(-bound, bound, size=array.shape))
+
+        if init_range is not None:
+            for _, param, _ in self.named_parameters():
+                fill(param, float(init_range))
+        elif init == "book":
+            # ch06 Rnnlm: randn(V, D) / 100, randn(fan_in, out) / sqrt(fan_in), zero biases
+            put(self.embedding.params["weight"],
+                self.rng.standard_normal(self.embedding.params["weight"].shape) / 100)
+            for name, param, _ in self.named_parameters():
+                if name == "embedding.weight":
+                    continue
+                if param.ndim == 1:
+                    param.fill(0)
+                else:
+                    put(param, self.rng.standard_normal(param.shape) / math.sqrt(param.shape[1]))
+        else:
             fill(self.embedding.params["weight"], 0.1)
             fill(self.decoder.params["weight"], 0.1)
             self.decoder.params["bias"].fill(0)
-        else:
-            for _, param, _ in self.named_parameters():
-                fill(param, float(init_range))
 
     # ------------------------------------------------------------------ running
     def forward(self, ids: Any) -> Any:
         """Logits ``(N, T, V)`` for token ids ``(N, T)``, continuing the carried state."""
-        emb = self.drop_in(self.embedding(ids))
-        hs = self.drop_out(self.rnn(emb))
-        return self.decoder(hs)
+        return self.decoder(self.drop_out(self._recurrent(ids)))
+
+    def _recurrent(self, ids: Any) -> Any:
+        """The recurrent outputs ``(N, T, H)``. When the vocabulary is smaller than the
+        batch's token count and no dropout acts on the embeddings (a character model),
+        the embedding and the first input projection run as one table lookup
+        (:meth:`Recurrent.forward_tokens`); the result is the same."""
+        emb = self.embedding
+        inactive = not self.drop_in.training or self.drop_in.p == 0
+        self._tokens = inactive and TokenInput.pays(emb.num_embeddings, int(ids.size))
+        if self._tokens:
+            return self.rnn.forward_tokens(ids, emb.params["weight"], emb.grads["weight"])
+        return self.rnn(self.drop_in(emb(ids)))
 
     def forward_loss(self, ids: Any, targets: Any) -> float:
         """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``.
@@ -133,7 +169,7 @@ class RNNLM(Module):
         The logits go into a buffer reused from step to step, and the loss overwrites them
         with their gradient (no copies of the large ``(N*T, V)`` array).
         """
-        hs = self.drop_out(self.rnn(self.drop_in(self.embedding(ids))))
+        hs = self.drop_out(self._recurrent(ids))
         N, T = hs.shape[:2]
         logits = self.decoder(hs, out=self.scratch("logits", (N * T * self.config.vocab_size,)))
         return self.criterion.forward(logits, targets, inplace=True)
@@ -141,8 +177,9 @@ class RNNLM(Module):
     def backward(self, dloss: float = 1.0) -> None:
         """Backward from the last :meth:`forward_loss`; adds into every gradient."""
         dh = self.decoder.backward(self.criterion.backward(dloss))
-        demb = self.drop_in.backward(self.rnn.backward(self.drop_out.backward(dh)))
-        self.embedding.backward(demb)
+        dxs = self.rnn.backward(self.drop_out.backward(dh))
+        if not self._tokens:  # else the recurrent layer has added the embedding's gradient
+            self.embedding.backward(self.drop_in.backward(dxs))
 
     # -------------------------------------------------------------------- state
     def reset_state(self) -> None:

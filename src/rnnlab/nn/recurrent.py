@@ -31,10 +31,12 @@ from rnnlab.nn._checks import (
     check_positive_int,
     check_probability,
     check_shape,
+    check_token_ids,
 )
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 from rnnlab.nn.scan import (
+    TokenInput,
     Weights,
     final_state,
     new_back_trace,
@@ -196,6 +198,33 @@ class Recurrent(Module):
         if N < 1 or T < 1:
             raise ValueError(f"{self.name}.forward: xs expected N >= 1 and T >= 1, "
                              f"got shape {tuple(xs.shape)}")
+        return self._run(xp.ascontiguousarray(xs.transpose(1, 0, 2)), N, T, state, lengths)
+
+    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+        """``forward(weight[ids], state)`` for token ids ``(N, T)`` into an embedding matrix
+        ``weight`` ``(V, input_size)``, without building ``weight[ids]``.
+
+        The first layer's input projection is looked up in a ``(V, G*H)`` table (see
+        :class:`rnnlab.nn.scan.TokenInput`), which pays when ``V`` is smaller than
+        ``N * T``. The following :meth:`backward` adds the gradient of ``weight`` into
+        ``grad`` (when given) and returns ``None``.
+        """
+        xp, owner = self.xp, f"{self.name}.forward_tokens"
+        check_float_array(weight, owner, "weight", xp=xp, dtype=self.dtype, ndims=(2,),
+                          last=self.input_size)
+        if grad is not None:
+            check_shape(grad, owner, "grad", tuple(weight.shape), xp=xp, dtype=self.dtype)
+        check_token_ids(ids, owner, "ids", num=weight.shape[0], xp=xp, ndims=(2,))
+        N, T = ids.shape
+        if N < 1 or T < 1:
+            raise ValueError(f"{owner}: ids expected N >= 1 and T >= 1, got shape "
+                             f"{tuple(ids.shape)}")
+        tokens = TokenInput(xp.ascontiguousarray(ids.T).reshape(-1), weight, grad)
+        return self._run(tokens, N, T, state, None)
+
+    def _run(self, X: Any, N: int, T: int, state: Any, lengths: Any) -> Any:
+        """All layers over the time-major input ``X`` ``(T, N, D)`` (or a TokenInput)."""
+        xp = self.xp
         h0, c0 = self._initial_state(state, N)
         mask = keep = None
         if lengths is not None:
@@ -204,15 +233,15 @@ class Recurrent(Module):
             keep = xp.asarray(~valid[:, :, None])
             mask = xp.asarray(valid[:, :, None].astype(self.dtype))
         H, K = self.hidden_size, self.num_directions
-        X = xp.ascontiguousarray(xs.transpose(1, 0, 2))  # (T, N, D)
+        tokens = isinstance(X, TokenInput)
         h_last, c_last, drop_masks = [], [], []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(K):
                 idx = layer * K + direction
                 key = (layer, direction)
-                tr = new_trace(self.math, xp, T, N, X.shape[2], H, self.dtype,
-                               self._traces.get(key))
+                D = self.input_size if layer == 0 else H * K
+                tr = new_trace(self.math, xp, T, N, D, H, self.dtype, self._traces.get(key))
                 self._traces[key] = tr
                 scan_forward(self.math, tr, X, self.weights(layer, direction, self.params),
                              h0[idx], None if c0 is None else c0[idx],
@@ -236,14 +265,16 @@ class Recurrent(Module):
         self.c_n = xp.stack(c_last) if self.has_cell else None
         if self.stateful:
             self._state = (self.h_n.copy(), None if self.c_n is None else self.c_n.copy())
-        self._cache = {"N": N, "T": T, "drop": drop_masks, "mask": mask}
+        self._cache = {"N": N, "T": T, "drop": drop_masks, "mask": mask, "tokens": tokens}
         return X.transpose(1, 0, 2).copy()
 
     # ----------------------------------------------------------------- backward
     def backward(self, dhs: Any, dstate: Any = None) -> Any:
         """Backward of the last forward; return ``dxs`` and set ``dh0`` (and ``dc0``).
 
-        ``dhs`` may be ``None`` when only the final state receives a gradient.
+        ``dhs`` may be ``None`` when only the final state receives a gradient. After
+        :meth:`forward_tokens` the input gradient goes into its ``grad`` and ``None`` is
+        returned.
         """
         cache = require_cache(self, self._cache)
         xp, N, T, H, K = self.xp, cache["N"], cache["T"], self.hidden_size, self.num_directions
@@ -260,7 +291,8 @@ class Recurrent(Module):
         dc0 = [None] * (self.num_layers * K)
         for layer in range(self.num_layers - 1, -1, -1):
             D = self.input_size if layer == 0 else H * K
-            dX = self.scratch(("dX", layer), (T * N, D))
+            into_tokens = layer == 0 and cache["tokens"]
+            dX = None if into_tokens else self.scratch(("dX", layer), (T * N, D))
             for direction in range(K):
                 idx = layer * K + direction
                 key = (layer, direction)
@@ -275,12 +307,15 @@ class Recurrent(Module):
                     dc_n=None if dc_n is None else dc_n[idx],
                     dX=dX, dX_accumulate=direction > 0,
                 )
+            if into_tokens:
+                dY = None
+                break
             dY = dX.reshape(T, N, D)
             if layer > 0 and cache["drop"][layer - 1] is not None:
                 dY = dY * cache["drop"][layer - 1]
         self.dh0 = xp.stack(dh0)
         self.dc0 = xp.stack(dc0) if self.has_cell else None
-        return dY.transpose(1, 0, 2).copy()
+        return None if dY is None else dY.transpose(1, 0, 2).copy()
 
 
 class RNN(Recurrent):

@@ -11,6 +11,14 @@ A *scan* runs one direction of one layer over a time-major input ``X`` of shape
 Its backward walks the steps in the opposite order, then computes every weight gradient
 with one product over all steps (``dW_ih += dxw^T X``, ``dW_hh += dhw^T H_prev``) and the
 input gradient with one more (``dX = dxw W_ih``).
+
+When the input is rows of an embedding matrix, ``X = E[ids]`` with ``E`` ``(V, D)``, and
+the vocabulary is smaller than the number of tokens (a character model), a
+:class:`TokenInput` replaces ``X``: the projection becomes a lookup in the table
+``E W_ih^T + b`` ``(V, G*H)``, and the backward sums ``dxw`` per token id into
+``dP`` ``(V, G*H)`` and takes ``dW_ih += dP^T E`` and ``dE += dP W_ih``. Three products
+over all ``T*N`` tokens become three over the ``V`` vocabulary rows; the result is the
+same sums in another order.
 """
 
 from __future__ import annotations
@@ -22,9 +30,28 @@ from typing import Any
 from rnnlab._kernels import for_arrays as kernels_for
 from rnnlab.backend import blas_threads, loop_threads
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
+from rnnlab.nn.embedding import scatter_add_rows
 
 #: ``acc(grad, a, b)`` performs ``grad += a @ b`` without per-call allocation.
 Accumulate = Callable[[Any, Any, Any], None]
+
+
+@dataclass
+class TokenInput:
+    """The input ``E[ids]`` of a scan, given as the embedding matrix and the token ids.
+
+    ``ids`` ``(T * N,)`` int, time-major; ``E`` ``(V, D)``; the backward adds the
+    gradient of ``E`` into ``dE`` (``None`` to skip it).
+    """
+
+    ids: Any
+    E: Any
+    dE: Any = None
+
+    @staticmethod
+    def pays(vocab_size: int, tokens: int) -> bool:
+        """Whether the table is worth it: fewer vocabulary rows than tokens."""
+        return vocab_size < tokens
 
 
 @dataclass
@@ -71,6 +98,15 @@ def fold_bias(math: CellMath, w: Weights, H: int) -> tuple[Any, Any]:
     return bias, rest
 
 
+def input_table(xp: Any, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
+    """The input projection of every embedding row, ``E (V, D) @ W_ih^T + bias``, ``(V, G*H)``
+    (into ``out`` when given)."""
+    table = xp.matmul(E, W_ih.T, out=out)
+    if bias is not None:
+        table += bias
+    return table
+
+
 def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any = None, *,
                  reverse: bool = False, mask: Any = None, keep: Any = None) -> None:
     """Run one direction over ``X`` ``(T, N, D)`` (C-contiguous), filling ``tr``.
@@ -84,10 +120,14 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     tr.X, tr.mask, tr.keep, tr.reverse = X, mask, keep, reverse
     tr.kernels = kernels_for(xp, tr.dtype)
     xw2d = tr.xw.reshape(T * N, tr.G * H)
-    xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw2d)
     bias, b_rest = fold_bias(math, w, H)
-    if bias is not None:
-        xw2d += bias
+    if isinstance(X, TokenInput):
+        table = input_table(xp, X.E, w.W_ih, bias, tr.buffer("table", (X.E.shape[0], tr.G * H)))
+        xp.take(table, X.ids, axis=0, out=xw2d)
+    else:
+        xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw2d)
+        if bias is not None:
+            xw2d += bias
     init = T if reverse else 0
     tr.h[init] = h0
     if tr.c is not None:
@@ -155,17 +195,36 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
                 if pass_c is not None:
                     bw.dc_next += pass_c
     dxw2d = bw.dxw.reshape(T * N, G * H)
-    acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
     math.hidden_weight_grad(tr, bw, acc, grads.W_hh)
-    if grads.b_ih is not None:
+    if grads.b_hh is not None:
         ones = xp.ones(T * N, dtype=dxw2d.dtype)  # row sums through BLAS (see Module.ones)
-        acc(grads.b_ih, ones, dxw2d)
         acc(grads.b_hh, ones, bw.dhw.reshape(T * N, G * H))
-    if dX is not None:
-        if dX_accumulate:
-            acc(dX, dxw2d, w.W_ih)
-        else:
-            xp.matmul(dxw2d, w.W_ih, out=dX)
+    if isinstance(tr.X, TokenInput):
+        _token_input_backward(tr, dxw2d, w, grads, acc)
+    else:
+        acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
+        if grads.b_ih is not None:
+            acc(grads.b_ih, ones, dxw2d)
+        if dX is not None:
+            if dX_accumulate:
+                acc(dX, dxw2d, w.W_ih)
+            else:
+                xp.matmul(dxw2d, w.W_ih, out=dX)
     dh0 = bw.dh_next.copy()
     dc0 = bw.dc_next.copy() if tr.c is not None else None
     return dh0, dc0
+
+
+def _token_input_backward(tr: Trace, dxw2d: Any, w: Weights, grads: Weights,
+                          acc: Accumulate) -> None:
+    """The input-side gradients of a scan over a :class:`TokenInput`, through the
+    per-token sums ``dP`` ``(V, G*H)`` of ``dxw``."""
+    X, xp = tr.X, tr.xp
+    dP = tr.buffer("dtable", (X.E.shape[0], dxw2d.shape[1]))
+    dP.fill(0)
+    scatter_add_rows(xp, dP, X.ids, dxw2d)
+    acc(grads.W_ih, dP.T, X.E)
+    if grads.b_ih is not None:
+        acc(grads.b_ih, xp.ones(dP.shape[0], dtype=dP.dtype), dP)
+    if X.dE is not None:
+        acc(X.dE, dP, w.W_ih)

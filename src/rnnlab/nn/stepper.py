@@ -20,7 +20,7 @@ from typing import Any
 
 from rnnlab._kernels import for_arrays as kernels_for
 from rnnlab.nn._cellmath import Trace
-from rnnlab.nn.scan import fold_bias
+from rnnlab.nn.scan import fold_bias, input_table
 
 
 class Stepper:
@@ -45,11 +45,8 @@ class Stepper:
 
     def input_table(self, embedding_weight: Any) -> Any:
         """``embedding_weight (V, D) @ W_ih^T + bias`` for layer 0: ``(V, G*H)``."""
-        _, w, bias, _ = self.layers[0]
-        table = embedding_weight @ w.W_ih.T
-        if bias is not None:
-            table += bias
-        return table
+        tr, w, bias, _ = self.layers[0]
+        return input_table(tr.xp, embedding_weight, w.W_ih, bias)
 
     def reset(self) -> None:
         """Zero state."""

@@ -160,7 +160,7 @@ def restore_carried_state(model: RNNLM, arrays: Mapping[str, np.ndarray], where:
 
 
 _CONFIG_CHOICES = {"cell": ("lstm", "gru", "rnn"), "nonlinearity": ("tanh", "relu"),
-                   "dtype": ("float32", "float64")}
+                   "dtype": ("float32", "float64"), "init": ("pytorch", "book")}
 _CONFIG_SIZES = ("vocab_size", "embedding_dim", "hidden_size", "num_layers")
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
