@@ -21,10 +21,12 @@ from pathlib import Path
 
 PRESETS = {
     # The book's ch06 Rnnlm: 1-layer LSTM, embedding 100, hidden 100, batch 20, T 35,
-    # SGD lr 20, clip 0.25, 4 epochs, no dropout. The book's code: test ppl 136.5.
+    # SGD lr 20, clip 0.25, 4 epochs, no dropout, the book's initialisation (embeddings
+    # N(0, 0.01^2), weights N(0, 1/fan_in), biases 0). The book's code: test ppl 136.5.
     "book": {
         "data": {"corpus": "ptb"},
-        "model": {"embedding_dim": 100, "hidden_size": 100, "num_layers": 1, "cell": "lstm"},
+        "model": {"embedding_dim": 100, "hidden_size": 100, "num_layers": 1, "cell": "lstm",
+                  "init": "book"},
         "train": {"epochs": 4, "batch_size": 20, "bptt": 35, "optimizer": "sgd", "lr": 20.0,
                   "clip_norm": 0.25, "eval_batch_size": 10},
         "target": ("test ppl", "<=", 136.5),
@@ -74,6 +76,8 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     if args.max_time is not None:
         train["max_time"] = args.max_time
     train.setdefault("progress", not args.no_progress)
+    if args.freeze:
+        train["freeze"] = args.freeze
     cfg = TrainConfig.from_dict({**train, "seed": args.seed})
     model_kw = dict(preset["model"])
     tag = name
@@ -83,6 +87,8 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     if args.init is not None:
         model_kw["init"] = args.init
         tag += f"-{args.init}"
+    if args.freeze:
+        tag += "-freeze-" + "-".join(args.freeze).replace("*", "x")
     if args.seed:
         tag += f"-seed{args.seed}"
     model = RNNLM(len(corpus.vocab), **model_kw, rng=args.seed)
@@ -124,6 +130,9 @@ def main() -> int:
                    help="draw every parameter uniformly from [-R, R] (overrides the preset)")
     p.add_argument("--init", choices=("pytorch", "book"),
                    help="RNNLM initialisation (overrides the preset)")
+    p.add_argument("--freeze", nargs="+", metavar="NAME",
+                   help="parameters kept as initialised, e.g. rnn.bias_hh_l0 (with the book's "
+                        "zero biases: the book's LSTM with its single bias)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
     rows = []

@@ -63,14 +63,21 @@ def test_resume_refuses_changed_options(tmp_path, text_file, capsys):
     assert "cannot change: lr" in capsys.readouterr().err
 
 
-def test_train_with_the_book_initialisation(tmp_path, text_file, capsys):
+def test_train_with_the_book_initialisation_and_a_frozen_bias(tmp_path, text_file, capsys):
+    from rnnlab.train.checkpoint import read_checkpoint
     from rnnlab.train.state import load_model
 
     run = tmp_path / "run"
-    assert main(train_args(text_file, run, "--max-steps", "2", "--init", "book")) == 0
-    model, _, _ = load_model(run / "last.safetensors")
-    assert model.config.init == "book"
+    assert main(train_args(text_file, run, "--max-steps", "2", "--init", "book", "--freeze",
+                           "rnn.bias_hh_*")) == 0
+    model, _, meta = load_model(run / "last.safetensors")
+    assert model.config.init == "book" and meta["train_config"]["freeze"] == ["rnn.bias_hh_*"]
+    assert not model.rnn.params["bias_hh_l0"].any() and model.rnn.params["bias_ih_l0"].any()
+    arrays = read_checkpoint(run / "last.safetensors")[0]
+    assert not any(k.startswith("optim/rnn.bias_hh") for k in arrays)
     capsys.readouterr()
+    assert main(train_args(text_file, tmp_path / "typo", "--freeze", "rnn.bias")) == 2
+    assert "freeze pattern 'rnn.bias' expected to match" in capsys.readouterr().err
     code = main(train_args(text_file, tmp_path / "both", "--init", "book", "--init-range",
                            "0.1"))
     assert code != 0 and "both set" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from rnnlab.argtypes import nonneg_float, positive_int
 EPILOG_TRAIN = """examples:
   rnnlab train                          # char LSTM on this Python's stdlib source (offline)
   rnnlab train --corpus tinyshakespeare --hidden-size 512 --epochs 10
-  rnnlab train --corpus ptb --level word --optimizer sgd --lr 20 --clip-norm 0.25 \\
+  rnnlab train --corpus ptb --level word --optimizer sgd --lr 20 --clip-norm 0.25 --init book \\
       --batch-size 20 --bptt 35 --embedding-dim 100 --hidden-size 100 --epochs 4
   rnnlab train --corpus notes.txt --level word --max-size 20000
   rnnlab train --resume runs/stdlib-lstm/last.safetensors --epochs 3
@@ -92,6 +92,9 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--max-time", type=nonneg_float, help="seconds")
     t.add_argument("--log-every", type=positive_int)
     t.add_argument("--checkpoint-every", type=positive_int)
+    t.add_argument("--freeze", nargs="+", metavar="NAME",
+                   help="parameters kept as initialised (names or patterns, e.g. "
+                        "'rnn.bias_hh_*')")
     r = p.add_argument_group("run")
     r.add_argument("--config", help="JSON file with 'model', 'train' and 'data' sections")
     r.add_argument("--out", help="run folder (default runs/<corpus>-<cell>)")

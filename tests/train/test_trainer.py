@@ -193,3 +193,56 @@ def test_progress_bar_shows_tokens_per_second(monkeypatch, capsys):
     assert "tok_s=256" in bar.bar.postfix
     bar.close()
     capsys.readouterr()
+
+
+def test_frozen_parameters_stay_and_resume_is_bit_exact(tmp_path, corpus):
+    """freeze: kept as initialised, left out of the optimizer and of the clipping norm."""
+    frozen = ("rnn.bias_hh_*", "embedding.weight")
+    cfg = small_config(epochs=2, freeze=frozen)
+    straight = small_model(corpus, init="book")
+    before = params_of(straight)
+    trainer = Trainer(straight, corpus, cfg, tmp_path / "s")
+    assert [n for n, _, _ in trainer.trained] == [
+        n for n in before if n not in ("rnn.bias_hh_l0", "rnn.bias_hh_l1", "embedding.weight")]
+    trainer.fit()
+    after = params_of(straight)
+    for name, value in before.items():
+        same = np.array_equal(after[name], value)
+        assert same == (name.startswith("rnn.bias_hh") or name == "embedding.weight"), name
+    assert not after["rnn.bias_hh_l0"].any()  # the book's zero biases: one bias acts
+
+    first = small_model(corpus, init="book")
+    Trainer(first, corpus, small_config(epochs=1, freeze=frozen), tmp_path / "r").fit()
+    resumed = Trainer(small_model(corpus, init="book"), corpus, cfg, tmp_path / "r")
+    resumed.restore(tmp_path / "r" / "last.safetensors")
+    resumed.fit()
+    a = read_checkpoint(tmp_path / "s" / "last.safetensors")[0]
+    b = read_checkpoint(tmp_path / "r" / "last.safetensors")[0]
+    assert set(a) == set(b) and not any(k.startswith("optim/embedding") for k in a)
+    for name, value in a.items():
+        np.testing.assert_array_equal(b[name], value, err_msg=name)
+
+
+def test_clipping_norm_leaves_frozen_gradients_out(tmp_path, corpus, monkeypatch):
+    import rnnlab.optim
+
+    seen = []
+    real = rnnlab.optim.clip_grad_norm
+    monkeypatch.setattr(rnnlab.optim, "clip_grad_norm",
+                        lambda params, max_norm: seen.append(len(params)) or real(params,
+                                                                                max_norm))
+    model = small_model(corpus)
+    Trainer(model, corpus, small_config(epochs=1, max_steps=2, freeze=["decoder.*"]),
+            tmp_path / "c").fit()
+    assert seen and set(seen) == {len(list(model.named_parameters())) - 2}
+
+
+@pytest.mark.parametrize("freeze,error,pattern", [
+    (["rnn.bias_hh"], ValueError, "freeze pattern 'rnn.bias_hh' expected to match"),
+    (["*"], ValueError, "leaves no parameter to train"),
+    ("rnn.*", TypeError, "freeze expected a list of parameter names"),
+    ([""], TypeError, "freeze expected a list of parameter names"),
+])
+def test_bad_freeze_is_a_clear_error(tmp_path, corpus, freeze, error, pattern):
+    with pytest.raises(error, match=pattern):
+        Trainer(small_model(corpus), corpus, small_config(freeze=freeze), tmp_path / "x")

@@ -58,9 +58,15 @@ class TrainConfig(ConfigDict):
     divergence_lr_factor: float = 0.5  # learning rate multiplier after a rollback
     max_divergences: int = 3  # give up after this many rollbacks
     progress: bool = True  # tqdm progress bar
+    freeze: tuple[str, ...] = ()  # parameter names (fnmatch patterns) kept as initialised
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
+        if isinstance(self.freeze, str) or not isinstance(self.freeze, list | tuple) \
+                or not all(isinstance(n, str) and n for n in self.freeze):
+            raise TypeError(f"{owner}: freeze expected a list of parameter names, got "
+                            f"{self.freeze!r}")
+        self.freeze = tuple(self.freeze)
         for name in ("epochs", "batch_size", "bptt", "eval_batch_size", "log_every",
                      "checkpoint_every", "snapshot_every"):
             _positive(owner, name, getattr(self, name), integer=True)

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from rnnlab.train.config import TrainConfig
 
 
+def trained_parameters(model: Any, cfg: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """``(name, param, grad)`` of every parameter the run trains: all but those matching a
+    pattern of ``cfg.freeze`` (each pattern must match one at least)."""
+    named = list(model.named_parameters())
+    names = [n for n, _, _ in named]
+    for pattern in cfg.freeze:
+        if not fnmatch.filter(names, pattern):
+            raise ValueError(f"TrainConfig: freeze pattern {pattern!r} expected to match a "
+                             f"parameter name, the model has {names}")
+    trained = [t for t in named if not any(fnmatch.fnmatchcase(t[0], p) for p in cfg.freeze)]
+    if not trained:
+        raise ValueError(f"TrainConfig: freeze={list(cfg.freeze)} leaves no parameter to train")
+    return trained
+
+
 def build_optimizer(model: Any, cfg: TrainConfig) -> Any:
-    """The optimizer ``cfg.optimizer`` over every parameter of ``model``."""
+    """The optimizer ``cfg.optimizer`` over ``model`` (a Module, or the ``(name, param,
+    grad)`` triples of :func:`trained_parameters`)."""
     from rnnlab import optim
 
     wd = cfg.weight_decay

@@ -47,7 +47,7 @@ from rnnlab.train.checkpoint import (
 )
 from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.evaluate import evaluate_ids
-from rnnlab.train.factory import build_optimizer, build_scheduler
+from rnnlab.train.factory import build_optimizer, build_scheduler, trained_parameters
 from rnnlab.train.metrics import MetricsLog, ProgressBar, perplexity
 
 
@@ -102,6 +102,7 @@ class Trainer:
         self.model, self.corpus, self.config = model, corpus, config
         self.data_config = data_config
         self.out_dir = Path(out_dir)
+        self.trained = trained_parameters(model, config)  # all but config.freeze
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.xp = model.xp
         self.batcher = BPTTBatcher(corpus.train, config.batch_size, config.bptt)
@@ -110,7 +111,7 @@ class Trainer:
                              f"short for batch_size={config.batch_size}")
         self._check_corpus()
         remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
-        self.optimizer = build_optimizer(model, config)
+        self.optimizer = build_optimizer(self.trained, config)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.batcher))
         self.progress = Progress()
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
@@ -241,8 +242,8 @@ class Trainer:
         else:
             model.backward()
             if cfg.clip_value is not None:
-                clip_grad_value(model, cfg.clip_value)
-            norm = clip_grad_norm(model, cfg.clip_norm if cfg.clip_norm else math.inf)
+                clip_grad_value(self.trained, cfg.clip_value)
+            norm = clip_grad_norm(self.trained, cfg.clip_norm if cfg.clip_norm else math.inf)
             if not math.isfinite(norm):
                 reason = f"gradient norm {norm}"
             elif loss > cfg.divergence_factor * self._reference_loss():
