@@ -81,8 +81,9 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     cfg = TrainConfig.from_dict({**train, "seed": args.seed})
     model_kw = dict(preset["model"])
     tag = name
-    if args.init_range is not None:
+    if args.init_range is not None:  # replaces the preset's initialisation
         model_kw["init_range"] = args.init_range
+        model_kw.pop("init", None)
         tag += f"-init{args.init_range:g}"
     if args.init is not None:
         model_kw["init"] = args.init
