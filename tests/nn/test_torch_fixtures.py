@@ -80,8 +80,8 @@ def build_sequence(cfg: dict[str, Any]) -> nn.Recurrent:
     return cls(cfg["input_size"], cfg["hidden_size"], **kwargs)
 
 
-@pytest.mark.parametrize("path", fixtures("seq_"))
-def test_sequence_layer_matches_torch(path: Path) -> None:
+def sequence_fixture(path: Path) -> tuple[dict[str, np.ndarray], nn.Recurrent, Any, bool]:
+    """``(arrays, layer with torch's parameters, initial state or None, is_lstm)``."""
     cfg, a = load(path)
     layer = build_sequence(cfg)
     layer.load_state_dict(state_dict(a))
@@ -89,6 +89,12 @@ def test_sequence_layer_matches_torch(path: Path) -> None:
     state = None
     if cfg["with_state"]:
         state = (a["h0"], a["c0"]) if is_lstm else a["h0"]
+    return a, layer, state, is_lstm
+
+
+@pytest.mark.parametrize("path", fixtures("seq_"))
+def test_sequence_layer_matches_torch(path: Path) -> None:
+    a, layer, state, is_lstm = sequence_fixture(path)
     lengths = a.get("lengths")
     out = layer.forward(a["x"], state, lengths)
     close(out, a["out"], "output")
@@ -108,13 +114,7 @@ def test_sequence_layer_matches_torch(path: Path) -> None:
 def test_token_input_path_matches_torch(path: Path) -> None:
     """``forward_tokens`` on a table holding each input row once (ids 0..N*T-1) is the
     same computation as ``forward(x)``: torch's outputs, and the table's gradient is dx."""
-    cfg, a = load(path)
-    layer = build_sequence(cfg)
-    layer.load_state_dict(state_dict(a))
-    is_lstm = cfg["kind"] == "lstm"
-    state = None
-    if cfg["with_state"]:
-        state = (a["h0"], a["c0"]) if is_lstm else a["h0"]
+    a, layer, state, is_lstm = sequence_fixture(path)
     N, T, D = a["x"].shape
     table, grad = a["x"].reshape(N * T, D).copy(), np.zeros((N * T, D))
     out = layer.forward_tokens(np.arange(N * T).reshape(N, T), table, grad, state)
