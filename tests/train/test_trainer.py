@@ -184,13 +184,16 @@ def test_progress_bar_shows_tokens_per_second(monkeypatch, capsys):
     """The postfix shows the real rate (it once read tqdm's unset rate and showed 0)."""
     from rnnlab.train import metrics
 
-    clock = iter([100.0, 101.0, 102.0, 103.0])
+    clock = iter([100.0, 101.0, 102.0, 103.0, 105.0])
     monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
     bar = metrics.ProgressBar(10, 0, "epoch 1", tokens_per_batch=64)
     bar.update(4, loss=2.0, lr=0.1)  # 4 batches in 1 s: 256 tokens/s
     assert bar.bar.postfix is not None and "tok_s=256" in bar.bar.postfix
     bar.update(8, loss=2.0, lr=0.1)  # 8 in 2 s
     assert "tok_s=256" in bar.bar.postfix
+    bar.reset(5)  # a rollback at t=103: counted afresh from batch 5, not as negative work
+    bar.update(7, loss=2.0, lr=0.1)  # 2 batches in 2 s
+    assert "tok_s=64" in bar.bar.postfix
     bar.close()
     capsys.readouterr()
 

@@ -94,6 +94,8 @@ class ProgressBar:
             self._last = now
 
     def reset(self, position: int) -> None:
+        """Back to ``position`` after a rollback; the rate is counted afresh from here."""
+        self._first, self._started = position, time.perf_counter()
         if self.bar is not None:
             self.bar.n = position
             self.bar.refresh()
