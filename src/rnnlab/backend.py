@@ -221,6 +221,23 @@ def loop_threads(macs: int = 0) -> int | None:
     return None if macs >= LOOP_SHARE_MACS else 1
 
 
+def blas_thread_count() -> int:
+    """How many threads numpy's BLAS would use now (inside :func:`blas_threads` too)."""
+    n = max((lib.num_threads for lib in _blas_libraries()), default=1)
+    return n if _LIMIT is None else min(n, _LIMIT)
+
+
+def loop_transposed(limit: int | None) -> bool:
+    """Whether a time loop running under ``blas_threads(limit)`` computes its per-step
+    products transposed (:meth:`rnnlab.nn._cellmath.Trace.times_wt`): yes with two or
+    more BLAS threads, where that is faster; ``RNNLAB_LOOP_TRANSPOSED`` (``1``/``0``)
+    overrides."""
+    value = os.environ.get("RNNLAB_LOOP_TRANSPOSED", "").strip().lower()
+    if value in ("1", "0", "yes", "no", "true", "false", "on", "off"):
+        return value in ("1", "yes", "true", "on")
+    return (limit if limit is not None else blas_thread_count()) > 1
+
+
 _POOL: ThreadPoolExecutor | None = None
 
 

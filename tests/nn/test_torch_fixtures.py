@@ -92,8 +92,12 @@ def sequence_fixture(path: Path) -> tuple[dict[str, np.ndarray], nn.Recurrent, A
     return a, layer, state, is_lstm
 
 
+@pytest.mark.parametrize("transposed", ["0", "1"], ids=["plain", "transposed"])
 @pytest.mark.parametrize("path", fixtures("seq_"))
-def test_sequence_layer_matches_torch(path: Path) -> None:
+def test_sequence_layer_matches_torch(path: Path, transposed: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both forms of the per-step products (``Trace.times_wt``) match torch."""
+    monkeypatch.setenv("RNNLAB_LOOP_TRANSPOSED", transposed)
     a, layer, state, is_lstm = sequence_fixture(path)
     lengths = a.get("lengths")
     out = layer.forward(a["x"], state, lengths)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.backend import blas_threads, loop_threads
+from rnnlab.backend import blas_threads, loop_threads, loop_transposed
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
 from rnnlab.nn.embedding import scatter_add_rows
 
@@ -133,7 +133,9 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     if tr.c is not None:
         tr.c[init] = c0
     steps = range(T - 1, -1, -1) if reverse else range(T)
-    with blas_threads(_loop_limit(tr)):
+    limit = _loop_limit(tr)
+    tr.transposed = xp.__name__ == "numpy" and loop_transposed(limit)
+    with blas_threads(limit):
         for t in steps:
             math.step(tr, t, w.W_hh, b_rest)
             if keep is not None:
@@ -175,6 +177,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
+    bw.transposed = tr.transposed
     with blas_threads(_loop_limit(tr)):
         for t in steps:
             if mask is not None:
