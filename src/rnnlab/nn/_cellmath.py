@@ -91,9 +91,9 @@ class Trace:
         scratch and copied back transposed (adding ``add`` on the way). The result is the
         same up to rounding, but OpenBLAS then splits the long side of the product between
         its threads rather than the short batch side: on two threads the ``(20, H) @
-        (H, 4H)`` products of an LSTM took 1.1-1.4 times less time this way (on one
-        thread, 0.85-1.0 times: slower or the same, so a scan uses it only with two or
-        more threads; see :func:`rnnlab.nn.scan.scan_forward`)."""
+        (H, 4H)`` products of an LSTM ran 1.0-1.35 times as fast this way (on one thread
+        0.8-1.03 times, so a scan uses it only with two or more threads; see
+        :func:`rnnlab.backend.loop_transposed` and ``benchmarks/bench_loop_products.py``)."""
         xp = self.xp
         if not self.transposed:
             xp.matmul(v, W.T, out=out)
