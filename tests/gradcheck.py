@@ -56,6 +56,12 @@ def assert_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarr
     """Check every ``name: (array, analytic_gradient)`` of ``checks`` against
     :func:`numeric_gradient` of ``f``; raise ``AssertionError`` naming every failure.
 
+    An array that misses ``tol`` at ``eps`` is measured once more at ``10 * eps``, and the
+    smaller error counts. The round-off of a central difference is about
+    ``|f| * 1e-16 / eps`` per entry, which for a gradient of 1e-5 on a loss of order one
+    is already 1e-6 relative at ``eps = 1e-6`` (hypothesis found such a case: 1.3e-6 at
+    1e-6, 1.5e-7 at 1e-5, 9e-9 at 1e-4); a wrong gradient is wrong at every step size.
+
     Returns the relative error of each array (useful when debugging a near miss).
     """
     errors, failures = {}, []
@@ -65,6 +71,8 @@ def assert_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarr
             failures.append(f"{name}: analytic shape {analytic.shape}, array {array.shape}")
             continue
         err = relative_error(analytic, numeric_gradient(f, array, eps))
+        if not err <= tol:
+            err = min(err, relative_error(analytic, numeric_gradient(f, array, 10 * eps)))
         errors[name] = err
         if not err <= tol:  # also catches NaN
             failures.append(f"{name}: relative error {err:.3e} > {tol:.0e}")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gradcheck import assert_gradients, numeric_gradient, relative_error
@@ -68,6 +68,9 @@ SEQUENCE_KINDS = {
 @given(num_layers=st.integers(1, 2), bidirectional=st.booleans(), bias=st.booleans(),
        N=st.integers(1, 3), T=st.integers(1, 4), D=st.integers(1, 3), H=st.integers(1, 3),
        with_lengths=st.booleans(), with_dropout=st.booleans(), seed=SEEDS)
+# a gradient of 3.6e-5 whose central difference at eps 1e-6 is off by round-off alone
+@example(num_layers=2, bidirectional=True, bias=True, N=1, T=2, D=1, H=1, with_lengths=True,
+         with_dropout=True, seed=731755)
 def test_sequence_layer_gradients(kind: str, num_layers: int, bidirectional: bool, bias: bool,
                                   N: int, T: int, D: int, H: int, with_lengths: bool,
                                   with_dropout: bool, seed: int) -> None:
