@@ -11,8 +11,9 @@ transposed/plain, on the given number of BLAS threads; prints the medians and th
 B's per-step products are below ``LOOP_SHARE_MACS`` and run on one thread, where the two
 forms are the same code path: its ratio shows the noise of the measurement.
 
-``--products`` times the forward product of one step alone instead (``h @ W^T + xw``
-against ``(W @ h^T)^T + xw``), on one and on two threads, for each model's sizes.
+``--products`` times the forward product of one step alone instead (the scan's
+``Trace.times_wt``: ``h @ W^T + xw`` against ``(W @ h^T)^T + xw``), on one and on two
+threads, for each model's sizes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -33,45 +35,42 @@ MODELS = {  # vocab, embedding, hidden, layers, batch, T
 }
 
 
-def _median_us(fn: Callable[..., None], *args: np.ndarray, reps: int = 200) -> float:
+def _median_us(fn: Callable[[], None], reps: int = 200) -> float:
     for _ in range(20):
-        fn(*args)
+        fn()
     runs = []
     for _ in range(7):
         start = time.perf_counter()
         for _ in range(reps):
-            fn(*args)
+            fn()
         runs.append((time.perf_counter() - start) / reps)
     return float(np.median(runs)) * 1e6
 
 
-def _plain(h: np.ndarray, W: np.ndarray, xw: np.ndarray, out: np.ndarray,
-           tmp: np.ndarray) -> None:
-    np.matmul(h, W.T, out=out)
-    out += xw
-
-
-def _transposed(h: np.ndarray, W: np.ndarray, xw: np.ndarray, out: np.ndarray,
-                tmp: np.ndarray) -> None:
-    np.matmul(W, h.T, out=tmp)
-    np.add(tmp.T, xw, out=out)
-
-
 def products(names: list[str]) -> None:
+    """Time the scan's own ``Trace.times_wt`` in each form."""
     from threadpoolctl import threadpool_limits
+
+    from rnnlab.nn._cellmath import Trace
 
     rng = np.random.default_rng(0)
     print(f"{'model':<9}{'threads':>8}{'plain us':>10}{'transposed us':>15}{'speed-up':>10}")
     for name in names:
-        _, _, H, _, N, _ = MODELS[name]
-        arrays = (rng.standard_normal((N, H)).astype(np.float32),
-                  rng.standard_normal((4 * H, H)).astype(np.float32),
-                  rng.standard_normal((N, 4 * H)).astype(np.float32),
-                  np.empty((N, 4 * H), np.float32), np.empty((4 * H, N), np.float32))
+        _, D, H, _, N, _ = MODELS[name]
+        tr = Trace(np, 1, N, D, H, 4, np.float32, True)
+        h = rng.standard_normal((N, H)).astype(np.float32)
+        W = rng.standard_normal((4 * H, H)).astype(np.float32)
+        xw = rng.standard_normal((N, 4 * H)).astype(np.float32)
+        out = np.empty((N, 4 * H), np.float32)
+        timed = {}
         for threads in (1, 2):
             with threadpool_limits(threads):
-                a, b = _median_us(_plain, *arrays), _median_us(_transposed, *arrays)
-            print(f"{name:<9}{threads:>8}{a:>10.0f}{b:>15.0f}{a / b:>9.2f}x", flush=True)
+                for form in (False, True):
+                    tr.transposed = form
+                    timed[form] = _median_us(partial(tr.times_wt, h, W, out, add=xw))
+            plain, transposed = timed[False], timed[True]
+            print(f"{name:<9}{threads:>8}{plain:>10.0f}{transposed:>15.0f}"
+                  f"{plain / transposed:>9.2f}x", flush=True)
 
 
 def main() -> int:

@@ -85,27 +85,11 @@ class Trace:
                 self.buffer("k_kk", (self.N * width,), "int32"))
 
     def times_wt(self, v: Any, W: Any, out: Any, add: Any = None) -> None:
-        """``out = v @ W^T (+ add)``, the per-step product of a forward step.
-
-        With :attr:`transposed` it is computed as ``W @ v^T`` into a ``(rows of W, N)``
-        scratch and copied back transposed (adding ``add`` on the way). The result is the
-        same up to rounding, but OpenBLAS then splits the long side of the product between
-        its threads rather than the short batch side: on two threads the ``(20, H) @
-        (H, 4H)`` products of an LSTM ran 1.0-1.35 times as fast this way (on one thread
-        0.8-1.03 times, so a scan uses it only with two or more threads; see
-        :func:`rnnlab.backend.loop_transposed` and ``benchmarks/bench_loop_products.py``)."""
-        xp = self.xp
-        if not self.transposed:
-            xp.matmul(v, W.T, out=out)
-            if add is not None:
-                out += add
-            return
-        tmp = self.buffer(f"wt_forward_{W.shape[0]}", (W.shape[0], v.shape[0]))
-        xp.matmul(W, v.T, out=tmp)
-        if add is None:
-            xp.copyto(out, tmp.T)
-        else:
-            xp.add(tmp.T, add, out=out)
+        """``out = v @ W^T (+ add)``, the per-step product of a forward step (see
+        :func:`_step_product`)."""
+        tmp = self.buffer(f"wt_forward_{W.shape[0]}", (W.shape[0], v.shape[0])) \
+            if self.transposed else None
+        _step_product(self.xp, v, W.T, out, tmp, add)
 
     def rows(self, t: int) -> tuple[int, int]:
         """``(prev, cur)`` rows of ``h`` / ``c`` for time step ``t``."""
@@ -139,24 +123,44 @@ class BackTrace:
         self.tg = xp.empty((N, G * H), dtype=dtype)
         #: the forward trace's :attr:`Trace.transposed`, set by the scan
         self.transposed = False
-        self._scratch: dict[int, Any] = {}
+        self._scratch: dict[tuple[int, int], Any] = {}
 
     def fits(self, T: int, N: int, H: int, G: int, dtype: Any) -> bool:
         return (self.T, self.N, self.H, self.G, self.dtype) == (T, N, H, G, dtype)
 
     def times_w(self, d: Any, W: Any, out: Any) -> None:
-        """``out = d @ W``, the per-step product of a backward step, transposed like
-        :meth:`Trace.times_wt` (its scratch is kept here: the forward trace is read only)."""
-        xp = self.xp
-        if not self.transposed:
-            xp.matmul(d, W, out=out)
-            return
-        shape = (W.shape[1], d.shape[0])
-        tmp = self._scratch.get(shape[0])
-        if tmp is None or tmp.shape != shape:
-            tmp = self._scratch[shape[0]] = xp.empty(shape, dtype=self.dtype)
-        xp.matmul(W.T, d.T, out=tmp)
+        """``out = d @ W``, the per-step product of a backward step, in the forward's form
+        (:func:`_step_product`); its scratch is kept here, the forward trace is read only."""
+        tmp = None
+        if self.transposed:
+            shape = (W.shape[1], d.shape[0])
+            tmp = self._scratch.get(shape)
+            if tmp is None:
+                tmp = self._scratch[shape] = self.xp.empty(shape, dtype=self.dtype)
+        _step_product(self.xp, d, W, out, tmp)
+
+
+def _step_product(xp: ModuleType, a: Any, B: Any, out: Any, tmp: Any, add: Any = None) -> None:
+    """``out = a @ B (+ add)`` for the small ``(N, K) @ (K, M)`` products of a time step.
+
+    With a scratch ``tmp`` ``(M, N)`` it is computed as ``B^T @ a^T`` and copied back
+    transposed (adding ``add`` on the way). The result is the same up to rounding, but
+    OpenBLAS then splits the long ``M`` side between its threads rather than the short
+    batch side: on two threads the ``(20, H) @ (H, 4H)`` products of an LSTM ran 1.0-1.35
+    times as fast this way (on one thread 0.8-1.03 times, so a scan passes a scratch only
+    with two or more threads; see :func:`rnnlab.backend.loop_transposed` and
+    ``benchmarks/bench_loop_products.py``).
+    """
+    if tmp is None:
+        xp.matmul(a, B, out=out)
+        if add is not None:
+            out += add
+        return
+    xp.matmul(B.T, a.T, out=tmp)
+    if add is None:
         xp.copyto(out, tmp.T)
+    else:
+        xp.add(tmp.T, add, out=out)
 
 
 class CellMath:
