@@ -232,3 +232,34 @@ def test_hyper_parameters_are_plain_checked_attributes():
         opt.lr = -1
     assert opt.lr == 0.05
     assert "RMSprop(1 parameters" in repr(opt)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_sgd_blocked_update_is_bit_identical(dtype):
+    """Plain SGD runs large contiguous parameters block by block through a small scratch:
+    the same two roundings per element as ``work = lr * g; p -= work``, so the same bits,
+    and no parameter-sized work array."""
+    from rnnlab.optim.optimizer import UPDATE_BLOCK
+
+    rng = np.random.default_rng(5)
+    # a ragged last block; exactly one block and a small one (both the whole-array path)
+    shapes = [(3, UPDATE_BLOCK + 7), (UPDATE_BLOCK,), (5, 4)]
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    strided = rng.standard_normal((UPDATE_BLOCK + 3, 2)).astype(dtype)
+    params.append(strided[:, 0])  # not contiguous: the whole-array path
+    grads.append(rng.standard_normal(UPDATE_BLOCK + 3).astype(dtype))
+    expected = [p.copy() for p in params]
+    opt = optim.SGD([(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads,
+                                                                      strict=True))], lr=0.37)
+    for _ in range(3):
+        opt.step()
+        for e, g in zip(expected, grads, strict=True):
+            work = np.multiply(g, 0.37).astype(dtype)
+            e -= work
+        for p, e in zip(params, expected, strict=True):
+            np.testing.assert_array_equal(p, e)
+    np.testing.assert_array_equal(strided[:, 0], expected[-1])  # written through the view
+    contiguous = optim.SGD([("p", params[0], grads[0])], lr=0.1)
+    contiguous.step()
+    assert [a.size for a in contiguous._pool.values()] == [UPDATE_BLOCK]

@@ -8,7 +8,9 @@ State buffers (momentum, moment estimates, ...) are created **lazily**, by the f
 ``step()``, as ``zeros_like`` (or ``full_like``) of their parameter: same shape, dtype and
 device. Work arrays are not state: each optimizer keeps at most two flat scratch
 buffers per (device, dtype), each the size of its largest parameter, and hands out
-reshaped views of them, so a step allocates no parameter-sized temporaries.
+reshaped views of them, so a step allocates no parameter-sized temporaries. Plain SGD
+needs none of them on the CPU: it updates block by block through a small scratch
+(:meth:`Optimizer._sub_scaled`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import numpy as np
 
 from rnnlab.backend import is_array, to_xp, xp_of
 from rnnlab.optim._checks import check_int, check_keys, check_real, collect_params
+
+#: Elements per block of :meth:`Optimizer._sub_scaled` (1 MiB of float32, which stays
+#: in the cache between the two passes of a block).
+UPDATE_BLOCK = 1 << 18
 
 
 def _group_key(array: Any) -> tuple[str, str, Any]:
@@ -134,6 +140,33 @@ class Optimizer:
             view = flat[:param.size].reshape(param.shape)
             self._views[i, k] = view
         return view
+
+    def _sub_scaled(self, i: int, param: Any, grad: Any, scale: float) -> None:
+        """``param -= scale * grad``, the product rounded to the parameter's dtype first.
+
+        On the CPU, for contiguous arrays larger than one block, it runs block by block
+        through a scratch that stays in the cache: one pass over the parameter and the
+        gradient instead of writing and reading back a parameter-sized work array. The
+        arithmetic per element is the same, so the result is bit-identical.
+        """
+        xp = xp_of(param)
+        if (xp is np and param.size > UPDATE_BLOCK and param.flags.c_contiguous
+                and grad.flags.c_contiguous and grad.dtype == param.dtype):
+            p, g = param.reshape(-1), grad.reshape(-1)
+            scratch = self._pool.get(("block", param.dtype.str))
+            if scratch is None:
+                scratch = np.empty(UPDATE_BLOCK, dtype=param.dtype)
+                self._pool["block", param.dtype.str] = scratch
+            n = p.size
+            for start in range(0, n, UPDATE_BLOCK):
+                stop = min(start + UPDATE_BLOCK, n)
+                t = scratch[: stop - start]
+                np.multiply(g[start:stop], scale, out=t)
+                np.subtract(p[start:stop], t, out=p[start:stop])
+            return
+        work = self._work(i)
+        xp.multiply(grad, scale, out=work)
+        param -= work
 
     # -------------------------------------------------------------- state dicts
     def state_dict(self) -> dict[str, Any]:

@@ -69,7 +69,7 @@ class SGD(Optimizer):
     def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        work = self._work(i)
+        work = self._work(i) if wd != 0 or mu != 0 else None
         if wd != 0:
             xp.multiply(param, wd, out=work)
             work += grad
@@ -77,8 +77,7 @@ class SGD(Optimizer):
         else:
             d = grad
         if mu == 0:
-            xp.multiply(d, lr, out=work)
-            param -= work
+            self._sub_scaled(i, param, d, lr)
             return
         buf = state.get("momentum_buffer")
         if buf is None:
