@@ -75,6 +75,8 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     train = dict(preset["train"])
     if args.max_time is not None:
         train["max_time"] = args.max_time
+    if args.unigram_bias:
+        train["unigram_bias"] = True
     train.setdefault("progress", not args.no_progress)
     if args.freeze:
         train["freeze"] = args.freeze
@@ -90,6 +92,8 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
         tag += f"-{args.init}"
     if args.freeze:
         tag += "-freeze-" + "-".join(args.freeze).replace("*", "x")
+    if args.unigram_bias:
+        tag += "-unigram"
     if args.seed:
         tag += f"-seed{args.seed}"
     model = RNNLM(len(corpus.vocab), **model_kw, rng=args.seed)
@@ -134,6 +138,9 @@ def main() -> int:
     p.add_argument("--freeze", nargs="+", metavar="NAME",
                    help="parameters kept as initialised, e.g. rnn.bias_hh_l0 (with the book's "
                         "zero biases: the book's LSTM with its single bias)")
+    p.add_argument("--unigram-bias", action="store_true",
+                   help="start the output bias at the log unigram distribution of the "
+                        "training tokens (TrainConfig.unigram_bias)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args()
     rows = []

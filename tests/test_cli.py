@@ -83,6 +83,24 @@ def test_train_with_the_book_initialisation_and_a_frozen_bias(tmp_path, text_fil
     assert code != 0 and "both set" in capsys.readouterr().err
 
 
+def test_train_with_the_unigram_output_bias(tmp_path, text_file, capsys):
+    from rnnlab.train.state import load_model
+
+    run = tmp_path / "run"
+    assert main(train_args(text_file, run, "--max-steps", "2", "--unigram-bias")) == 0
+    model, vocab, meta = load_model(run / "last.safetensors")
+    assert meta["train_config"]["unigram_bias"] is True
+    bias = model.decoder.params["bias"]
+    # after two small steps the frequent characters still lead: space over 'q'
+    space, q = vocab.encode(" q")
+    assert bias[space] > bias[q] + 1.0
+    capsys.readouterr()
+    assert main(train_args(text_file, tmp_path / "plain", "--max-steps", "2")) == 0
+    plain, _, meta = load_model(tmp_path / "plain" / "last.safetensors")
+    assert meta["train_config"]["unigram_bias"] is False
+    assert abs(plain.decoder.params["bias"]).max() < 0.1
+
+
 @pytest.mark.parametrize("argv,pattern", [
     (["train", "--hidden-size", "0"], "expected an integer >= 1"),
     (["train", "--cell", "transformer"], "invalid choice"),

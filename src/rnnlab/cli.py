@@ -92,6 +92,9 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--max-time", type=nonneg_float, help="seconds")
     t.add_argument("--log-every", type=positive_int)
     t.add_argument("--checkpoint-every", type=positive_int)
+    t.add_argument("--unigram-bias", action="store_true", default=None,
+                   help="start the output bias at the log frequencies of the training "
+                        "tokens")
     t.add_argument("--freeze", nargs="+", metavar="NAME",
                    help="parameters kept as initialised (names or patterns, e.g. "
                         "'rnn.bias_hh_*')")

@@ -203,3 +203,38 @@ def test_book_initialisation():
         RNNLM(10, 4, 4, init="xavier")
     with pytest.raises(ValueError, match="both set"):
         RNNLM(10, 4, 4, init="book", init_range=0.1)
+
+
+def test_init_output_bias_is_log_unigram():
+    model = tiny()
+    ids = np.array([0, 0, 0, 1, 2, 2, 10] * 3)
+    model.init_output_bias(ids)
+    counts = np.bincount(ids, minlength=11) + 1.0
+    bias = model.decoder.params["bias"]
+    assert bias.dtype == np.float32
+    np.testing.assert_allclose(bias, np.log(counts / counts.sum()), rtol=1e-6)
+    # the untrained model's predictions follow the counts: frequent tokens first
+    model.reset_state()
+    loss_unigram = model.forward_loss(ids.reshape(3, 7), ids.reshape(3, 7))
+    model.decoder.params["bias"].fill(0)
+    model.reset_state()
+    assert loss_unigram < model.forward_loss(ids.reshape(3, 7), ids.reshape(3, 7))
+    model.init_output_bias(np.arange(11).reshape(1, 11), smoothing=0.5)  # any shape
+    np.testing.assert_allclose(model.decoder.params["bias"], np.log(np.full(11, 1 / 11)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize(("ids", "kw", "error", "match"), [
+    (np.array([0, 11]), {}, ValueError, r"ids expected ids in \[0, 11\), got 11"),
+    (np.array([-1, 2]), {}, ValueError, r"got -1"),
+    (np.array([], dtype=np.int64), {}, ValueError, "at least one token, got 0"),
+    (np.array([0.5, 1.0]), {}, TypeError, "integer dtype, got float64"),
+    (np.array([0, 1]), {"smoothing": 0}, ValueError, "smoothing expected a positive"),
+    (np.array([0, 1]), {"smoothing": float("nan")}, ValueError, "smoothing expected"),
+])
+def test_init_output_bias_rejects_bad_input(ids, kw, error, match):
+    model = tiny()
+    before = model.decoder.params["bias"].copy()
+    with pytest.raises(error, match=match):
+        model.init_output_bias(ids, **kw)
+    np.testing.assert_array_equal(model.decoder.params["bias"], before)

@@ -249,3 +249,45 @@ def test_clipping_norm_leaves_frozen_gradients_out(tmp_path, corpus, monkeypatch
 def test_bad_freeze_is_a_clear_error(tmp_path, corpus, freeze, error, pattern):
     with pytest.raises(error, match=pattern):
         Trainer(small_model(corpus), corpus, small_config(freeze=freeze), tmp_path / "x")
+
+
+def test_unigram_bias_starts_a_run_and_resume_keeps_its_own(tmp_path, corpus):
+    counts = np.bincount(np.asarray(corpus.train), minlength=len(corpus.vocab)) + 1.0
+    unigram = np.log(counts / counts.sum())
+    model = small_model(corpus)
+    assert not model.decoder.params["bias"].any()
+    cfg = small_config(epochs=1, max_steps=1, optimizer="sgd", lr=1e-9, unigram_bias=True)
+    Trainer(model, corpus, cfg, tmp_path / "one").fit()
+    np.testing.assert_allclose(model.decoder.params["bias"], unigram, rtol=1e-5, atol=1e-6)
+
+    # straight 9 steps against 4 then a resumed 5: the resume must not re-initialise
+    straight = small_model(corpus)
+    Trainer(straight, corpus, small_config(epochs=1, max_steps=9, unigram_bias=True),
+            tmp_path / "s").fit()
+    Trainer(small_model(corpus), corpus, small_config(epochs=1, max_steps=4,
+                                                      unigram_bias=True), tmp_path / "r").fit()
+    resumed = small_model(corpus, seed=5)
+    trainer = Trainer(resumed, corpus, small_config(epochs=1, max_steps=9, unigram_bias=True),
+                      tmp_path / "r")
+    trainer.restore(tmp_path / "r" / "last.safetensors")
+    trainer.fit()
+    for name, value in params_of(straight).items():
+        np.testing.assert_array_equal(params_of(resumed)[name], value, err_msg=name)
+    # and without the option the bias starts at zero: a different run
+    plain = small_model(corpus)
+    Trainer(plain, corpus, small_config(epochs=1, max_steps=9), tmp_path / "p").fit()
+    assert not np.array_equal(params_of(plain)["decoder.bias"],
+                              params_of(straight)["decoder.bias"])
+
+
+def test_unigram_bias_needs_a_language_model(tmp_path, corpus):
+    from rnnlab.train import TrainConfig
+
+    with pytest.raises(TypeError, match="unigram_bias expected a bool, got 'yes'"):
+        TrainConfig(unigram_bias="yes")
+
+    class NoBias:  # the rest of a model is not even looked at
+        pass
+
+    with pytest.raises(TypeError, match=r"expected a model with init_output_bias .*NoBias"):
+        Trainer(NoBias(), corpus, small_config(unigram_bias=True), tmp_path / "x")

@@ -34,6 +34,7 @@ from rnnlab.nn.scan import TokenInput
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 INITS = ("pytorch", "book")
+_COUNT_CHUNK = 1 << 24  # token ids counted at a time by RNNLM.init_output_bias
 
 
 @dataclass
@@ -145,6 +146,29 @@ class RNNLM(Module):
             fill(self.embedding.params["weight"], 0.1)
             fill(self.decoder.params["weight"], 0.1)
             self.decoder.params["bias"].fill(0)
+
+    def init_output_bias(self, ids: Any, *, smoothing: float = 1.0) -> None:
+        """Set the output bias to the log unigram distribution of the token ids ``ids``
+        (the training text): ``b_v = log((n_v + s) / (n + V s))`` with ``n_v`` the count of
+        token ``v`` and ``s = smoothing``. The untrained model then predicts the corpus's
+        token frequencies instead of a uniform guess (initial loss near the unigram entropy
+        rather than ``log V``)."""
+        V = self.config.vocab_size
+        if isinstance(smoothing, bool) or not isinstance(smoothing, int | float) \
+                or not math.isfinite(smoothing) or smoothing <= 0:
+            raise ValueError(f"RNNLM.init_output_bias: smoothing expected a positive finite "
+                             f"float, got {smoothing!r}")
+        flat = np.asarray(ids).reshape(-1)
+        if flat.size == 0:
+            raise ValueError("RNNLM.init_output_bias: ids expected at least one token, got 0")
+        counts = np.full(V, float(smoothing))
+        for start in range(0, flat.size, _COUNT_CHUNK):  # a memmap is read part by part
+            part = np.asarray(flat[start : start + _COUNT_CHUNK])
+            check_token_ids(part, "RNNLM.init_output_bias", "ids", num=V, xp=np)
+            counts += np.bincount(part, minlength=V)
+        bias = np.log(counts / counts.sum()).astype(self.dtype)
+        target = self.decoder.params["bias"]
+        target[...] = bias if self.xp is np else self.xp.asarray(bias)
 
     # ------------------------------------------------------------------ running
     def forward(self, ids: Any) -> Any:

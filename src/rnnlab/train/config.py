@@ -59,6 +59,9 @@ class TrainConfig(ConfigDict):
     max_divergences: int = 3  # give up after this many rollbacks
     progress: bool = True  # tqdm progress bar
     freeze: tuple[str, ...] = ()  # parameter names (fnmatch patterns) kept as initialised
+    # set the output bias to the log unigram distribution of the training split before
+    # the first step (RNNLM.init_output_bias); a resumed run keeps its own
+    unigram_bias: bool = False
 
     def __post_init__(self) -> None:
         owner = "TrainConfig"
@@ -67,6 +70,8 @@ class TrainConfig(ConfigDict):
             raise TypeError(f"{owner}: freeze expected a list of parameter names, got "
                             f"{self.freeze!r}")
         self.freeze = tuple(self.freeze)
+        if not isinstance(self.unigram_bias, bool):
+            raise TypeError(f"{owner}: unigram_bias expected a bool, got {self.unigram_bias!r}")
         for name in ("epochs", "batch_size", "bptt", "eval_batch_size", "log_every",
                      "checkpoint_every", "snapshot_every"):
             _positive(owner, name, getattr(self, name), integer=True)

@@ -99,6 +99,9 @@ class Trainer:
 
     def __init__(self, model: Any, corpus: Any, config: TrainConfig, out_dir: str | Path, *,
                  data_config: DataConfig | None = None, echo: Any = None) -> None:
+        if config.unigram_bias and not hasattr(model, "init_output_bias"):
+            raise TypeError(f"Trainer: unigram_bias=True expected a model with "
+                            f"init_output_bias (an RNNLM), got {type(model).__name__}")
         self.model, self.corpus, self.config = model, corpus, config
         self.data_config = data_config
         self.out_dir = Path(out_dir)
@@ -148,6 +151,9 @@ class Trainer:
         cfg = self.config
         self._stop_reason = None
         started = time.perf_counter()
+        if cfg.unigram_bias and self.progress.step == 0:
+            # an initialisation: only before the first step (a resumed run keeps its own)
+            self.model.init_output_bias(self.corpus.train)
         previous = self._install_sigint()
         try:
             self._take_snapshot()
