@@ -128,7 +128,8 @@ def test_language_model_training_checkpoint_and_generation(fake_gpu, tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("abcabcabd\n" * 60, encoding="utf-8")
     corpus = load_text(text, "char", split=(0.8, 0.1, 0.1))
-    cfg = TrainConfig(epochs=1, batch_size=4, bptt=8, lr=0.01, progress=False, log_every=5)
+    cfg = TrainConfig(epochs=1, batch_size=4, bptt=8, lr=0.01, progress=False, log_every=5,
+                      unigram_bias=True)
     summaries = {}
     for device in ("cpu", "gpu"):
         model = RNNLM(len(corpus.vocab), 8, 12, 2, "lstm", rng=0, device=device)
@@ -140,6 +141,18 @@ def test_language_model_training_checkpoint_and_generation(fake_gpu, tmp_path):
     back, _, _ = load_model(tmp_path / "cpu" / "best.safetensors", device="gpu")
     assert generate(back, vocab, "ab", 10, strategy="greedy") == \
         generate(moved, vocab, "ab", 10, strategy="greedy")
+
+
+def test_unigram_output_bias_on_device(fake_gpu):
+    from rnnlab.models import RNNLM
+
+    ids = np.array([0, 0, 1, 3, 3, 3])
+    host = RNNLM(5, 4, 4, rng=0)
+    host.init_output_bias(ids)
+    device = RNNLM(5, 4, 4, rng=0, device="gpu")
+    device.init_output_bias(fake_gpu.asarray(ids))  # ids on the device are counted on the host
+    np.testing.assert_array_equal(to_numpy(device.decoder.params["bias"]),
+                                  host.decoder.params["bias"])
 
 
 def test_module_to_moves_and_keeps_ties(fake_gpu):

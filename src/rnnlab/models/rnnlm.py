@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng
+from rnnlab.backend import make_rng, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.scan import TokenInput
@@ -158,7 +158,7 @@ class RNNLM(Module):
                 or not math.isfinite(smoothing) or smoothing <= 0:
             raise ValueError(f"RNNLM.init_output_bias: smoothing expected a positive finite "
                              f"float, got {smoothing!r}")
-        flat = np.asarray(ids).reshape(-1)
+        flat = to_numpy(ids).reshape(-1)  # ids on the GPU are counted on the host
         if flat.size == 0:
             raise ValueError("RNNLM.init_output_bias: ids expected at least one token, got 0")
         counts = np.full(V, float(smoothing))
