@@ -234,11 +234,42 @@ def test_hyper_parameters_are_plain_checked_attributes():
     assert "RMSprop(1 parameters" in repr(opt)
 
 
+def _sgd_by_work_arrays(p, g, buf, lr, mu=0.0, dampening=0.0, weight_decay=0.0,
+                        nesterov=False):
+    """One SGD step written with whole-array work arrays, rounding as the blocked path
+    must: every product rounded to the dtype before it is added or subtracted."""
+    d = g
+    if weight_decay:
+        d = np.multiply(p, weight_decay).astype(p.dtype)
+        d += g
+    if mu == 0:
+        p -= np.multiply(d, lr).astype(p.dtype)
+        return buf
+    if buf is None:
+        buf = d.copy()
+    else:
+        buf *= mu
+        buf += np.multiply(d, 1.0 - dampening).astype(p.dtype) if dampening else d
+    if nesterov:
+        p -= np.multiply(d, lr).astype(p.dtype)
+        p -= np.multiply(buf, lr * mu).astype(p.dtype)
+    else:
+        p -= np.multiply(buf, lr).astype(p.dtype)
+    return buf
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_plain_sgd_blocked_update_is_bit_identical(dtype):
-    """Plain SGD runs large contiguous parameters block by block through a small scratch:
-    the same two roundings per element as ``work = lr * g; p -= work``, so the same bits,
-    and no parameter-sized work array."""
+@pytest.mark.parametrize("kw", [
+    {},
+    {"weight_decay": 0.01},
+    {"momentum": 0.9},
+    {"momentum": 0.9, "dampening": 0.25, "weight_decay": 0.01},
+    {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+], ids=["plain", "decay", "momentum", "dampened", "nesterov"])
+def test_sgd_blocked_update_is_bit_identical(dtype, kw):
+    """SGD subtracts ``lr * g`` (and with Nesterov ``lr * mu * b``) from large contiguous
+    parameters block by block through a small scratch: the same roundings per element
+    as through a whole work array, so the same bits."""
     from rnnlab.optim.optimizer import UPDATE_BLOCK
 
     rng = np.random.default_rng(5)
@@ -250,16 +281,28 @@ def test_plain_sgd_blocked_update_is_bit_identical(dtype):
     params.append(strided[:, 0])  # not contiguous: the whole-array path
     grads.append(rng.standard_normal(UPDATE_BLOCK + 3).astype(dtype))
     expected = [p.copy() for p in params]
+    bufs = [None] * len(params)
     opt = optim.SGD([(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads,
-                                                                      strict=True))], lr=0.37)
+                                                                      strict=True))],
+                    lr=0.37, **kw)
     for _ in range(3):
         opt.step()
-        for e, g in zip(expected, grads, strict=True):
-            work = np.multiply(g, 0.37).astype(dtype)
-            e -= work
+        for i, (e, g) in enumerate(zip(expected, grads, strict=True)):
+            bufs[i] = _sgd_by_work_arrays(e, g, bufs[i], 0.37, kw.get("momentum", 0.0),
+                                          kw.get("dampening", 0.0),
+                                          kw.get("weight_decay", 0.0),
+                                          kw.get("nesterov", False))
         for p, e in zip(params, expected, strict=True):
             np.testing.assert_array_equal(p, e)
     np.testing.assert_array_equal(strided[:, 0], expected[-1])  # written through the view
-    contiguous = optim.SGD([("p", params[0], grads[0])], lr=0.1)
-    contiguous.step()
-    assert [a.size for a in contiguous._pool.values()] == [UPDATE_BLOCK]
+
+
+def test_plain_sgd_needs_no_parameter_sized_work_array():
+    from rnnlab.optim.optimizer import UPDATE_BLOCK
+
+    p = np.zeros(3 * UPDATE_BLOCK + 1, dtype=np.float32)
+    for kw in ({}, {"momentum": 0.9}):
+        opt = optim.SGD([("p", p, np.ones_like(p))], lr=0.1, **kw)
+        opt.step()
+        opt.step()
+        assert [a.size for a in opt._pool.values()] == [UPDATE_BLOCK]

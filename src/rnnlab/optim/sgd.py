@@ -69,11 +69,10 @@ class SGD(Optimizer):
     def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        work = self._work(i) if wd != 0 or mu != 0 else None
         if wd != 0:
-            xp.multiply(param, wd, out=work)
-            work += grad
-            d = work
+            d = self._work(i)
+            xp.multiply(param, wd, out=d)
+            d += grad
         else:
             d = grad
         if mu == 0:
@@ -85,17 +84,16 @@ class SGD(Optimizer):
         else:
             buf *= mu
             if self.dampening != 0:  # never with nesterov, so d may be overwritten
+                work = self._work(i)
                 xp.multiply(d, 1.0 - self.dampening, out=work)
                 buf += work
             else:
                 buf += d
         if self.nesterov:
-            xp.multiply(d, lr, out=work)
-            param -= work
-            xp.multiply(buf, lr * mu, out=work)
+            self._sub_scaled(i, param, d, lr)  # may use d's array as its work: d is done
+            self._sub_scaled(i, param, buf, lr * mu)
         else:
-            xp.multiply(buf, lr, out=work)
-        param -= work
+            self._sub_scaled(i, param, buf, lr)
 
 
 class _Velocity(Optimizer):
