@@ -8,9 +8,9 @@ State buffers (momentum, moment estimates, ...) are created **lazily**, by the f
 ``step()``, as ``zeros_like`` (or ``full_like``) of their parameter: same shape, dtype and
 device. Work arrays are not state: each optimizer keeps at most two flat scratch
 buffers per (device, dtype), each the size of its largest parameter, and hands out
-reshaped views of them, so a step allocates no parameter-sized temporaries. Plain SGD
-needs none of them on the CPU: it updates block by block through a small scratch
-(:meth:`Optimizer._sub_scaled`).
+reshaped views of them, so a step allocates no parameter-sized temporaries. SGD needs
+none of them on the CPU unless weight decay or dampening act: it subtracts block by block
+through a small scratch (:meth:`Optimizer._sub_scaled`).
 """
 
 from __future__ import annotations
