@@ -1,31 +1,51 @@
-"""The two forms of the time loop's per-step products, side by side in one process.
+"""The forms of the time loop's per-step products, side by side in one process.
 
-    python benchmarks/bench_loop_products.py                 # C, D, Zaremba, B; 20 pairs
-    python benchmarks/bench_loop_products.py --models C --pairs 30
+    python benchmarks/bench_loop_products.py                 # C, D, Zaremba, B; 20 rounds
+    python benchmarks/bench_loop_products.py --models C --rounds 30
     python benchmarks/bench_loop_products.py --products      # the products alone
 
 One training step (zero_grad, forward, loss, backward, clipping at 0.25, SGD) of each
-model with ``RNNLAB_LOOP_TRANSPOSED=0`` (``h @ W^T``) and ``=1`` (``(W @ h^T)^T``, see
-``rnnlab.nn._cellmath.Trace.times_wt``), alternating plain/transposed and
-transposed/plain, on the given number of BLAS threads; prints the medians and their ratio.
-B's per-step products are below ``LOOP_SHARE_MACS`` and run on one thread, where the two
-forms are the same code path: its ratio shows the noise of the measurement.
+model with the per-step products in three forms, taking turns in a rotating order:
 
-``--products`` times the forward product of one step alone instead (the scan's
-``Trace.times_wt``: ``h @ W^T + xw`` against ``(W @ h^T)^T + xw``), on one and on two
-threads, for each model's sizes.
+* ``plain``: BLAS, ``h @ W^T`` (``RNNLAB_PACKED=0 RNNLAB_LOOP_TRANSPOSED=0``);
+* ``transposed``: BLAS, ``(W @ h^T)^T`` (``RNNLAB_PACKED=0 RNNLAB_LOOP_TRANSPOSED=1``, see
+  ``rnnlab.nn._cellmath._step_product``);
+* ``packed``: the packed kernel (``RNNLAB_PACKED=1``, see ``rnnlab.nn._packed``), shared
+  between as many threads as the loop would give BLAS from ``PACKED_SHARE_MACS``
+  multiply-adds per product, on the calling thread alone below;
+* ``packed-1``: the packed kernel on the calling thread alone at every size.
+
+It prints the median step of each and the speed-up over ``plain``. Below
+``LOOP_SHARE_MACS`` (B) the loop keeps one BLAS thread, where ``plain`` and
+``transposed`` are the same code path: their ratio there shows the noise of the
+measurement.
+
+``--products`` times the forward product of one step alone instead (``h @ W^T + xw``
+through the scan's ``Trace.times_wt`` in each form), on one and on two threads, for each
+model's sizes.
+
+``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
+backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
+chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
+
+rnnlab is imported before numpy, as ``rnnlab train`` does, so OpenBLAS's idle threads
+sleep after 2^20 cycles instead of spinning (see rnnlab's module docstring); pass
+``OPENBLAS_THREAD_TIMEOUT`` in the environment to time another setting.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
-import numpy as np
+importlib.import_module("rnnlab")  # before numpy (see the docstring)
+import numpy as np  # noqa: E402
 
 MODELS = {  # vocab, embedding, hidden, layers, batch, T
     "C": (10000, 650, 650, 2, 20, 35),
@@ -51,10 +71,14 @@ def products(names: list[str]) -> None:
     """Time the scan's own ``Trace.times_wt`` in each form."""
     from threadpoolctl import threadpool_limits
 
+    from rnnlab import _kernels
     from rnnlab.nn._cellmath import Trace
+    from rnnlab.nn._packed import PackedProducts
 
+    kernels = _kernels.get()
     rng = np.random.default_rng(0)
-    print(f"{'model':<9}{'threads':>8}{'plain us':>10}{'transposed us':>15}{'speed-up':>10}")
+    print(f"{'model':<9}{'threads':>8}{'plain us':>10}{'transposed us':>15}{'packed us':>11}"
+          f"{'transposed':>12}{'packed':>8}")
     for name in names:
         _, D, H, _, N, _ = MODELS[name]
         tr = Trace(np, 1, N, D, H, 4, np.float32, True)
@@ -65,32 +89,90 @@ def products(names: list[str]) -> None:
         timed = {}
         for threads in (1, 2):
             with threadpool_limits(threads):
-                for form in (False, True):
-                    tr.transposed = form
+                for form in ("plain", "transposed", "packed"):
+                    tr.transposed = form == "transposed"
+                    tr.packed = None
+                    if form == "packed":
+                        if kernels is None:
+                            timed[form] = float("nan")
+                            continue
+                        tr.packed = PackedProducts(kernels.gemm, threads)
                     timed[form] = _median_us(partial(tr.times_wt, h, W, out, add=xw))
-            plain, transposed = timed[False], timed[True]
-            print(f"{name:<9}{threads:>8}{plain:>10.0f}{transposed:>15.0f}"
-                  f"{plain / transposed:>9.2f}x", flush=True)
+            plain = timed["plain"]
+            print(f"{name:<9}{threads:>8}{plain:>10.0f}{timed['transposed']:>15.0f}"
+                  f"{timed['packed']:>11.0f}{plain / timed['transposed']:>11.2f}x"
+                  f"{plain / timed['packed']:>7.2f}x", flush=True)
+
+
+def chunks(rounds: int = 300) -> None:
+    """Time C's packed per-step products on two threads for several chunk sizes."""
+    from rnnlab import _kernels
+    from rnnlab.nn import _packed
+
+    kernels = _kernels.get()
+    if kernels is None:
+        print("numba is not installed: no packed products to time")
+        return
+    saved = _packed.CHUNK_MACS
+    sizes = [200_000, 400_000, 1_600_000, 2_000_000, 3_200_000, 2**62]
+    rng = np.random.default_rng(0)
+    print(f"{'product':<28}"
+          + "".join(f"{size / 1e6 if size < 2**62 else 'whole':>10}" for size in sizes)
+          + f"{'1 thread':>10}   (us; chunks in M multiply-adds)")
+    for N, K, M in ((20, 650, 2600), (20, 2600, 650)):
+        B = rng.standard_normal((K, M)).astype(np.float32)
+        a = rng.standard_normal((N, K)).astype(np.float32)
+        out = np.empty((N, M), np.float32)
+        two, one = _packed.PackedProducts(kernels.gemm, 2), _packed.PackedProducts(kernels.gemm, 1)
+        times: dict[Any, list[float]] = {size: [] for size in [*sizes, "one"]}
+        for _ in range(rounds):
+            for size in sizes:
+                _packed.CHUNK_MACS = size
+                start = time.perf_counter()
+                two.matmul(a, B, out)
+                times[size].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            one.matmul(a, B, out)
+            times["one"].append(time.perf_counter() - start)
+        print(f"{f'({N}, {K}) @ ({K}, {M})':<28}"
+              + "".join(f"{np.median(times[size]) * 1e6:>10.0f}" for size in [*sizes, "one"]),
+              flush=True)
+    _packed.CHUNK_MACS = saved
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="C,D,Zaremba,B")
-    p.add_argument("--pairs", type=int, default=20, help="timed steps per form")
+    p.add_argument("--rounds", type=int, default=20, help="timed steps per form")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--products", action="store_true",
                    help="time one step's forward product alone, on 1 and 2 threads")
+    p.add_argument("--chunks", action="store_true",
+                   help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
     if args.products:
         products(args.models.split(","))
         return 0
+    if args.chunks:
+        chunks()
+        return 0
     from threadpoolctl import threadpool_limits
 
     from rnnlab.models import RNNLM
+    from rnnlab.nn import _packed
     from rnnlab.optim import SGD, clip_grad_norm
 
+    share = _packed.PACKED_SHARE_MACS
+    forms = {"plain": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
+             "transposed": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "1"}, share),
+             "packed": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
+             "packed-1": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, 2**62)}
+    order = list(forms)
     rng = np.random.default_rng(0)
-    print(f"{'model':<9}{'plain ms':>10}{'transposed ms':>15}{'speed-up':>10}")
+    print(f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(default)')}, "
+          f"{args.threads} BLAS thread(s), median of {args.rounds} steps per form")
+    print(f"{'model':<9}" + "".join(f"{form + ' ms':>15}" for form in forms)
+          + "".join(f"{form:>12}" for form in order[1:]) + "   (speed-up over plain)")
     with threadpool_limits(args.threads):
         for name in args.models.split(","):
             V, E, H, L, N, T = MODELS[name]
@@ -98,10 +180,11 @@ def main() -> int:
             opt = SGD(model, lr=0.1)
             x = rng.integers(0, V, (N, T)).astype(np.int32)
             y = rng.integers(0, V, (N, T)).astype(np.int32)
-            times: dict[str, list[float]] = {"0": [], "1": []}
-            for i in range(args.pairs + 3):
-                for form in ("0", "1") if i % 2 == 0 else ("1", "0"):
-                    os.environ["RNNLAB_LOOP_TRANSPOSED"] = form
+            times: dict[str, list[float]] = {form: [] for form in forms}
+            for i in range(args.rounds + 3):
+                for form in order[i % len(order):] + order[: i % len(order)]:
+                    os.environ.update(forms[form][0])
+                    _packed.PACKED_SHARE_MACS = forms[form][1]
                     start = time.perf_counter()
                     model.zero_grad()
                     model.forward_loss(x, y)
@@ -110,10 +193,14 @@ def main() -> int:
                     opt.step()
                     if i >= 3:  # warm-up
                         times[form].append(time.perf_counter() - start)
-            plain, transposed = np.median(times["0"]), np.median(times["1"])
-            print(f"{name:<9}{plain * 1e3:>10.1f}{transposed * 1e3:>15.1f}"
-                  f"{plain / transposed:>9.3f}x", flush=True)
-    os.environ.pop("RNNLAB_LOOP_TRANSPOSED", None)
+            ms = {form: float(np.median(t)) * 1e3 for form, t in times.items()}
+            print(f"{name:<9}" + "".join(f"{ms[form]:>15.1f}" for form in forms)
+                  + "".join(f"{ms['plain'] / ms[form]:>11.3f}x" for form in order[1:]),
+                  flush=True)
+    _packed.PACKED_SHARE_MACS = share
+    for variables, _ in forms.values():
+        for var in variables:
+            os.environ.pop(var, None)
     return 0
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from rnnlab import _numba_gemm as gemm  # noqa: F401 - the packed per-step products
+
 _OPTS = {"nogil": True, "fastmath": True, "boundscheck": False, "cache": True,
         "error_model": "numpy"}
 f32 = np.float32

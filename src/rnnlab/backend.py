@@ -197,6 +197,26 @@ def blas_threads(limit: int | None) -> Iterator[None]:
             lib.set_num_threads(previous)
 
 
+def blas_idle_threads_sleep() -> bool:
+    """Whether numpy's BLAS worker threads go to sleep soon after a call, so that other
+    threads can have those cores right away: OpenBLAS started with
+    ``OPENBLAS_THREAD_TIMEOUT`` at most 22 (a spin of 2^22 cycles, about 2 ms; importing
+    :mod:`rnnlab` before numpy sets 20, see :mod:`rnnlab`). With OpenBLAS's default the
+    workers spin for about 0.1 s after each call, taking a core from any other thread."""
+    global _SLEEPS
+    if _SLEEPS is None:
+        _SLEEPS = False
+        for lib in _blas_libraries():
+            timeout = getattr(getattr(lib, "dynlib", None), "openblas_thread_timeout", None)
+            if lib.internal_api == "openblas" and timeout is not None:
+                with contextlib.suppress(Exception):
+                    _SLEEPS = 0 < int(timeout()) <= 22
+    return _SLEEPS
+
+
+_SLEEPS: bool | None = None
+
+
 #: Per-step products at least this large (multiply-adds) keep every BLAS thread. Measured
 #: on 2 cores (OpenBLAS 0.3.31, quiet machine): an LSTM 256 at batch 32 (8.4 M per step)
 #: runs forward + backward in 84 ms with both threads against 103 ms with one, a GRU 256
@@ -251,6 +271,14 @@ def cpu_workers() -> int:
                       else (os.cpu_count() or 1), 8))
 
 
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The shared pool, grown to at least ``workers`` threads."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnnlab")
+    return _POOL
+
+
 def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
     """Call ``fn(start, stop)`` over ``[0, total)`` split in contiguous parts, on up to
     :func:`cpu_workers` threads (numpy releases the GIL inside its loops); results in
@@ -258,9 +286,23 @@ def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
     workers = min(cpu_workers(), max(1, total // min_chunk))
     if workers <= 1:
         return [fn(0, total)]
-    global _POOL
-    if _POOL is None or _POOL._max_workers < workers:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnnlab")
+    pool = _pool(workers)
     bounds = [total * k // workers for k in range(workers + 1)]
-    futures = [_POOL.submit(fn, bounds[k], bounds[k + 1]) for k in range(workers)]
+    futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(workers)]
     return [f.result() for f in futures]
+
+
+def run_together(fn: Any, threads: int) -> None:
+    """Call ``fn()`` on ``threads`` threads at once, the calling thread being one of them
+    (for compiled kernels that release the GIL and share their work out themselves).
+    Returns when every call is done; re-raises their errors."""
+    if threads <= 1:
+        fn()
+        return
+    pool = _pool(max(threads - 1, cpu_workers()))
+    futures = [pool.submit(fn) for _ in range(threads - 1)]
+    try:
+        fn()
+    finally:
+        for f in futures:
+            f.result()

@@ -67,6 +67,9 @@ class Trace:
         self.kernels: Any = None
         #: run the per-step products transposed (see :meth:`times_wt`); set by the scan
         self.transposed = False
+        #: a :class:`rnnlab.nn._packed.PackedProducts` when the scan runs the per-step
+        #: products through packed weights, else None; set by the scan
+        self.packed: Any = None
 
     def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: Any) -> bool:
         return (self.T, self.N, self.D, self.H, self.G, self.dtype) == (T, N, D, H, G, dtype)
@@ -87,6 +90,9 @@ class Trace:
     def times_wt(self, v: Any, W: Any, out: Any, add: Any = None) -> None:
         """``out = v @ W^T (+ add)``, the per-step product of a forward step (see
         :func:`_step_product`)."""
+        if self.packed is not None:
+            self.packed.matmul(v, W.T, out, add)
+            return
         tmp = self.buffer(f"wt_forward_{W.shape[0]}", (W.shape[0], v.shape[0])) \
             if self.transposed else None
         _step_product(self.xp, v, W.T, out, tmp, add)
@@ -123,6 +129,9 @@ class BackTrace:
         self.tg = xp.empty((N, G * H), dtype=dtype)
         #: the forward trace's :attr:`Trace.transposed`, set by the scan
         self.transposed = False
+        #: this pass's :class:`rnnlab.nn._packed.PackedProducts` (its own, never the
+        #: forward trace's), or None; set by the scan
+        self.packed: Any = None
         self._scratch: dict[tuple[int, int], Any] = {}
 
     def fits(self, T: int, N: int, H: int, G: int, dtype: Any) -> bool:
@@ -131,6 +140,9 @@ class BackTrace:
     def times_w(self, d: Any, W: Any, out: Any) -> None:
         """``out = d @ W``, the per-step product of a backward step, in the forward's form
         (:func:`_step_product`); its scratch is kept here, the forward trace is read only."""
+        if self.packed is not None:
+            self.packed.matmul(d, W, out)
+            return
         tmp = None
         if self.transposed:
             shape = (W.shape[1], d.shape[0])

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.backend import blas_threads, loop_threads, loop_transposed
+from rnnlab.backend import blas_thread_count, blas_threads, loop_threads, loop_transposed
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
+from rnnlab.nn._packed import PackedProducts, packed_plan
 from rnnlab.nn.embedding import scatter_add_rows
 
 #: ``acc(grad, a, b)`` performs ``grad += a @ b`` without per-call allocation.
@@ -134,7 +135,16 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
         tr.c[init] = c0
     steps = range(T - 1, -1, -1) if reverse else range(T)
     limit = _loop_limit(tr)
-    tr.transposed = xp.__name__ == "numpy" and loop_transposed(limit)
+    threads = packed_plan(tr.kernels, tr.N * tr.H * tr.G * tr.H,
+                          blas_thread_count() if limit is None else limit)
+    if threads:
+        if tr.packed is None:
+            tr.packed = PackedProducts(tr.kernels.gemm, threads)
+        tr.packed.begin(threads)
+        tr.transposed = False
+    else:
+        tr.packed = None
+        tr.transposed = xp.__name__ == "numpy" and loop_transposed(limit)
     with blas_threads(limit):
         for t in steps:
             math.step(tr, t, w.W_hh, b_rest)
@@ -178,6 +188,12 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
     bw.transposed = tr.transposed
+    if tr.packed is None:
+        bw.packed = None
+    else:
+        if bw.packed is None:
+            bw.packed = PackedProducts(tr.packed.gemm, tr.packed.threads)
+        bw.packed.begin(tr.packed.threads)
     with blas_threads(_loop_limit(tr)):
         for t in steps:
             if mask is not None:

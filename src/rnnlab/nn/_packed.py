@@ -1,0 +1,140 @@
+"""The per-step products of a time loop through packed weights (numba, float32, CPU).
+
+A scan multiplies the batch's rows by the same ``W_hh`` at every step. :class:`PackedProducts`
+packs each weight it meets once per scan (:mod:`rnnlab._numba_gemm`) and then runs every
+step's product through the packed kernel, with the panels shared out between threads.
+The scan calls :meth:`PackedProducts.begin` before each pass, since the weights may have
+changed since the last one; the panel buffers are kept and reused.
+
+When it is used (:func:`packed_plan`): numba's kernels are on, the arrays are NumPy
+float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The sizes
+come from whole training steps timed against the BLAS forms (``python
+benchmarks/bench_loop_products.py``, 2 cores, interleaved, see ``benchmarks/RESULTS.md``):
+
+========================  =======  ====================  ====================
+per-step product           M MACs  one thread             two threads
+========================  =======  ====================  ====================
+C  (20, 650) @ (650, 2600)   33.8  --                    1.11x (shared)
+D  (32, 256) @ (256, 1024)    8.4  1.08x                 0.95x (shared), 0.88x (one)
+Zaremba (20, 200) @ (200, 800) 3.2 0.99x                 0.98x (one)
+B  (20, 100) @ (100, 400)     0.8  1.06x (noise level)   --
+========================  =======  ====================  ====================
+
+So a loop on one thread packs from :data:`PACKED_MIN_MACS`, and a loop on more threads
+packs and shares from :data:`PACKED_SHARE_MACS`: below that, handing half of each
+product to a pool thread and waiting for it (some 30-50 us here) costs more than it
+saves. Sharing also needs numpy's BLAS threads to sleep between calls
+(:func:`rnnlab.backend.blas_idle_threads_sleep`), or they hold the other cores.
+``RNNLAB_PACKED=0`` keeps every per-step product in BLAS
+(:func:`rnnlab.nn._cellmath._step_product`); ``RNNLAB_PACKED=1`` packs them at every
+size (shared from :data:`PACKED_SHARE_MACS`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import blas_idle_threads_sleep, run_together
+
+#: a loop on one thread runs per-step products from this size (multiply-adds) packed
+PACKED_MIN_MACS = 4_000_000
+#: a loop on several threads runs them packed, shared between its threads, from this size
+PACKED_SHARE_MACS = 16_000_000
+
+#: work a thread takes at a time when threads share a product, in multiply-adds (some
+#: 25 us here). ``python benchmarks/bench_loop_products.py --chunks``: C's products on
+#: two threads took 720-930 us in chunks of 1.6-3.2 M, 820-1120 us in chunks of 0.2-0.4 M
+#: (more taking, and more output cache lines written by both threads), 1260-1300 us as
+#: one chunk, and 1520-1540 us on one thread.
+CHUNK_MACS = 2_000_000
+
+_CPU_OK: bool | None = None
+
+
+def fast_on_this_cpu() -> bool:
+    """Whether the host CPU has the AVX2 and FMA instructions the packed kernel is
+    written for (on other CPUs it is correct but not faster than BLAS)."""
+    global _CPU_OK
+    if _CPU_OK is None:
+        try:
+            from llvmlite import binding
+
+            features = binding.get_host_cpu_features()
+            _CPU_OK = bool(features.get("avx2")) and bool(features.get("fma"))
+        except Exception:  # pragma: no cover - llvmlite without the query
+            _CPU_OK = False
+    return _CPU_OK
+
+
+def packed_plan(kernels: Any, macs: int, threads: int) -> int:
+    """How many threads run the packed per-step products of a scan with these compiled
+    ``kernels`` (``None`` for the NumPy path), products of ``macs`` multiply-adds, in a
+    loop that may use ``threads``: 0 when BLAS keeps them (see the module docstring)."""
+    if kernels is None or not hasattr(kernels, "gemm"):
+        return 0
+    shared = max(1, threads) if macs >= PACKED_SHARE_MACS else 1
+    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
+    if value in ("0", "off", "no", "false"):
+        return 0
+    if value in ("1", "on", "yes", "true"):
+        return shared
+    if not fast_on_this_cpu():
+        return 0
+    if threads <= 1:
+        return 1 if macs >= PACKED_MIN_MACS else 0
+    return shared if shared > 1 and blas_idle_threads_sleep() else 0
+
+
+class PackedProducts:
+    """``out = a @ B (+ add)`` for the per-step products of one scan pass.
+
+    ``threads`` is how many threads split the panels of each product (the calling
+    thread takes the first share).
+    """
+
+    def __init__(self, gemm: Any, threads: int) -> None:
+        self.gemm = gemm
+        self.threads = max(1, int(threads))
+        self._buffers: dict[tuple[int, int], Any] = {}  # (K, P) -> panels, reused
+        self._current: dict[tuple[Any, ...], Any] = {}  # weights packed in this pass
+        self._counter = np.zeros(1, np.int64)  # the next chunk of panels, shared by threads
+
+    def begin(self, threads: int) -> None:
+        """Start a pass: every weight is packed again on first use."""
+        self.threads = max(1, int(threads))
+        self._current.clear()
+
+    def _panels(self, B: Any) -> Any:
+        key = (B.ctypes.data, B.shape, B.strides)
+        panels = self._current.get(key)
+        if panels is None:
+            K, M = B.shape
+            P = self.gemm.panel_count(M)
+            slot = (K, P, len([k for k in self._current if k[1] == B.shape]))
+            panels = self._buffers.get(slot)
+            if panels is None:
+                panels = self._buffers[slot] = np.empty((P, K, self.gemm.NR), np.float32)
+            self.gemm.pack(B, panels)
+            self._current[key] = panels
+        return panels
+
+    def matmul(self, a: Any, B: Any, out: Any, add: Any = None) -> None:
+        """``out = a @ B (+ add)``; ``a (N, K)``, ``out`` and ``add`` ``(N, M)`` with
+        contiguous rows."""
+        panels = self._panels(B)
+        has_add = add is not None
+        add_arr = add if has_add else out
+        run = self.gemm.matmul_panels
+        P = panels.shape[0]
+        if self.threads == 1 or P < 2:
+            run(a, panels, out, add_arr, has_add, 0, P)
+            return
+        counter = self._counter
+        counter[0] = 0
+        shared = self.gemm.matmul_shared
+        chunk = max(1, CHUNK_MACS // (a.shape[0] * a.shape[1] * self.gemm.NR))
+        run_together(lambda: shared(a, panels, out, add_arr, has_add, counter, chunk),
+                     self.threads)
