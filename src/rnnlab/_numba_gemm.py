@@ -158,6 +158,15 @@ def _fetch_add(typingctx, addr):
     return sig, codegen
 
 
+@njit(**_OPTS)
+def _tile_rows(left):
+    """Rows of the next tile when ``left`` rows remain: the rows split evenly into as few
+    tiles as possible (20 rows: 5, 5, 5, 5 rather than 6, 6, 6, 2; a tile of 2 rows
+    keeps only 4 accumulators, too few to hide the latency of the multiply-adds)."""
+    tiles = (left + MR - 1) // MR
+    return (left + tiles - 1) // tiles
+
+
 def panel_count(cols: int) -> int:
     """How many 16-column panels hold ``cols`` columns."""
     return -(-cols // NR)
@@ -218,7 +227,7 @@ def matmul_panels(a, panels, out, add, has_add, p0, p1):
         if col + NR <= M:
             r0 = 0
             while r0 < N:
-                rows = min(MR, N - r0)
+                rows = _tile_rows(N - r0)
                 _tile(rows, a0 + r0 * lda * 4, lda, b, K, c0 + (r0 * ldc + col) * 4, ldc,
                       d0 + (r0 * ldd + col) * 4 if has_add else 0, ldd)
                 r0 += rows
@@ -226,7 +235,7 @@ def matmul_panels(a, panels, out, add, has_add, p0, p1):
             last = np.empty((N, NR), np.float32)
             r0 = 0
             while r0 < N:
-                rows = min(MR, N - r0)
+                rows = _tile_rows(N - r0)
                 _tile(rows, a0 + r0 * lda * 4, lda, b, K, last.ctypes.data + r0 * NR * 4, NR,
                       0, 0)
                 r0 += rows
