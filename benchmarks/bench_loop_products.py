@@ -27,16 +27,11 @@ model's sizes.
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
 chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
-
-rnnlab is imported before numpy, as ``rnnlab train`` does, so OpenBLAS's idle threads
-sleep after 2^20 cycles instead of spinning (see rnnlab's module docstring); pass
-``OPENBLAS_THREAD_TIMEOUT`` in the environment to time another setting.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -44,8 +39,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-importlib.import_module("rnnlab")  # before numpy (see the docstring)
-import numpy as np  # noqa: E402
+import numpy as np
 
 MODELS = {  # vocab, embedding, hidden, layers, batch, T
     "C": (10000, 650, 650, 2, 20, 35),
@@ -169,8 +163,7 @@ def main() -> int:
              "packed-1": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, 2**62)}
     order = list(forms)
     rng = np.random.default_rng(0)
-    print(f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(default)')}, "
-          f"{args.threads} BLAS thread(s), median of {args.rounds} steps per form")
+    print(f"{args.threads} BLAS thread(s), median of {args.rounds} steps per form")
     print(f"{'model':<9}" + "".join(f"{form + ' ms':>15}" for form in forms)
           + "".join(f"{form:>12}" for form in order[1:]) + "   (speed-up over plain)")
     with threadpool_limits(args.threads):

@@ -59,9 +59,6 @@ ARGS = parse()
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(ARGS.threads)
 
-# rnnlab before numpy, as `rnnlab train` does: OpenBLAS then lets its idle threads sleep
-# after 0.4 ms instead of spinning for 0.1 s (see rnnlab's module docstring)
-import rnnlab  # noqa: E402, F401, I001
 import numpy as np  # noqa: E402
 
 

@@ -197,24 +197,48 @@ def blas_threads(limit: int | None) -> Iterator[None]:
             lib.set_num_threads(previous)
 
 
-def blas_idle_threads_sleep() -> bool:
-    """Whether numpy's BLAS worker threads go to sleep soon after a call, so that other
-    threads can have those cores right away: OpenBLAS started with
-    ``OPENBLAS_THREAD_TIMEOUT`` at most 22 (a spin of 2^22 cycles, about 2 ms; importing
-    :mod:`rnnlab` before numpy sets 20, see :mod:`rnnlab`). With OpenBLAS's default the
-    workers spin for about 0.1 s after each call, taking a core from any other thread."""
-    global _SLEEPS
-    if _SLEEPS is None:
-        _SLEEPS = False
+def _blas_releasers() -> list[Any]:
+    """OpenBLAS's ``blas_thread_shutdown_`` of every BLAS library numpy loaded, or an
+    empty list when any of them is not OpenBLAS on its own pthreads (cached)."""
+    global _RELEASERS
+    if _RELEASERS is None:
+        found = []
         for lib in _blas_libraries():
-            timeout = getattr(getattr(lib, "dynlib", None), "openblas_thread_timeout", None)
-            if lib.internal_api == "openblas" and timeout is not None:
-                with contextlib.suppress(Exception):
-                    _SLEEPS = 0 < int(timeout()) <= 22
-    return _SLEEPS
+            fn = getattr(getattr(lib, "dynlib", None), "blas_thread_shutdown_", None)
+            if (lib.internal_api != "openblas" or fn is None
+                    or getattr(lib, "threading_layer", "") != "pthreads"):
+                found = []
+                break
+            found.append(fn)
+        _RELEASERS = found
+    return _RELEASERS
 
 
-_SLEEPS: bool | None = None
+_RELEASERS: list[Any] | None = None
+
+
+def can_release_blas_threads() -> bool:
+    """Whether :func:`release_blas_threads` can free the cores numpy's BLAS threads hold."""
+    return bool(_blas_releasers())
+
+
+def release_blas_threads() -> bool:
+    """Stop numpy's idle BLAS worker threads now, so that other threads get the cores.
+
+    After each call OpenBLAS's workers spin, waiting for more work, for 2^28 cycles
+    (about 0.1 s), and on a 2-core machine such a spinning thread takes the core that a
+    second compute thread of rnnlab needs. OpenBLAS's ``blas_thread_shutdown_`` (the
+    call OpenBLAS itself makes before a ``fork``) ends them; the next multi-threaded
+    BLAS call starts them again (measured here: about 75 us to end them, and no change
+    in the time of the next large product). Only for OpenBLAS on its own pthreads;
+    returns False, doing nothing, elsewhere. It must not run while another thread is
+    inside a BLAS call: rnnlab calls it from the thread that runs the model, at the
+    start of a time loop, as a training loop owns the BLAS library while it runs.
+    """
+    releasers = _blas_releasers()
+    for fn in releasers:
+        fn()
+    return bool(releasers)
 
 
 #: Per-step products at least this large (multiply-adds) keep every BLAS thread. Measured

@@ -130,11 +130,11 @@ def test_packed_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RNNLAB_PACKED", raising=False)
     assert packed_plan(None, big, 1) == 0  # the NumPy path
     monkeypatch.setattr("rnnlab.nn._packed.fast_on_this_cpu", lambda: True)
-    monkeypatch.setattr("rnnlab.nn._packed.blas_idle_threads_sleep", lambda: False)
+    monkeypatch.setattr("rnnlab.nn._packed.can_release_blas_threads", lambda: False)
     assert packed_plan(kernels, mid, 1) == 1
     assert packed_plan(kernels, small, 1) == 0
-    assert packed_plan(kernels, big, 2) == 0  # BLAS threads would spin: keep BLAS
-    monkeypatch.setattr("rnnlab.nn._packed.blas_idle_threads_sleep", lambda: True)
+    assert packed_plan(kernels, big, 2) == 0  # BLAS threads would spin on: keep BLAS
+    monkeypatch.setattr("rnnlab.nn._packed.can_release_blas_threads", lambda: True)
     assert packed_plan(kernels, big, 2) == 2
     assert packed_plan(kernels, big - 1, 2) == 0  # too small to share: BLAS
     monkeypatch.setattr("rnnlab.nn._packed.fast_on_this_cpu", lambda: False)
@@ -267,3 +267,20 @@ def test_kernel_rejects_bad_layouts() -> None:
         G.matmul_panels(a, panels, out, np.ones((2, 20), np.float32), True, 0, 2)
     with pytest.raises(ValueError, match="do not match"):
         G.matmul_panels(a, panels, out, out, False, 0, 3)
+
+
+def test_release_blas_threads_then_blas_works_again() -> None:
+    from threadpoolctl import threadpool_limits
+
+    if not backend.can_release_blas_threads():
+        pytest.skip("numpy's BLAS is not OpenBLAS on its own pthreads: nothing to release")
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
+    expected = a @ b
+    with threadpool_limits(2, user_api="blas"):  # the suite runs BLAS on one thread
+        before = a @ b  # workers started
+        assert backend.release_blas_threads() is True
+        assert backend.release_blas_threads() is True  # nothing left to end: harmless
+        after = a @ b  # started again
+    np.testing.assert_allclose(before, expected, rtol=1e-12)
+    np.testing.assert_allclose(after, expected, rtol=1e-12)

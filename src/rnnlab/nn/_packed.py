@@ -23,8 +23,11 @@ B  (20, 100) @ (100, 400)     0.8  1.06x (noise level)   --
 So a loop on one thread packs from :data:`PACKED_MIN_MACS`, and a loop on more threads
 packs and shares from :data:`PACKED_SHARE_MACS`: below that, handing half of each
 product to a pool thread and waiting for it (some 30-50 us here) costs more than it
-saves. Sharing also needs numpy's BLAS threads to sleep between calls
-(:func:`rnnlab.backend.blas_idle_threads_sleep`), or they hold the other cores.
+saves. Sharing also needs the other cores free: OpenBLAS's idle workers spin for about
+0.1 s after each call, so a shared pass first ends them
+(:func:`rnnlab.backend.release_blas_threads`; the next BLAS call starts them again),
+and where that cannot be done (a BLAS other than OpenBLAS on pthreads) the products
+stay with BLAS.
 ``RNNLAB_PACKED=0`` keeps every per-step product in BLAS
 (:func:`rnnlab.nn._cellmath._step_product`); ``RNNLAB_PACKED=1`` packs them at every
 size (shared from :data:`PACKED_SHARE_MACS`).
@@ -37,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import blas_idle_threads_sleep, run_together
+from rnnlab.backend import can_release_blas_threads, release_blas_threads, run_together
 
 #: a loop on one thread runs per-step products from this size (multiply-adds) packed
 PACKED_MIN_MACS = 4_000_000
@@ -85,7 +88,7 @@ def packed_plan(kernels: Any, macs: int, threads: int) -> int:
         return 0
     if threads <= 1:
         return 1 if macs >= PACKED_MIN_MACS else 0
-    return shared if shared > 1 and blas_idle_threads_sleep() else 0
+    return shared if shared > 1 and can_release_blas_threads() else 0
 
 
 class PackedProducts:
@@ -103,9 +106,12 @@ class PackedProducts:
         self._counter = np.zeros(1, np.int64)  # the next chunk of panels, shared by threads
 
     def begin(self, threads: int) -> None:
-        """Start a pass: every weight is packed again on first use."""
+        """Start a pass: every weight is packed again on first use. A pass on several
+        threads first stops BLAS's idle workers, which would hold the cores."""
         self.threads = max(1, int(threads))
         self._current.clear()
+        if self.threads > 1:
+            release_blas_threads()
 
     def _panels(self, B: Any) -> Any:
         key = (B.ctypes.data, B.shape, B.strides)
