@@ -24,6 +24,10 @@ measurement.
 through the scan's ``Trace.times_wt`` in each form), on one and on two threads, for each
 model's sizes.
 
+``--release`` times whole steps of A, B, Zaremba and C with ``RNNLAB_RELEASE_BLAS=1``
+and ``0`` taking turns: whether ending OpenBLAS's idle workers before rnnlab's own
+threaded work (the loss's row sweeps, the shared packed products) pays.
+
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
 chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
@@ -41,11 +45,12 @@ from typing import Any
 
 import numpy as np
 
-MODELS = {  # vocab, embedding, hidden, layers, batch, T
-    "C": (10000, 650, 650, 2, 20, 35),
-    "D": (65, 256, 256, 1, 32, 100),
-    "Zaremba": (10000, 200, 200, 2, 20, 20),
-    "B": (10000, 100, 100, 1, 20, 35),
+MODELS = {  # vocab, embedding, hidden, layers, batch, T, cell
+    "A": (10000, 100, 100, 1, 20, 35, "rnn"),
+    "C": (10000, 650, 650, 2, 20, 35, "lstm"),
+    "D": (65, 256, 256, 1, 32, 100, "lstm"),
+    "Zaremba": (10000, 200, 200, 2, 20, 20, "lstm"),
+    "B": (10000, 100, 100, 1, 20, 35, "lstm"),
 }
 
 
@@ -74,7 +79,7 @@ def products(names: list[str]) -> None:
     print(f"{'model':<9}{'threads':>8}{'plain us':>10}{'transposed us':>15}{'packed us':>11}"
           f"{'transposed':>12}{'packed':>8}")
     for name in names:
-        _, D, H, _, N, _ = MODELS[name]
+        _, D, H, _, N, _, _ = MODELS[name]
         tr = Trace(np, 1, N, D, H, 4, np.float32, True)
         h = rng.standard_normal((N, H)).astype(np.float32)
         W = rng.standard_normal((4 * H, H)).astype(np.float32)
@@ -136,14 +141,18 @@ def chunks(rounds: int = 300) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="C,D,Zaremba,B")
+    p.add_argument("--models", help="default C,D,Zaremba,B (--release: A,B,Zaremba,C)")
     p.add_argument("--rounds", type=int, default=20, help="timed steps per form")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--products", action="store_true",
                    help="time one step's forward product alone, on 1 and 2 threads")
+    p.add_argument("--release", action="store_true",
+                   help="whole steps with and without ending BLAS's idle workers first")
     p.add_argument("--chunks", action="store_true",
                    help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
+    if args.models is None:
+        args.models = "A,B,Zaremba,C" if args.release else "C,D,Zaremba,B"
     if args.products:
         products(args.models.split(","))
         return 0
@@ -157,19 +166,23 @@ def main() -> int:
     from rnnlab.optim import SGD, clip_grad_norm
 
     share = _packed.PACKED_SHARE_MACS
-    forms = {"plain": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
-             "transposed": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "1"}, share),
-             "packed": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
-             "packed-1": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, 2**62)}
+    if args.release:
+        forms = {"keep": ({"RNNLAB_RELEASE_BLAS": "0"}, share),
+                 "release": ({"RNNLAB_RELEASE_BLAS": "1"}, share)}
+    else:
+        forms = {"plain": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
+                 "transposed": ({"RNNLAB_PACKED": "0", "RNNLAB_LOOP_TRANSPOSED": "1"}, share),
+                 "packed": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, share),
+                 "packed-1": ({"RNNLAB_PACKED": "1", "RNNLAB_LOOP_TRANSPOSED": "0"}, 2**62)}
     order = list(forms)
     rng = np.random.default_rng(0)
     print(f"{args.threads} BLAS thread(s), median of {args.rounds} steps per form")
     print(f"{'model':<9}" + "".join(f"{form + ' ms':>15}" for form in forms)
-          + "".join(f"{form:>12}" for form in order[1:]) + "   (speed-up over plain)")
+          + "".join(f"{form:>12}" for form in order[1:]) + f"   (speed-up over {order[0]})")
     with threadpool_limits(args.threads):
         for name in args.models.split(","):
-            V, E, H, L, N, T = MODELS[name]
-            model = RNNLM(V, embedding_dim=E, hidden_size=H, num_layers=L, rng=0)
+            V, E, H, L, N, T, cell = MODELS[name]
+            model = RNNLM(V, embedding_dim=E, hidden_size=H, num_layers=L, cell=cell, rng=0)
             opt = SGD(model, lr=0.1)
             x = rng.integers(0, V, (N, T)).astype(np.int32)
             y = rng.integers(0, V, (N, T)).astype(np.int32)
@@ -188,7 +201,7 @@ def main() -> int:
                         times[form].append(time.perf_counter() - start)
             ms = {form: float(np.median(t)) * 1e3 for form, t in times.items()}
             print(f"{name:<9}" + "".join(f"{ms[form]:>15.1f}" for form in forms)
-                  + "".join(f"{ms['plain'] / ms[form]:>11.3f}x" for form in order[1:]),
+                  + "".join(f"{ms[order[0]] / ms[form]:>11.3f}x" for form in order[1:]),
                   flush=True)
     _packed.PACKED_SHARE_MACS = share
     for variables, _ in forms.values():

@@ -218,7 +218,10 @@ _RELEASERS: list[Any] | None = None
 
 
 def can_release_blas_threads() -> bool:
-    """Whether :func:`release_blas_threads` can free the cores numpy's BLAS threads hold."""
+    """Whether :func:`release_blas_threads` can free the cores numpy's BLAS threads hold
+    (``RNNLAB_RELEASE_BLAS=0`` says no)."""
+    if os.environ.get("RNNLAB_RELEASE_BLAS", "").strip().lower() in ("0", "off", "no", "false"):
+        return False
     return bool(_blas_releasers())
 
 
@@ -232,13 +235,16 @@ def release_blas_threads() -> bool:
     BLAS call starts them again (measured here: about 75 us to end them, and no change
     in the time of the next large product). Only for OpenBLAS on its own pthreads;
     returns False, doing nothing, elsewhere. It must not run while another thread is
-    inside a BLAS call: rnnlab calls it from the thread that runs the model, at the
-    start of a time loop, as a training loop owns the BLAS library while it runs.
+    inside a BLAS call: rnnlab calls it from the thread that runs the model, before
+    work it shares out between threads, as a training loop owns the BLAS library while
+    it runs. ``RNNLAB_RELEASE_BLAS=0`` turns it off (the per-step products then stay in
+    BLAS, see :mod:`rnnlab.nn._packed`).
     """
-    releasers = _blas_releasers()
-    for fn in releasers:
+    if not can_release_blas_threads():
+        return False
+    for fn in _blas_releasers():
         fn()
-    return bool(releasers)
+    return True
 
 
 #: Per-step products at least this large (multiply-adds) keep every BLAS thread. Measured
@@ -306,10 +312,15 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
     """Call ``fn(start, stop)`` over ``[0, total)`` split in contiguous parts, on up to
     :func:`cpu_workers` threads (numpy releases the GIL inside its loops); results in
-    order. Each part is independent, so the outcome does not depend on the split."""
+    order. Each part is independent, so the outcome does not depend on the split. The
+    parts must not call BLAS: idle BLAS workers are ended first
+    (:func:`release_blas_threads`), so that they do not spin on the cores the parts need
+    (the loss of the book's LSTM 100 model, right after the output layer's product:
+    ``python benchmarks/bench_loop_products.py --release``)."""
     workers = min(cpu_workers(), max(1, total // min_chunk))
     if workers <= 1:
         return [fn(0, total)]
+    release_blas_threads()
     pool = _pool(workers)
     bounds = [total * k // workers for k in range(workers + 1)]
     futures = [pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(workers)]
