@@ -11,17 +11,18 @@ float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The
 come from whole training steps timed against the BLAS forms (``python
 benchmarks/bench_loop_products.py``, 2 cores, interleaved, see ``benchmarks/RESULTS.md``):
 
-========================  =======  ====================  ====================
-per-step product           M MACs  one thread             two threads
-========================  =======  ====================  ====================
-C  (20, 650) @ (650, 2600)   33.8  --                    1.11x (shared)
-D  (32, 256) @ (256, 1024)    8.4  1.08x                 0.95x (shared), 0.88x (one)
-Zaremba (20, 200) @ (200, 800) 3.2 0.99x                 0.98x (one)
-B  (20, 100) @ (100, 400)     0.8  1.06x (noise level)   --
-========================  =======  ====================  ====================
+==============================  ======  ===========  ==============================
+per-step product                M MACs  one thread   two threads
+==============================  ======  ===========  ==============================
+C  (20, 650) @ (650, 2600)        33.8  --           1.09-1.18x (shared)
+D  (32, 256) @ (256, 1024)         8.4  1.08x        0.95-0.96x shared, 0.87-0.91x one
+Zaremba  (20, 200) @ (200, 800)    3.2  0.99x        0.98-1.01x (one)
+B  (20, 100) @ (100, 400)          0.8  1.06x        -- (the loop keeps one thread)
+==============================  ======  ===========  ==============================
 
-So a loop on one thread packs from :data:`PACKED_MIN_MACS`, and a loop on more threads
-packs and shares from :data:`PACKED_SHARE_MACS`: below that, handing half of each
+(speed of a whole step over BLAS's plain form; the noise of one comparison is a few
+per cent.) So a loop on one thread packs from :data:`PACKED_MIN_MACS`, and a loop on
+more threads packs and shares from :data:`PACKED_SHARE_MACS`: below that, handing half of each
 product to a pool thread and waiting for it (some 30-50 us here) costs more than it
 saves. Sharing also needs the other cores free: OpenBLAS's idle workers spin for about
 0.1 s after each call, so a shared pass first ends them
