@@ -206,6 +206,8 @@ def matmul_panels(a, panels, out, add, has_add, p0, p1):
             or panels.shape[0] * NR < M or p1 > panels.shape[0]
             or (has_add and (add.shape[0] != N or add.shape[1] != M))):
         raise ValueError("matmul_panels: shapes of a, panels, out and add do not match")
+    if N == 0:
+        return
     if ((K > 1 and a.strides[1] != 4) or (M > 1 and out.strides[1] != 4)
             or (has_add and M > 1 and add.strides[1] != 4)):
         raise ValueError("matmul_panels: a, out and add need contiguous float32 rows")

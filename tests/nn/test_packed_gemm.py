@@ -284,3 +284,18 @@ def test_release_blas_threads_then_blas_works_again() -> None:
         after = a @ b  # started again
     np.testing.assert_allclose(before, expected, rtol=1e-12)
     np.testing.assert_allclose(after, expected, rtol=1e-12)
+
+
+def test_empty_batch_and_inner_dimension_through_the_products() -> None:
+    products = PackedProducts(G, 2)
+    out = np.full((0, 20), np.nan, np.float32)
+    products.matmul(np.zeros((0, 8), np.float32), np.ones((8, 20), np.float32), out)
+    out = np.full((3, 20), np.nan, np.float32)
+    products.matmul(np.zeros((3, 0), np.float32), np.zeros((0, 20), np.float32), out)
+    np.testing.assert_array_equal(out, 0)
+
+
+def test_release_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNLAB_RELEASE_BLAS", "0")
+    assert backend.can_release_blas_threads() is False
+    assert backend.release_blas_threads() is False

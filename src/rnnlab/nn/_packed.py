@@ -95,14 +95,16 @@ def packed_plan(kernels: Any, macs: int, threads: int) -> int:
 class PackedProducts:
     """``out = a @ B (+ add)`` for the per-step products of one scan pass.
 
-    ``threads`` is how many threads split the panels of each product (the calling
-    thread takes the first share).
+    ``threads`` is how many threads share each product: the calling thread and
+    ``threads - 1`` of the pool's take chunks of :data:`CHUNK_MACS` of work from a shared
+    counter until none is left.
     """
 
     def __init__(self, gemm: Any, threads: int) -> None:
         self.gemm = gemm
         self.threads = max(1, int(threads))
-        self._buffers: dict[tuple[int, int], Any] = {}  # (K, P) -> panels, reused
+        # (K, P, i) -> panels, reused; i counts the weights of one shape in a pass
+        self._buffers: dict[tuple[int, int, int], Any] = {}
         self._current: dict[tuple[Any, ...], Any] = {}  # weights packed in this pass
         self._counter = np.zeros(1, np.int64)  # the next chunk of panels, shared by threads
 
@@ -142,6 +144,6 @@ class PackedProducts:
         counter = self._counter
         counter[0] = 0
         shared = self.gemm.matmul_shared
-        chunk = max(1, CHUNK_MACS // (a.shape[0] * a.shape[1] * self.gemm.NR))
+        chunk = max(1, CHUNK_MACS // max(1, a.shape[0] * a.shape[1] * self.gemm.NR))
         run_together(lambda: shared(a, panels, out, add_arr, has_add, counter, chunk),
                      self.threads)
