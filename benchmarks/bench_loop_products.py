@@ -96,6 +96,7 @@ def products(names: list[str]) -> None:
                             timed[form] = float("nan")
                             continue
                         tr.packed = PackedProducts(kernels.gemm, threads)
+                        tr.packed.begin(threads)  # as a scan does: frees the cores
                     timed[form] = _median_us(partial(tr.times_wt, h, W, out, add=xw))
             plain = timed["plain"]
             print(f"{name:<9}{threads:>8}{plain:>10.0f}{timed['transposed']:>15.0f}"
