@@ -28,6 +28,10 @@ model's sizes.
 and ``0`` taking turns: whether ending OpenBLAS's idle workers before rnnlab's own
 threaded work (the loss's row sweeps, the shared packed products) pays.
 
+``--beside`` times whole steps of A, B, Zaremba, C and D with ``RNNLAB_BESIDE=1`` and ``0``
+taking turns: the output layer's weight gradient on the second core beside the recurrent
+backward (``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
+
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
 chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
@@ -142,18 +146,23 @@ def chunks(rounds: int = 300) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", help="default C,D,Zaremba,B (--release: A,B,Zaremba,C)")
+    p.add_argument("--models", help="default C,D,Zaremba,B (--release: A,B,Zaremba,C; "
+                   "--beside: A,B,Zaremba,C,D)")
     p.add_argument("--rounds", type=int, default=20, help="timed steps per form")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--products", action="store_true",
                    help="time one step's forward product alone, on 1 and 2 threads")
     p.add_argument("--release", action="store_true",
                    help="whole steps with and without ending BLAS's idle workers first")
+    p.add_argument("--beside", action="store_true",
+                   help="whole steps with and without the output layer's weight gradient "
+                   "beside the recurrent backward")
     p.add_argument("--chunks", action="store_true",
                    help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
     if args.models is None:
-        args.models = "A,B,Zaremba,C" if args.release else "C,D,Zaremba,B"
+        args.models = ("A,B,Zaremba,C" if args.release else "A,B,Zaremba,C,D" if args.beside
+                       else "C,D,Zaremba,B")
     if args.products:
         products(args.models.split(","))
         return 0
@@ -167,7 +176,10 @@ def main() -> int:
     from rnnlab.optim import SGD, clip_grad_norm
 
     share = _packed.PACKED_SHARE_MACS
-    if args.release:
+    if args.beside:
+        forms = {"plain": ({"RNNLAB_BESIDE": "0"}, share),
+                 "beside": ({"RNNLAB_BESIDE": "1"}, share)}
+    elif args.release:
         forms = {"keep": ({"RNNLAB_RELEASE_BLAS": "0"}, share),
                  "release": ({"RNNLAB_RELEASE_BLAS": "1"}, share)}
     else:

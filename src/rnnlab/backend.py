@@ -11,9 +11,11 @@ read at import time. ``xp`` is :mod:`numpy` on the CPU and :mod:`cupy` on a GPU.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -240,8 +242,8 @@ def release_blas_threads() -> bool:
     it runs. ``RNNLAB_RELEASE_BLAS=0`` turns it off (the per-step products then stay in
     BLAS, see :mod:`rnnlab.nn._packed`).
     """
-    if not can_release_blas_threads():
-        return False
+    if _BESIDE or not can_release_blas_threads():
+        return False  # (beside a side job the workers are ended already, see run_beside)
     for fn in _blas_releasers():
         fn()
     return True
@@ -317,7 +319,7 @@ def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
     (:func:`release_blas_threads`), so that they do not spin on the cores the parts need
     (the loss of the book's LSTM 100 model, right after the output layer's product:
     ``python benchmarks/bench_loop_products.py --release``)."""
-    workers = min(cpu_workers(), max(1, total // min_chunk))
+    workers = 1 if _BESIDE else min(cpu_workers(), max(1, total // min_chunk))
     if workers <= 1:
         return [fn(0, total)]
     release_blas_threads()
@@ -330,8 +332,9 @@ def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
 def run_together(fn: Any, threads: int) -> None:
     """Call ``fn()`` on ``threads`` threads at once, the calling thread being one of them
     (for compiled kernels that release the GIL and share their work out themselves).
-    Returns when every call is done; re-raises their errors."""
-    if threads <= 1:
+    Returns when every call is done; re-raises their errors. Beside a side job
+    (:func:`run_beside`) it calls ``fn()`` once, on this thread."""
+    if threads <= 1 or _BESIDE:
         fn()
         return
     pool = _pool(max(threads - 1, cpu_workers()))
@@ -341,3 +344,115 @@ def run_together(fn: Any, threads: int) -> None:
     finally:
         for f in futures:
             f.result()
+
+
+# ------------------------------------------------------------ work beside the model
+_BESIDE = False  # True while run_beside's side job holds the other core
+
+#: run_beside's side job is worth starting from this many multiply-adds of side work
+BESIDE_MIN_MACS = 50_000_000
+
+
+def solo() -> bool:
+    """Whether the model's thread should keep to one core now: true inside
+    :func:`run_beside`, whose side job has the other one. The shared packed products,
+    :func:`parallel_chunks` and :func:`run_together` then run on the calling thread
+    alone, and BLAS is limited to one thread."""
+    return _BESIDE
+
+
+def beside_pays(side_macs: int, main_macs: int) -> bool:
+    """Whether :func:`run_beside` should run ``side_macs`` multiply-adds of independent
+    products beside a main job of about ``main_macs`` (both on one thread each).
+
+    Yes when there are two cores for the two jobs, OpenBLAS's idle workers can be ended
+    (:func:`release_blas_threads`; else they would spin on the core the side job needs),
+    the side work is at least :data:`BESIDE_MIN_MACS`, and the two are of a size:
+    the side work at least half the main work and at most four times it. Measured
+    (``python benchmarks/bench_loop_products.py --beside``, RNNLM steps, 2 cores): the
+    2 x LSTM 200 of Zaremba et al. (side 0.8 G, main 0.5 G multiply-adds) 1.02-1.07x;
+    C (4.6 G against 9.5 G) 0.97x, as its recurrent backward loses more on one thread
+    than the side job saves; A and B (0.7 G against 0.03 G and 0.11 G) 0.96-1.03x,
+    within the noise, as their short main job leaves the two threads splitting the
+    side work, which two BLAS threads do as well. ``RNNLAB_BESIDE`` (``1``/``0``)
+    overrides.
+    """
+    value = os.environ.get("RNNLAB_BESIDE", "").strip().lower()
+    if value in ("0", "off", "no", "false"):
+        return False
+    if _BESIDE or cpu_workers() < 2 or not can_release_blas_threads():
+        return False
+    if value in ("1", "on", "yes", "true"):
+        return True
+    return side_macs >= BESIDE_MIN_MACS and main_macs <= 2 * side_macs <= 8 * main_macs
+
+
+def run_beside(main: Any, parts: Any = ()) -> Any:
+    """``main(add)`` on this thread while a pool thread works through ``parts``
+    (callables without arguments, independent of each other and of what ``main`` still
+    has to do), and through those ``main`` hands to ``add`` as it goes; returns what
+    ``main`` returns.
+
+    The side thread takes parts in the order they came. When ``main`` is done this
+    thread takes the parts still left, so the two finish together. Both run with one
+    BLAS thread, and OpenBLAS's idle workers are ended first (in that order: raising
+    the thread count again would restart them). Every part runs exactly once, on one
+    of the two threads, and the caller must make the results independent of which
+    (each part writes its own arrays). Errors are re-raised after both threads stop.
+    Use :func:`beside_pays` to decide; nested inside another call, or with no parts
+    at all, everything runs on this thread in order.
+    """
+    global _BESIDE
+    pending = collections.deque(parts)
+    if _BESIDE or not pending:
+        result = main(pending.append)
+        while pending:
+            pending.popleft()()
+        return result
+    ready = threading.Condition()
+    closed = False  # main has returned (or failed): no more parts will come
+
+    def add(part: Any) -> None:
+        with ready:
+            pending.append(part)
+            ready.notify()
+
+    def take() -> Any:
+        with ready:
+            while not pending and not closed:
+                ready.wait()
+            return pending.popleft() if pending else None
+
+    def work() -> None:
+        while (part := take()) is not None:
+            part()
+
+    def close(drop: bool) -> None:
+        nonlocal closed
+        with ready:
+            closed = True
+            if drop:
+                pending.clear()
+            ready.notify_all()
+
+    with blas_threads(1):
+        release_blas_threads()
+        _BESIDE = True
+        try:
+            future = _pool(max(1, cpu_workers() - 1)).submit(work)
+            try:
+                result = main(add)
+            except BaseException:
+                close(drop=True)
+                future.exception()  # wait for the side thread's current part
+                raise
+            close(drop=False)
+            try:
+                work()
+            finally:
+                error = future.exception()
+            if error is not None:
+                raise error
+        finally:
+            _BESIDE = False
+    return result

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import beside_pays, make_rng, run_beside, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.scan import TokenInput
@@ -202,11 +202,41 @@ class RNNLM(Module):
         return self.criterion.forward(logits, targets, inplace=True)
 
     def backward(self, dloss: float = 1.0) -> None:
-        """Backward from the last :meth:`forward_loss`; adds into every gradient."""
-        dh = self.decoder.backward(self.criterion.backward(dloss))
-        dxs = self.rnn.backward(self.drop_out.backward(dh))
+        """Backward from the last :meth:`forward_loss`; adds into every gradient.
+
+        On a CPU with two cores the output layer's weight gradient (a third of the
+        output layer's work), and then the recurrent layers' weight gradients as each
+        layer's loop ends, are computed on the second core while this thread runs
+        through the chain that the input gradients need (the time loops, the input
+        products), each with one BLAS thread, when :func:`rnnlab.backend.beside_pays`
+        says so (the vocabulary is large against the recurrent layers, and the weights
+        are not tied); the sums are the same.
+        """
+        dlogits = self.criterion.backward(dloss)
+        if not self._beside_pays(dlogits):
+            self._backward_recurrent(self.decoder.backward(dlogits))
+            return
+        dh, parts = self.decoder.backward_split(dlogits)
+        run_beside(lambda add: self._backward_recurrent(dh, add), parts)
+
+    def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
+        dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
+
+    def _beside_pays(self, dlogits: Any) -> bool:
+        """Whether :meth:`backward` runs the output layer's weight gradient beside the
+        recurrent layers' backward (estimated from their multiply-adds)."""
+        if self.xp is not np or self.config.tie_weights:
+            return False
+        cfg = self.config
+        rows = dlogits.size // cfg.vocab_size
+        side = rows * cfg.hidden_size * cfg.vocab_size
+        G = self.rnn.math.n_gates
+        # per layer: the input and hidden products for dx, dW_ih, dW_hh and dh
+        main = sum(2 * rows * G * cfg.hidden_size * (d + cfg.hidden_size)
+                   for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
+        return beside_pays(side, main)
 
     # -------------------------------------------------------------------- state
     def reset_state(self) -> None:

@@ -7,6 +7,8 @@ For ``(N, T, D)`` inputs all steps go through one product (the book's ``TimeAffi
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,10 @@ from rnnlab.backend import make_rng
 from rnnlab.nn._checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
+
+#: multiply-adds in one part of the weight gradient of :meth:`Linear.backward_split`
+#: (some 0.5-1 ms on one core here)
+PART_MACS = 32_000_000
 
 
 class Linear(Module):
@@ -54,13 +60,37 @@ class Linear(Module):
         self._x = x
         return y.reshape(*x.shape[:-1], self.out_features)
 
-    def backward(self, dy: Any) -> Any:
+    def _backward_operands(self, dy: Any, owner: str) -> tuple[Any, Any]:
+        """``(x2, dy2)``: the cached input and ``dy`` as ``(rows, features)`` matrices."""
         x = require_cache(self, self._x)
         shape = (*x.shape[:-1], self.out_features)
-        check_shape(dy, f"{self.name}.backward", "dy", shape, xp=self.xp, dtype=self.dtype)
-        dy2 = dy.reshape(-1, self.out_features)
-        x2 = x.reshape(-1, self.in_features)
+        check_shape(dy, f"{self.name}.{owner}", "dy", shape, xp=self.xp, dtype=self.dtype)
+        return x.reshape(-1, self.in_features), dy.reshape(-1, self.out_features)
+
+    def backward(self, dy: Any) -> Any:
+        x2, dy2 = self._backward_operands(dy, "backward")
         self.matmul_into_grad(self.grads["weight"], dy2.T, x2)
         if "bias" in self.grads:
             self.matmul_into_grad(self.grads["bias"], self.ones(dy2.shape[0]), dy2)
-        return (dy2 @ self.params["weight"]).reshape(x.shape)
+        return (dy2 @ self.params["weight"]).reshape(self._x.shape)
+
+    def backward_split(self, dy: Any) -> tuple[Any, list[Callable[[], None]]]:
+        """:meth:`backward` in two: ``(dx, parts)``. ``dx`` is computed at once; the
+        parameter gradients are left as ``parts``, callables that each add the gradient
+        of a block of output rows (of ``weight`` and ``bias``) and may run in any order,
+        on any thread, at the same time (:func:`rnnlab.backend.run_beside`). Each part
+        is about :data:`PART_MACS` multiply-adds; ``dy`` must stay unchanged until all
+        of them have run."""
+        x2, dy2 = self._backward_operands(dy, "backward_split")
+        dx = (dy2 @ self.params["weight"]).reshape(self._x.shape)
+        rows = max(16, PART_MACS // max(1, x2.shape[0] * x2.shape[1]) // 16 * 16)
+        gw, gb = self.grads["weight"], self.grads.get("bias")
+        ones = self.ones(dy2.shape[0]) if gb is not None else None
+
+        def part(a: int, b: int) -> None:
+            self.matmul_into_grad(gw[a:b], dy2[:, a:b].T, x2)
+            if gb is not None:
+                self.matmul_into_grad(gb[a:b], ones, dy2[:, a:b])
+
+        return dx, [functools.partial(part, a, min(a + rows, self.out_features))
+                    for a in range(0, self.out_features, rows)]

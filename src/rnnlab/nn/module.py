@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
+from rnnlab.backend import get_xp, is_array, resolve_dtype, solo, to_numpy, to_xp, xp_of
 
 
 class StateDictError(ValueError):
@@ -227,13 +227,16 @@ class Module:
 
         A NumPy gradient that is all zeros (the usual case: just after ``zero_grad``)
         receives the product directly: ``0 + x`` is ``x`` exactly, and the check (one
-        integer max over the bits) costs a sixth of the work array's add."""
+        integer max over the bits) costs a sixth of the work array's add. Beside a side
+        job (:func:`rnnlab.backend.run_beside`), where two threads may add into
+        different gradients of one shape at once, each gradient has its own work array."""
         xp = self.xp
         if xp is np and grad.flags.c_contiguous and grad.dtype.kind == "f" and grad.size:
             if not grad.view(f"u{grad.dtype.itemsize}").max():
                 xp.matmul(a, b, out=grad)
                 return
-        out = self.scratch(("acc", tuple(grad.shape)), tuple(grad.shape), grad.dtype)
+        key = grad.ctypes.data if xp is np and solo() else None
+        out = self.scratch(("acc", tuple(grad.shape), key), tuple(grad.shape), grad.dtype)
         xp.matmul(a, b, out=out)
         grad += out
 

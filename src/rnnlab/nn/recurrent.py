@@ -19,6 +19,7 @@ uniformly in ``[-1/sqrt(H), 1/sqrt(H)]`` as in PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -269,12 +270,16 @@ class Recurrent(Module):
         return X.transpose(1, 0, 2).copy()
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None) -> Any:
+    def backward(self, dhs: Any, dstate: Any = None, *,
+                 defer: Callable[[Callable[[], None]], None] | None = None) -> Any:
         """Backward of the last forward; return ``dxs`` and set ``dh0`` (and ``dc0``).
 
         ``dhs`` may be ``None`` when only the final state receives a gradient. After
         :meth:`forward_tokens` the input gradient goes into its ``grad`` and ``None`` is
-        returned.
+        returned. With ``defer``, the products that only add into the parameter
+        gradients are handed to it instead of being run (see
+        :func:`rnnlab.nn.scan.scan_backward`); they must all have run before the
+        gradients are read or the layer runs forward again.
         """
         cache = require_cache(self, self._cache)
         xp, N, T, H, K = self.xp, cache["N"], cache["T"], self.hidden_size, self.num_directions
@@ -305,7 +310,7 @@ class Recurrent(Module):
                     self.weights(layer, direction, self.grads), self.matmul_into_grad,
                     dH=dH, dh_n=None if dh_n is None else dh_n[idx],
                     dc_n=None if dc_n is None else dc_n[idx],
-                    dX=dX, dX_accumulate=direction > 0,
+                    dX=dX, dX_accumulate=direction > 0, defer=defer,
                 )
             if into_tokens:
                 dY = None

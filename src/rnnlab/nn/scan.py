@@ -23,12 +23,13 @@ same sums in another order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.backend import blas_thread_count, blas_threads, loop_threads, loop_transposed
+from rnnlab.backend import blas_thread_count, blas_threads, loop_threads, loop_transposed, solo
 from rnnlab.nn._cellmath import BackTrace, CellMath, Trace
 from rnnlab.nn._packed import PackedProducts, packed_plan
 from rnnlab.nn.embedding import scatter_add_rows
@@ -163,7 +164,9 @@ def final_state(tr: Trace) -> tuple[Any, Any]:
 
 def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: Weights,
                   acc: Accumulate, *, dH: Any = None, dh_n: Any = None, dc_n: Any = None,
-                  dX: Any = None, dX_accumulate: bool = False) -> tuple[Any, Any]:
+                  dX: Any = None, dX_accumulate: bool = False,
+                  defer: Callable[[Callable[[], None]], None] | None = None,
+                  ) -> tuple[Any, Any]:
     """Backward through one scan.
 
     ``dH`` ``(T, N, H)`` is the upstream gradient of the outputs (``None`` for none),
@@ -171,6 +174,11 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
     into ``grads`` (same fields as ``w``). When ``dX`` ``(T * N, D)`` is given the input
     gradient is written (or, with ``dX_accumulate``, added) into it. Returns
     ``(dh0, dc0)`` as fresh arrays (``dc0`` is ``None`` without a cell).
+
+    With ``defer``, the products that only add into parameter gradients (nothing later
+    in the backward reads them) are handed to it as callables instead of being run
+    (:func:`rnnlab.backend.run_beside`); they read this scan's buffers, which stay as
+    they are until the next forward pass.
     """
     xp, T, N, H, G = tr.xp, tr.T, tr.N, tr.H, tr.G
     mask, keep = tr.mask, tr.keep
@@ -187,14 +195,21 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
-    bw.transposed = tr.transposed
-    if tr.packed is None:
+    limit = _loop_limit(tr)
+    if solo():  # a side job has the other core (run_beside): plan for one thread
+        limit = 1 if tr.xp.__name__ == "numpy" else None
+        threads = packed_plan(tr.kernels, N * H * G * H, 1)
+        bw.transposed = not threads and loop_transposed(1)
+    else:  # as the forward pass planned
+        threads = 0 if tr.packed is None else tr.packed.threads
+        bw.transposed = tr.transposed
+    if not threads:
         bw.packed = None
     else:
         if bw.packed is None:
-            bw.packed = PackedProducts(tr.packed.gemm, tr.packed.threads)
-        bw.packed.begin(tr.packed.threads)
-    with blas_threads(_loop_limit(tr)):
+            bw.packed = PackedProducts(tr.kernels.gemm, threads)
+        bw.packed.begin(threads)
+    with blas_threads(limit):
         for t in steps:
             if mask is not None:
                 # past a sequence's end the state was carried over: its gradient passes on
@@ -214,16 +229,21 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
                 if pass_c is not None:
                     bw.dc_next += pass_c
     dxw2d = bw.dxw.reshape(T * N, G * H)
-    math.hidden_weight_grad(tr, bw, acc, grads.W_hh)
+    if defer is None:
+        grad_acc = acc
+    else:
+        def grad_acc(grad: Any, a: Any, b: Any) -> None:
+            defer(functools.partial(acc, grad, a, b))
+    math.hidden_weight_grad(tr, bw, grad_acc, grads.W_hh)
     if grads.b_hh is not None:
         ones = xp.ones(T * N, dtype=dxw2d.dtype)  # row sums through BLAS (see Module.ones)
-        acc(grads.b_hh, ones, bw.dhw.reshape(T * N, G * H))
+        grad_acc(grads.b_hh, ones, bw.dhw.reshape(T * N, G * H))
     if isinstance(tr.X, TokenInput):
-        _token_input_backward(tr, dxw2d, w, grads, acc)
+        _token_input_backward(tr, dxw2d, w, grads, grad_acc)
     else:
-        acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
+        grad_acc(grads.W_ih, dxw2d.T, tr.X.reshape(T * N, tr.D))
         if grads.b_ih is not None:
-            acc(grads.b_ih, ones, dxw2d)
+            grad_acc(grads.b_ih, ones, dxw2d)
         if dX is not None:
             if dX_accumulate:
                 acc(dX, dxw2d, w.W_ih)
