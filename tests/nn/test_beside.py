@@ -92,11 +92,11 @@ def test_beside_pays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backend, "cpu_workers", lambda: 2)
     monkeypatch.setattr(backend, "can_release_blas_threads", lambda: True)
     big = backend.BESIDE_MIN_MACS
-    assert backend.beside_pays(big, 2 * big)  # half the main work: yes
-    assert not backend.beside_pays(big, 2 * big + 1)
-    assert backend.beside_pays(4 * big, big)  # up to four times the main work
-    assert not backend.beside_pays(4 * big + 1, big)
-    assert not backend.beside_pays(big - 1, big - 1)  # too small to be worth a thread
+    assert backend.beside_pays(3 * big, 2 * big)  # 1.5 times the main work: yes
+    assert not backend.beside_pays(3 * big - 1, 2 * big)
+    assert backend.beside_pays(8 * big, big)  # up to eight times
+    assert not backend.beside_pays(8 * big + 1, big)
+    assert not backend.beside_pays(big - 1, big // 2)  # too small to be worth a thread
     monkeypatch.setenv("RNNLAB_BESIDE", "1")
     assert backend.beside_pays(1, 10**12)
     monkeypatch.setenv("RNNLAB_BESIDE", "0")

@@ -225,18 +225,18 @@ class RNNLM(Module):
             self.embedding.backward(self.drop_in.backward(dxs))
 
     def _beside_pays(self, dlogits: Any) -> bool:
-        """Whether :meth:`backward` runs the output layer's weight gradient beside the
-        recurrent layers' backward (estimated from their multiply-adds)."""
+        """Whether :meth:`backward` runs the weight gradients beside the chain of input
+        gradients (estimated from their multiply-adds)."""
         if self.xp is not np or self.config.tie_weights:
             return False
         cfg = self.config
         rows = dlogits.size // cfg.vocab_size
-        side = rows * cfg.hidden_size * cfg.vocab_size
         G = self.rnn.math.n_gates
-        # per layer: the input and hidden products for dx, dW_ih, dW_hh and dh
-        main = sum(2 * rows * G * cfg.hidden_size * (d + cfg.hidden_size)
-                   for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
-        return beside_pays(side, main)
+        # per layer, the chain has the loop's dh products and the input gradient dX, the
+        # side the two weight gradients: each rows x G*H x (input + hidden)
+        layers = sum(rows * G * cfg.hidden_size * (d + cfg.hidden_size)
+                     for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
+        return beside_pays(rows * cfg.hidden_size * cfg.vocab_size + layers, layers)
 
     # -------------------------------------------------------------------- state
     def reset_state(self) -> None:
