@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import can_release_blas_threads, release_blas_threads, run_together, solo
+from rnnlab.backend import can_release_blas_threads, release_blas_threads, run_together
 
 #: a loop on one thread runs per-step products from this size (multiply-adds) packed
 PACKED_MIN_MACS = 4_000_000
@@ -110,9 +110,8 @@ class PackedProducts:
 
     def begin(self, threads: int) -> None:
         """Start a pass: every weight is packed again on first use. A pass on several
-        threads first stops BLAS's idle workers, which would hold the cores. Beside a
-        side job (:func:`rnnlab.backend.run_beside`) the pass keeps to one thread."""
-        self.threads = 1 if solo() else max(1, int(threads))
+        threads first stops BLAS's idle workers, which would hold the cores."""
+        self.threads = max(1, int(threads))
         self._current.clear()
         if self.threads > 1:
             release_blas_threads()

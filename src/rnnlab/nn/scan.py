@@ -195,9 +195,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
-    limit = _loop_limit(tr)
-    if solo():  # a side job has the other core (run_beside): plan for one thread
-        limit = 1 if tr.xp.__name__ == "numpy" else None
+    if solo():  # a side job has the other core, and run_beside holds BLAS at one thread
         threads = packed_plan(tr.kernels, N * H * G * H, 1)
         bw.transposed = not threads and loop_transposed(1)
     else:  # as the forward pass planned
@@ -209,7 +207,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         if bw.packed is None:
             bw.packed = PackedProducts(tr.kernels.gemm, threads)
         bw.packed.begin(threads)
-    with blas_threads(limit):
+    with blas_threads(_loop_limit(tr)):
         for t in steps:
             if mask is not None:
                 # past a sequence's end the state was carried over: its gradient passes on
