@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.lmsteps import train_steps
 
 from rnnlab import backend, nn
 from rnnlab.models import RNNLM
-from rnnlab.optim import SGD, clip_grad_norm
+from rnnlab.optim import SGD
 
 
 def test_every_part_runs_once_and_main_returns() -> None:
@@ -148,16 +149,7 @@ def lm_run(mode: str, monkeypatch: pytest.MonkeyPatch, *, cell: str = "lstm",
     ids = (np.arange(41)[None] * 7 + np.arange(6)[:, None] * 5) % vocab  # next = this + 7
     model = RNNLM(vocab, 10, 23, num_layers=2, cell=cell, dropout=dropout, dtype=dtype,
                   rng=0)
-    opt = SGD(model, lr=5.0)
-    losses = []
-    for _ in range(steps):
-        model.reset_state()
-        model.zero_grad()
-        losses.append(model.forward_loss(ids[:, :-1], ids[:, 1:]))
-        model.backward()
-        clip_grad_norm(model, 5.0)
-        opt.step()
-    return losses, {name: p.copy() for name, p, _ in model.named_parameters()}
+    return train_steps(model, SGD(model, lr=5.0), ids, steps, 5.0, reset=True)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])

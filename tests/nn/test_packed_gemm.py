@@ -17,6 +17,8 @@ from rnnlab import backend, nn
 
 pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
 
+from tests.lmsteps import train_steps
+
 from rnnlab import _numba_gemm as G
 from rnnlab.nn._packed import PACKED_MIN_MACS, PACKED_SHARE_MACS, PackedProducts, packed_plan
 
@@ -224,7 +226,7 @@ def test_lm_training_with_packed_products(monkeypatch: pytest.MonkeyPatch) -> No
     """Twelve float32 Adam steps of a 2-layer LSTM LM, two threads sharing the products,
     against the BLAS products: the same losses to float32 rounding, and it learns."""
     from rnnlab.models import RNNLM
-    from rnnlab.optim import Adam, clip_grad_norm
+    from rnnlab.optim import Adam
 
     ids = ((np.arange(13)[None] * 3 + np.arange(6)[:, None]) % 40).astype(np.int32)
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "all")  # small products, but all threads,
@@ -234,15 +236,7 @@ def test_lm_training_with_packed_products(monkeypatch: pytest.MonkeyPatch) -> No
     for mode in ("1", "0"):
         monkeypatch.setenv("RNNLAB_PACKED", mode)
         model = RNNLM(40, 12, 37, num_layers=2, rng=0)
-        opt = Adam(model, lr=0.03)
-        losses = []
-        for _ in range(12):
-            model.zero_grad()
-            model.reset_state()
-            losses.append(model.forward_loss(ids[:, :-1], ids[:, 1:]))
-            model.backward()
-            clip_grad_norm(model, 1.0)
-            opt.step()
+        losses, _ = train_steps(model, Adam(model, lr=0.03), ids, 12, 1.0, reset=True)
         if mode == "1":
             trace = next(iter(model.rnn._traces.values()))
             assert trace.packed is not None and trace.packed.threads == 2
