@@ -1,19 +1,22 @@
-"""Plain SGD's update timed two ways: block by block, and through a parameter-sized work array.
+"""Plain SGD's update timed three ways: compiled, block by block, through a work array.
 
     python benchmarks/bench_optim_step.py            # the parameters of bench_vs_torch's C
     python benchmarks/bench_optim_step.py --model B  # the book's Rnnlm
 
-``SGD.step()`` without momentum or weight decay computes ``p -= lr * g``. On the CPU it
-runs large contiguous parameters block by block through a small scratch
-(``Optimizer._sub_scaled``); the alternative, still used for other arrays, writes
-``lr * g`` into a parameter-sized work array and subtracts it. Both give the same bits.
-The two are timed interleaved (blocked, whole, blocked, ...) over the parameter shapes
-of one model, and the median step time of each is printed.
+``SGD.step()`` without momentum or weight decay computes ``p -= lr * g``. On the CPU,
+with numba's kernels on, contiguous float32 parameters go through one compiled sweep
+(``compiled``); with ``RNNLAB_KERNELS=numpy`` large contiguous parameters run block by
+block through a small scratch (``blocked``, ``Optimizer._sub_scaled``); the alternative,
+still used for other arrays, writes ``lr * g`` into a parameter-sized work array and
+subtracts it (``whole``). All three give the same bits. They are timed interleaved
+(compiled, blocked, whole, compiled, ...) over the parameter shapes of one model, and
+the median step time of each is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -41,33 +44,45 @@ def main() -> int:
     params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
     grads = [rng.standard_normal(s, dtype=np.float32) * 1e-3 for s in shapes]
     triples = [(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads, strict=True))]
-    blocked = optim.SGD(triples, lr=1e-3)
-    whole = optim.SGD(triples, lr=1e-3)
+    paths = {"compiled": ("auto", None), "blocked": ("numpy", None),
+             "whole": ("numpy", 1 << 62)}  # a block larger than any parameter: whole arrays
+    opts = {name: optim.SGD(triples, lr=1e-3) for name in paths}
     block = optimizer_module.UPDATE_BLOCK
+    kernels_env = os.environ.get("RNNLAB_KERNELS")
 
-    def timed(opt: optim.SGD, size: int) -> float:
-        optimizer_module.UPDATE_BLOCK = size
+    def timed(name: str) -> float:
+        kernels, size = paths[name]
+        os.environ["RNNLAB_KERNELS"] = kernels
+        optimizer_module.UPDATE_BLOCK = block if size is None else size
         t0 = time.perf_counter()
-        opt.step()
+        opts[name].step()
         return time.perf_counter() - t0
 
-    huge = 1 << 62  # larger than any parameter: the whole-array path
-    for _ in range(3):  # warm-up: scratch buffers allocated and touched
-        timed(blocked, block)
-        timed(whole, huge)
-    times: dict[str, list[float]] = {"blocked": [], "whole": []}
+    for _ in range(3):  # warm-up: scratch buffers allocated and touched, kernel compiled
+        for name in paths:
+            timed(name)
+    times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.steps):
-        times["blocked"].append(timed(blocked, block))
-        times["whole"].append(timed(whole, huge))
+        for name in paths:
+            times[name].append(timed(name))
     optimizer_module.UPDATE_BLOCK = block
+    if kernels_env is None:
+        os.environ.pop("RNNLAB_KERNELS")
+    else:
+        os.environ["RNNLAB_KERNELS"] = kernels_env
+    from rnnlab import _kernels
+
     n = sum(a.size for a in params)
     print(f"SGD step over {len(params)} parameters, {n / 1e6:.2f} M float32 ({args.model}), "
           f"median of {args.steps}, interleaved")
+    if _kernels.get() is None:
+        print("(numba is not installed: 'compiled' ran the blocked path)")
     print(f"{'path':10s} {'ms':>8s}")
     for name, values in times.items():
         print(f"{name:10s} {np.median(values) * 1e3:8.2f}")
-    ratio = np.median(times["whole"]) / np.median(times["blocked"])
-    print(f"blocked is {ratio:.2f}x as fast")
+    for name in ("compiled", "blocked"):
+        ratio = np.median(times["whole"]) / np.median(times[name])
+        print(f"{name} is {ratio:.2f}x as fast as whole")
     return 0
 
 

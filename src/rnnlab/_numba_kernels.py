@@ -164,3 +164,12 @@ def scatter_add_rows(target, ids, rows):  # target (V, D) += rows (n, D) at rows
         r = ids[k]
         for j in range(D):
             target[r, j] += rows[k, j]
+
+
+# Without fastmath: the update must round exactly as NumPy's ``p -= f32(scale) * g`` does
+# (no fused multiply-add, no flushing of subnormals), so that both paths give the same bits.
+@njit(nogil=True, boundscheck=False, cache=True)
+def sub_scaled(p, g, scale):  # p (n,) -= float32(scale) * g (n,), float32, in place
+    s = f32(scale)
+    for i in range(p.shape[0]):
+        p[i] = p[i] - g[i] * s

@@ -170,7 +170,8 @@ def test_step_is_in_place_without_temporaries(cls, kwargs):
     ids = [id(a) for a in params + grads]
     opt = cls([(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads, strict=True))],
               **kwargs)
-    opt.step()  # creates the state and the scratch
+    opt.step()  # creates the state and the scratch (the dampened momentum's scratch
+    opt.step()  # only at the second step, when the buffer exists)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -266,11 +267,15 @@ def _sgd_by_work_arrays(p, g, buf, lr, mu=0.0, dampening=0.0, weight_decay=0.0,
     {"momentum": 0.9, "dampening": 0.25, "weight_decay": 0.01},
     {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
 ], ids=["plain", "decay", "momentum", "dampened", "nesterov"])
-def test_sgd_blocked_update_is_bit_identical(dtype, kw):
-    """SGD subtracts ``lr * g`` (and with Nesterov ``lr * mu * b``) from large contiguous
-    parameters block by block through a small scratch: the same roundings per element
-    as through a whole work array, so the same bits."""
+@pytest.mark.parametrize("kernels", ["auto", "numpy"])
+def test_sgd_blocked_update_is_bit_identical(dtype, kw, kernels, monkeypatch):
+    """SGD subtracts ``lr * g`` (and with Nesterov ``lr * mu * b``) from contiguous
+    parameters in one compiled sweep (numba, float32) or block by block through a small
+    scratch: the same roundings per element as through a whole work array, so the same
+    bits."""
     from rnnlab.optim.optimizer import UPDATE_BLOCK
+
+    monkeypatch.setenv("RNNLAB_KERNELS", kernels)
 
     rng = np.random.default_rng(5)
     # a ragged last block; exactly one block and a small one (both the whole-array path)
@@ -297,12 +302,44 @@ def test_sgd_blocked_update_is_bit_identical(dtype, kw):
     np.testing.assert_array_equal(strided[:, 0], expected[-1])  # written through the view
 
 
-def test_plain_sgd_needs_no_parameter_sized_work_array():
+@pytest.mark.parametrize("kernels", ["auto", "numpy"])
+def test_plain_sgd_needs_no_parameter_sized_work_array(kernels, monkeypatch):
+    from rnnlab import _kernels
     from rnnlab.optim.optimizer import UPDATE_BLOCK
 
+    monkeypatch.setenv("RNNLAB_KERNELS", kernels)
+    # the compiled sweep needs no scratch at all, the blocks one block's worth
+    expected = [] if _kernels.for_arrays(np, np.float32) is not None else [UPDATE_BLOCK]
     p = np.zeros(3 * UPDATE_BLOCK + 1, dtype=np.float32)
     for kw in ({}, {"momentum": 0.9}):
         opt = optim.SGD([("p", p, np.ones_like(p))], lr=0.1, **kw)
         opt.step()
         opt.step()
-        assert [a.size for a in opt._pool.values()] == [UPDATE_BLOCK]
+        assert [a.size for a in opt._pool.values()] == expected
+
+
+def test_compiled_sgd_sweep_rounds_like_numpy_on_special_values(monkeypatch):
+    """The compiled ``p -= f32(lr) * g`` keeps NumPy's roundings exactly, also for
+    infinities, NaN, signed zeros, subnormals and products that overflow or underflow."""
+    from rnnlab import _kernels
+
+    pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
+    monkeypatch.setenv("RNNLAB_KERNELS", "auto")
+    tiny = np.finfo(np.float32).smallest_subnormal
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, 3e38, -3e38,
+                        1e-38, 1.0, -1.0], np.float32)
+    rng = np.random.default_rng(11)
+    p0 = np.concatenate([np.repeat(special, special.size),
+                         rng.standard_normal(5000).astype(np.float32)])
+    g = np.concatenate([np.tile(special, special.size),
+                        (rng.standard_normal(5000) * 10.0 ** rng.integers(-40, 38, 5000))
+                        .astype(np.float32)])
+    for lr in (0.37, 20.0, 1e-30, 3.0e38, 0.0):
+        p = p0.copy()
+        with np.errstate(all="ignore"):
+            optim.SGD([("p", p, g)], lr=lr).step()
+            expected = p0 - np.multiply(g, lr)
+        assert _kernels.for_arrays(np, np.float32) is not None
+        np.testing.assert_array_equal(p.view(np.uint32)[~np.isnan(p)],
+                                      expected.view(np.uint32)[~np.isnan(expected)])
+        np.testing.assert_array_equal(np.isnan(p), np.isnan(expected))

@@ -9,8 +9,9 @@ State buffers (momentum, moment estimates, ...) are created **lazily**, by the f
 device. Work arrays are not state: each optimizer keeps at most two flat scratch
 buffers per (device, dtype), each the size of its largest parameter, and hands out
 reshaped views of them, so a step allocates no parameter-sized temporaries. SGD needs
-none of them on the CPU unless weight decay or dampening act: it subtracts block by block
-through a small scratch (:meth:`Optimizer._sub_scaled`).
+none of them on the CPU unless weight decay or dampening act: it subtracts in one
+compiled sweep (float32 with numba) or block by block through a small scratch
+(:meth:`Optimizer._sub_scaled`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rnnlab import _kernels
 from rnnlab.backend import is_array, to_xp, xp_of
 from rnnlab.optim._checks import check_int, check_keys, check_real, collect_params
 
@@ -144,12 +146,21 @@ class Optimizer:
     def _sub_scaled(self, i: int, param: Any, grad: Any, scale: float) -> None:
         """``param -= scale * grad``, the product rounded to the parameter's dtype first.
 
-        On the CPU, for contiguous arrays larger than one block, it runs block by block
-        through a scratch that stays in the cache: one pass over the parameter and the
-        gradient instead of writing and reading back a parameter-sized work array. The
-        arithmetic per element is the same, so the result is bit-identical.
+        On the CPU, contiguous float32 arrays go through one compiled sweep when numba's
+        kernels are on (:mod:`rnnlab._kernels`; about twice as fast as the blocks below).
+        Otherwise arrays larger than one block run block by block through a scratch that
+        stays in the cache: one pass over the parameter and the gradient instead of
+        writing and reading back a parameter-sized work array. The arithmetic per element
+        is the same on every path (``scale`` rounded to the dtype, the product rounded,
+        then subtracted), so the result is bit-identical.
         """
         xp = xp_of(param)
+        if (xp is np and param.flags.c_contiguous and grad.flags.c_contiguous
+                and grad.dtype == param.dtype and type(scale) is float):
+            kernels = _kernels.for_arrays(np, param.dtype)
+            if kernels is not None:
+                kernels.sub_scaled(param.reshape(-1), grad.reshape(-1), scale)
+                return
         if (xp is np and param.size > UPDATE_BLOCK and param.flags.c_contiguous
                 and grad.flags.c_contiguous and grad.dtype == param.dtype):
             p, g = param.reshape(-1), grad.reshape(-1)
