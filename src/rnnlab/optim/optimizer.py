@@ -147,7 +147,7 @@ class Optimizer:
         """``param -= scale * grad``, the product rounded to the parameter's dtype first.
 
         On the CPU, contiguous float32 arrays go through one compiled sweep when numba's
-        kernels are on (:mod:`rnnlab._kernels`; about twice as fast as the blocks below).
+        kernels are on (:mod:`rnnlab._kernels`; about 1.6 times as fast as the blocks below).
         Otherwise arrays larger than one block run block by block through a scratch that
         stays in the cache: one pass over the parameter and the gradient instead of
         writing and reading back a parameter-sized work array. The arithmetic per element
