@@ -29,8 +29,9 @@ and ``0`` taking turns: whether ending OpenBLAS's idle workers before rnnlab's o
 threaded work (the loss's row sweeps, the shared packed products) pays.
 
 ``--beside`` times whole steps of A, B, Zaremba, C and D with ``RNNLAB_BESIDE=1`` and ``0``
-taking turns: the output layer's weight gradient on the second core beside the recurrent
-backward (``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
+taking turns: the weight gradients (the output layer's, then each recurrent layer's as its
+loop ends) on the second core beside the recurrent backward's chain of input gradients
+(``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
 
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
@@ -155,8 +156,8 @@ def main() -> int:
     p.add_argument("--release", action="store_true",
                    help="whole steps with and without ending BLAS's idle workers first")
     p.add_argument("--beside", action="store_true",
-                   help="whole steps with and without the output layer's weight gradient "
-                   "beside the recurrent backward")
+                   help="whole steps with and without the weight gradients beside the "
+                   "recurrent backward")
     p.add_argument("--chunks", action="store_true",
                    help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
