@@ -10,8 +10,15 @@ from numba import njit
 
 from rnnlab import _numba_gemm as gemm  # noqa: F401 - the packed per-step products
 
-_OPTS = {"nogil": True, "fastmath": True, "boundscheck": False, "cache": True,
-        "error_model": "numpy"}
+#: Every fast-math flag but ``arcp`` (division through a reciprocal). LLVM vectorises
+#: these loops and keeps a scalar copy of each that it runs when two arrays lie close
+#: together (it cannot prove they do not overlap), so which copy runs depends on where
+#: the allocator put the arrays. With ``arcp`` the two copies of ``1 / (1 + e)`` rounded
+#: differently, and identical runs could part in the last bit
+#: (``tests/nn/test_kernel_placement.py``); without it they give the same bits.
+_FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn", "reassoc"}
+_OPTS = {"nogil": True, "fastmath": _FASTMATH, "boundscheck": False, "cache": True,
+         "error_model": "numpy"}
 f32 = np.float32
 
 
