@@ -26,7 +26,8 @@ N, H, V = 5, 23, 97
 
 
 def _inputs(rng: np.random.Generator) -> dict[str, tuple[Callable[..., Any], list[Any]]]:
-    """kernel name -> (call, [(shape, dtype, initial values or None), ...])."""
+    """kernel name -> (call, the initial values of its array arguments in order; None:
+    zeros). The arguments' shapes and dtypes are in :func:`_shapes`."""
     K = _kernels.get()
     f32 = np.float32
 
