@@ -22,8 +22,9 @@ in the same rounds. For Zaremba it also projects the 13 epochs of the
 median step, at the products' sum, and at their arithmetic done at the square sgemm
 rate (every product as fast as BLAS goes on this host at that moment). rnnlab computes
 some of these products otherwise (packed per-step products, weight gradients on the
-second core beside the input gradients), so its step may come out below the sum; the
-sum says what two BLAS threads need for the arithmetic at the host's rate of the moment.
+second core beside the input gradients; D's token table skips three products), so its
+step may come out below the sum; the sum says what two BLAS threads need for the
+arithmetic at the host's rate of the moment.
 """
 
 from __future__ import annotations
@@ -34,14 +35,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from bench_loop_products import MODELS  # the same models (benchmarks/ is on sys.path)
 
-MODELS = {  # vocab, embedding, hidden, layers, batch, T
-    "A": (10000, 100, 100, 1, 20, 35),
-    "B": (10000, 100, 100, 1, 20, 35),
-    "C": (10000, 650, 650, 2, 20, 35),
-    "Zaremba": (10000, 200, 200, 2, 20, 20),
-}
-CELLS = {"A": "rnn"}
 GATES = {"rnn": 1, "lstm": 4}
 #: steps of bench_lm.py's zaremba-small preset: 13 epochs of 2,324 windows (PTB train,
 #: 929,589 tokens as 20 streams read in windows of 20; metrics.jsonl's last step)
@@ -110,8 +105,7 @@ def main() -> int:
     sq_out = np.empty((2000, 2000), np.float32)
     with threadpool_limits(args.threads):
         for name in names:
-            V, E, H, L, N, T = MODELS[name]
-            cell = CELLS.get(name, "lstm")
+            V, E, H, L, N, T, cell = MODELS[name]
             model = RNNLM(V, embedding_dim=E, hidden_size=H, num_layers=L, cell=cell, rng=0)
             opt = SGD(model, lr=0.1)
             x = rng.integers(0, V, (N, T)).astype(np.int32)
