@@ -25,70 +25,50 @@ pytest.importorskip("numba", reason="numba is not installed (the optional 'fast'
 N, H, V = 5, 23, 97
 
 
-def _inputs(rng: np.random.Generator) -> dict[str, tuple[Callable[..., Any], list[Any]]]:
-    """kernel name -> (call, the initial values of its array arguments in order; None:
-    zeros). The arguments' shapes and dtypes are in :func:`_shapes`."""
+def _cases(rng: np.random.Generator) -> dict[str, tuple[Callable[..., Any], list[Any]]]:
+    """kernel name -> (call, its array arguments in order): each an array of initial
+    values, or ``(shape, dtype)`` for one that starts at zero."""
     K = _kernels.get()
-    f32 = np.float32
+    f32, i32 = np.float32, np.int32
 
     def normal(*shape: int, scale: float = 2.0) -> np.ndarray:
         return (rng.standard_normal(shape) * scale).astype(f32)
 
+    def unit(*shape: int) -> np.ndarray:  # gate activations in (0, 1)
+        return rng.random(shape).astype(f32)
+
     targets = rng.integers(0, V, N)
     valid = np.array([True, True, False, True, True])
     ids = rng.integers(0, 7, 3 * N)
+    nh, g3, g4 = ((N, H), f32), ((N, 3 * H), f32), ((N, 4 * H), f32)
     return {
-        "vexp": (lambda x, kk: K.vexp(x, kk), [normal(N * H, scale=20), None]),
+        "vexp": (K.vexp, [normal(N * H, scale=20), ((N * H,), i32)]),
         "xent_rows": (lambda z, kk: K.xent_rows(z, targets, valid, 0.1, kk),
-                      [normal(N, V), None]),
-        "lstm_forward": (lambda a, cp, c, tc, h, e, kk: K.lstm_forward(a, cp, c, tc, h, e, kk),
-                         [normal(N, 4 * H), normal(N, H), None, None, None,
-                          np.zeros((N, 4 * H), f32), None]),
-        "lstm_backward": (lambda a, tc, cp, dh, dc, da: K.lstm_backward(a, tc, cp, dh, dc, da),
-                          [rng.random((N, 4 * H)).astype(f32), normal(N, H), normal(N, H),
-                           normal(N, H), normal(N, H), None]),
-        "sigmoid_": (lambda a, e, kk: K.sigmoid_(a, e, kk),
-                     [normal(N, 3 * H), np.zeros((N, 3 * H), f32), None]),
-        "tanh_": (lambda a, e, kk: K.tanh_(a, e, kk),
-                  [normal(N, 3 * H), np.zeros((N, 3 * H), f32), None]),
-        "gru_backward": (lambda a, hp, hn, dh, da, dhw, dd:
-                         K.gru_backward(a, hp, hn, dh, da, dhw, dd),
-                         [rng.random((N, 3 * H)).astype(f32), normal(N, H), normal(N, H),
-                          normal(N, H), None, None, None]),
+                      [normal(N, V), ((V,), i32)]),
+        "lstm_forward": (K.lstm_forward, [normal(N, 4 * H), normal(N, H), nh, nh, nh, g4,
+                                          ((N * 4 * H,), i32)]),
+        "lstm_backward": (K.lstm_backward, [unit(N, 4 * H), normal(N, H), normal(N, H),
+                                            normal(N, H), normal(N, H), g4]),
+        "sigmoid_": (K.sigmoid_, [normal(N, 3 * H), g3, ((N * 3 * H,), i32)]),
+        "tanh_": (K.tanh_, [normal(N, 3 * H), g3, ((N * 3 * H,), i32)]),
+        "gru_backward": (K.gru_backward, [unit(N, 3 * H), normal(N, H), normal(N, H),
+                                          normal(N, H), g3, g3, nh]),
         "scatter_add_rows": (lambda t, rows: K.scatter_add_rows(t, ids, rows),
                              [normal(7, H), normal(3 * N, H)]),
         "sub_scaled": (lambda p, g: K.sub_scaled(p, g, 0.37), [normal(N * H), normal(N * H)]),
     }
 
 
-def _shapes(name: str) -> list[tuple[tuple[int, ...], Any]]:
-    f32, i32 = np.float32, np.int32
-    return {
-        "vexp": [((N * H,), f32), ((N * H,), i32)],
-        "xent_rows": [((N, V), f32), ((V,), i32)],
-        "lstm_forward": [((N, 4 * H), f32), ((N, H), f32), ((N, H), f32), ((N, H), f32),
-                         ((N, H), f32), ((N, 4 * H), f32), ((N * 4 * H,), i32)],
-        "lstm_backward": [((N, 4 * H), f32)] + [((N, H), f32)] * 4 + [((N, 4 * H), f32)],
-        "sigmoid_": [((N, 3 * H), f32), ((N, 3 * H), f32), ((N * 3 * H,), i32)],
-        "tanh_": [((N, 3 * H), f32), ((N, 3 * H), f32), ((N * 3 * H,), i32)],
-        "gru_backward": [((N, 3 * H), f32)] + [((N, H), f32)] * 3
-                        + [((N, 3 * H), f32), ((N, 3 * H), f32), ((N, H), f32)],
-        "scatter_add_rows": [((7, H), f32), ((3 * N, H), f32)],
-        "sub_scaled": [((N * H,), f32), ((N * H,), f32)],
-    }[name]
-
-
-def _run(call: Callable[..., Any], shapes: list[Any], initial: list[Any],
-         offsets: list[int]) -> list[np.ndarray]:
-    """Place each array at its element offset inside one 4-byte-aligned buffer, fill it,
-    call the kernel; return copies of every array and the result."""
-    sizes = [int(np.prod(shape)) for shape, _ in shapes]
+def _run(call: Callable[..., Any], args: list[Any], offsets: list[int]) -> list[np.ndarray]:
+    """Place each argument at its element offset inside one 4-byte-aligned buffer, fill
+    it, call the kernel; return copies of every argument and the result."""
+    specs = [(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
+    sizes = [int(np.prod(shape)) for shape, _ in specs]
     pool = np.zeros(max(o + s for o, s in zip(offsets, sizes, strict=True)) + 16, np.float32)
     arrays = []
-    for (shape, dtype), offset, size, init in zip(shapes, offsets, sizes, initial,
-                                                  strict=True):
+    for (shape, dtype), arg, offset, size in zip(specs, args, offsets, sizes, strict=True):
         view = pool[offset:offset + size].view(dtype).reshape(shape)
-        view[...] = 0 if init is None else init
+        view[...] = arg if isinstance(arg, np.ndarray) else 0
         arrays.append(view)
     result = call(*arrays)
     return [a.copy() for a in arrays] + ([] if result is None else [np.asarray(result)])
@@ -99,18 +79,17 @@ def _run(call: Callable[..., Any], shapes: list[Any], initial: list[Any],
                                   "sub_scaled"])
 def test_kernel_bits_do_not_depend_on_placement(name: str) -> None:
     rng = np.random.default_rng(0)
-    call, initial = _inputs(rng)[name]
-    shapes = _shapes(name)
-    sizes = [int(np.prod(shape)) for shape, _ in shapes]
+    call, args = _cases(rng)[name]
+    sizes = [a.size if isinstance(a, np.ndarray) else int(np.prod(a[0])) for a in args]
     far = [sum(sizes[:k]) + 4096 * k for k in range(len(sizes))]
-    expected = _run(call, shapes, initial, far)
+    expected = _run(call, args, far)
     for trial in range(300):
         order = rng.permutation(len(sizes))
         offsets, at = [0] * len(sizes), int(rng.integers(0, 16))
         for k in order:  # one after the other, 0-39 elements apart
             offsets[k] = at
             at += sizes[k] + int(rng.integers(0, 40))
-        got = _run(call, shapes, initial, offsets)
+        got = _run(call, args, offsets)
         for k, (g, e) in enumerate(zip(got, expected, strict=True)):
             same = g.tobytes() == e.tobytes()
             assert same, (
