@@ -33,6 +33,14 @@ taking turns: the weight gradients (the output layer's, then each recurrent laye
 loop ends) on the second core beside the recurrent backward's chain of input gradients
 (``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
 
+``--whole`` times whole steps of A and B with ``RNNLAB_PACKED=0`` and unset taking
+turns: the time loops as Python loops over the step kernels with BLAS products, against
+one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it also prints the
+time of the recurrent layer's scans (``scan_forward`` + ``scan_backward``, the input
+projection and weight-gradient products included) within those steps. (In the default
+forms, ``packed`` and ``packed-1`` of a loop on one thread, such as B's, are that
+compiled call too.)
+
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
 chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
@@ -158,12 +166,14 @@ def main() -> int:
     p.add_argument("--beside", action="store_true",
                    help="whole steps with and without the weight gradients beside the "
                    "recurrent backward")
+    p.add_argument("--whole", action="store_true",
+                   help="whole steps with the time loops in Python and in one compiled call")
     p.add_argument("--chunks", action="store_true",
                    help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
     if args.models is None:
         args.models = ("A,B,Zaremba,C" if args.release else "A,B,Zaremba,C,D" if args.beside
-                       else "C,D,Zaremba,B")
+                       else "A,B" if args.whole else "C,D,Zaremba,B")
     if args.products:
         products(args.models.split(","))
         return 0
@@ -173,11 +183,27 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     from rnnlab.models import RNNLM
-    from rnnlab.nn import _packed
+    from rnnlab.nn import _packed, recurrent
     from rnnlab.optim import SGD, clip_grad_norm
 
     share = _packed.PACKED_SHARE_MACS
-    if args.beside:
+    in_loops = [0.0]  # seconds in the recurrent layer's scans during the current step
+
+    def timed(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*a: Any, **k: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                in_loops[0] += time.perf_counter() - start
+        return run
+
+    if args.whole:
+        recurrent.scan_forward = timed(recurrent.scan_forward)
+        recurrent.scan_backward = timed(recurrent.scan_backward)
+        forms = {"python": ({"RNNLAB_PACKED": "0"}, share),
+                 "whole": ({"RNNLAB_PACKED": "auto"}, share)}
+    elif args.beside:
         forms = {"plain": ({"RNNLAB_BESIDE": "0"}, share),
                  "beside": ({"RNNLAB_BESIDE": "1"}, share)}
     elif args.release:
@@ -192,7 +218,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     print(f"{args.threads} BLAS thread(s), median of {args.rounds} steps per form")
     print(f"{'model':<9}" + "".join(f"{form + ' ms':>15}" for form in forms)
-          + "".join(f"{form:>12}" for form in order[1:]) + f"   (speed-up over {order[0]})")
+          + "".join(f"{form:>12}" for form in order[1:]) + f"   (speed-up over {order[0]})"
+          + ("".join(f"{form + ' loops ms':>18}" for form in forms) if args.whole else ""))
     with threadpool_limits(args.threads):
         for name in args.models.split(","):
             V, E, H, L, N, T, cell = MODELS[name]
@@ -201,10 +228,12 @@ def main() -> int:
             x = rng.integers(0, V, (N, T)).astype(np.int32)
             y = rng.integers(0, V, (N, T)).astype(np.int32)
             times: dict[str, list[float]] = {form: [] for form in forms}
+            loops: dict[str, list[float]] = {form: [] for form in forms}
             for i in range(args.rounds + 3):
                 for form in order[i % len(order):] + order[: i % len(order)]:
                     os.environ.update(forms[form][0])
                     _packed.PACKED_SHARE_MACS = forms[form][1]
+                    in_loops[0] = 0.0
                     start = time.perf_counter()
                     model.zero_grad()
                     model.forward_loss(x, y)
@@ -213,10 +242,12 @@ def main() -> int:
                     opt.step()
                     if i >= 3:  # warm-up
                         times[form].append(time.perf_counter() - start)
+                        loops[form].append(in_loops[0])
             ms = {form: float(np.median(t)) * 1e3 for form, t in times.items()}
             print(f"{name:<9}" + "".join(f"{ms[form]:>15.1f}" for form in forms)
-                  + "".join(f"{ms[order[0]] / ms[form]:>11.3f}x" for form in order[1:]),
-                  flush=True)
+                  + "".join(f"{ms[order[0]] / ms[form]:>11.3f}x" for form in order[1:])
+                  + "".join(f"{float(np.median(loops[form])) * 1e3:>18.2f}" for form in forms
+                            if args.whole), flush=True)
     _packed.PACKED_SHARE_MACS = share
     for variables, _ in forms.values():
         for var in variables:

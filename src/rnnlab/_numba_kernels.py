@@ -6,9 +6,11 @@ Module-level functions so that numba can cache their machine code on disk.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-from rnnlab import _numba_gemm as gemm  # noqa: F401 - the packed per-step products
+from rnnlab import _numba_gemm as gemm  # the packed per-step products; its atomic counter
 
 #: Every fast-math flag but ``arcp`` (division through a reciprocal). LLVM vectorises
 #: these loops and keeps a scalar copy of each that it runs when two arrays lie close
@@ -22,56 +24,81 @@ _OPTS = {"nogil": True, "fastmath": _FASTMATH, "boundscheck": False, "cache": Tr
 f32 = np.float32
 
 
-@njit(**_OPTS)
-def vexp(x, kk):  # x (n,) float32 in place; kk (n,) int32 scratch
-    for i in range(x.size):
-        v = min(max(x[i], f32(-80.0)), f32(80.0))
-        k = np.floor(v * f32(1.4426950408889634) + f32(0.5))
-        r = v - k * f32(0.693359375) - k * f32(-2.12194440e-4)
-        p = f32(1.9875691500e-4)
-        p = p * r + f32(1.3981999507e-3)
-        p = p * r + f32(8.3334519073e-3)
-        p = p * r + f32(4.1665795894e-2)
-        p = p * r + f32(1.6666665459e-1)
-        p = p * r + f32(5.0000001201e-1)
-        x[i] = p * r * r + r + f32(1.0)
-        kk[i] = np.int32(k) << 23
-    bits = x.view(np.int32)
-    for i in range(x.size):
-        bits[i] += kk[i]
+@intrinsic
+def _bits_to_f32(typingctx, bits):
+    """The float32 whose bits are the int32 ``bits`` (a register move; it vectorises)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(**_OPTS, inline="always")
+def _exp1(v):
+    """exp(v) for one float32 (see :mod:`rnnlab._kernels`): ``2^k`` is built from its
+    exponent bits, so the whole function vectorises inside any loop that calls it."""
+    v = min(max(v, f32(-80.0)), f32(80.0))
+    k = np.floor(v * f32(1.4426950408889634) + f32(0.5))
+    r = v - k * f32(0.693359375) - k * f32(-2.12194440e-4)
+    p = f32(1.9875691500e-4)
+    p = p * r + f32(1.3981999507e-3)
+    p = p * r + f32(8.3334519073e-3)
+    p = p * r + f32(4.1665795894e-2)
+    p = p * r + f32(1.6666665459e-1)
+    p = p * r + f32(5.0000001201e-1)
+    return (p * r * r + r + f32(1.0)) * _bits_to_f32((np.int32(k) + np.int32(127)) << 23)
+
 
 @njit(**_OPTS)
-def xent_rows(z, t, valid, scale, e_k):
-    """Rows z (B, V) -> scale * (softmax - onehot(t)); returns the summed loss of valid
-    rows (ignored rows become zero and are never read)."""
+def vexp(x):  # x (n,) float32 in place
+    for i in range(x.size):
+        x[i] = _exp1(x[i])
+
+
+@njit(**_OPTS)
+def xent_blocks(z, t, valid, scale, losses, block, counter):
+    """Rows z (B, V) -> scale * (softmax(z) - onehot(t)) in place; losses (B,) float64 <-
+    each row's loss (0 on ignored rows, whose gradient is zero and whose logits are never
+    read). The rows go in blocks of ``block``; each caller takes the next block from
+    ``counter`` (an int64 array of one element, zero at the start) until none is left,
+    so any number of threads may run this at once, and a thread that starts late simply
+    takes fewer blocks. Three sweeps per row: the maximum, the exponentials and their
+    sum, the scaling."""
     B, V = z.shape
-    total = 0.0
-    for n in range(B):
-        row = z[n]
-        if not valid[n]:
-            row[:] = f32(0.0)
-            continue
-        m = row[0]
-        for j in range(1, V):
-            m = max(m, row[j])
-        picked = row[t[n]] - m
-        for j in range(V):
-            row[j] = row[j] - m
-        vexp(row, e_k)
-        s = f32(0.0)
-        for j in range(V):
-            s += row[j]
-        total += np.log(np.float64(s)) - np.float64(picked)
-        factor = f32(scale) / s
-        for j in range(V):
-            row[j] *= factor
-        row[t[n]] -= f32(scale)
-    return total
+    addr = counter.ctypes.data
+    while True:
+        lo = gemm._fetch_add(addr) * block
+        if lo >= B:
+            return
+        for n in range(lo, min(B, lo + block)):
+            row = z[n]
+            if not valid[n]:
+                row[:] = f32(0.0)
+                losses[n] = 0.0
+                continue
+            m = row[0]
+            for j in range(1, V):
+                m = max(m, row[j])
+            picked = row[t[n]] - m
+            s = f32(0.0)
+            for j in range(V):
+                e = _exp1(row[j] - m)
+                row[j] = e
+                s += e
+            losses[n] = np.log(np.float64(s)) - np.float64(picked)
+            factor = f32(scale) / s
+            for j in range(V):
+                row[j] *= factor
+            row[t[n]] -= f32(scale)
+
 
 @njit(**_OPTS)
-def lstm_forward(a, c_prev, c, tc, h, e, kk):
+def lstm_forward(a, c_prev, c, tc, h, e):
     """a (N, 4H) pre-activations -> activations (i, f, g, o) in place; c, tanh(c), h.
-    e (N, 4H) float32 and kk (N * 4H,) int32 are scratch."""
+    e (N, 4H) float32 is scratch (the exponentials in a loop of their own vectorise
+    better here than inside the gate loops)."""
     N, G = a.shape
     H = G // 4
     for n in range(N):
@@ -81,7 +108,7 @@ def lstm_forward(a, c_prev, c, tc, h, e, kk):
             e[n, j] = f32(-2.0) * a[n, j]
         for j in range(3 * H, G):
             e[n, j] = -a[n, j]
-    vexp(e.reshape(-1), kk)
+    vexp(e.reshape(-1))
     for n in range(N):
         for j in range(2 * H):
             a[n, j] = f32(1.0) / (f32(1.0) + e[n, j])
@@ -95,7 +122,7 @@ def lstm_forward(a, c_prev, c, tc, h, e, kk):
             cc = a[n, H + j] * c_prev[n, j] + a[n, j] * a[n, 2 * H + j]
             c[n, j] = cc
             flat[n * H + j] = f32(-2.0) * cc
-    vexp(flat, kk)
+    vexp(flat)
     for n in range(N):
         for j in range(H):
             th = f32(2.0) / (f32(1.0) + flat[n * H + j]) - f32(1.0)
@@ -119,25 +146,25 @@ def lstm_backward(a, tc, c_prev, dh, dc, dA):
             dc[n, j] = dct * f
 
 @njit(**_OPTS)
-def sigmoid_(a, e, kk):
+def sigmoid_(a, e):
     """a (N, K) in place -> sigmoid(a)."""
     N, K = a.shape
     for n in range(N):
         for j in range(K):
             e[n, j] = -a[n, j]
-    vexp(e.reshape(-1), kk)
+    vexp(e.reshape(-1))
     for n in range(N):
         for j in range(K):
             a[n, j] = f32(1.0) / (f32(1.0) + e[n, j])
 
 @njit(**_OPTS)
-def tanh_(a, e, kk):
+def tanh_(a, e):
     """a (N, K) in place -> tanh(a)."""
     N, K = a.shape
     for n in range(N):
         for j in range(K):
             e[n, j] = f32(-2.0) * a[n, j]
-    vexp(e.reshape(-1), kk)
+    vexp(e.reshape(-1))
     for n in range(N):
         for j in range(K):
             a[n, j] = f32(2.0) / (f32(1.0) + e[n, j]) - f32(1.0)
@@ -180,3 +207,74 @@ def sub_scaled(p, g, scale):  # p (n,) -= float32(scale) * g (n,), float32, in p
     s = f32(scale)
     for i in range(p.shape[0]):
         p[i] = p[i] - g[i] * s
+
+
+# ------------------------------------------------------------- whole time loops
+# A scan whose per-step products run on one thread goes through one of these calls instead
+# of a Python loop (``rnnlab.nn.scan``): the same step kernels and packed products
+# (``rnnlab._numba_gemm.matmul_panels``), without some 30-40 us of Python per step.
+# ``panels`` holds W_hh^T packed for the forward loops and W_hh for the backward ones;
+# a reverse scan runs t = T-1 .. 0 and keeps its states in rows t + 1 -> t.
+
+@njit(**_OPTS, inline="always")
+def _step_rows(T, s, reverse):
+    """``(t, prev, cur)`` of the ``s``-th step of a forward loop over ``T`` steps: the
+    time step, and the rows of the state it starts from and of the one it writes."""
+    t = T - 1 - s if reverse else s
+    return (t, t + 1, t) if reverse else (t, t, t + 1)
+
+
+@njit(**_OPTS)
+def lstm_scan(xw, h, c, acts, tanh_c, panels, e, reverse):
+    """LSTM forward loop: acts[t] = h[prev] W_hh^T + xw[t], then :func:`lstm_forward`."""
+    T = xw.shape[0]
+    P = panels.shape[0]
+    for s in range(T):
+        t, prev, cur = _step_rows(T, s, reverse)
+        gemm.matmul_panels(h[prev], panels, acts[t], xw[t], True, 0, P)
+        lstm_forward(acts[t], c[prev], c[cur], tanh_c[t], h[cur], e)
+
+
+@njit(**_OPTS)
+def lstm_scan_back(acts, tanh_c, c, dH, has_dH, dh, dh_next, dc, dA, panels, reverse):
+    """LSTM backward loop: dh = dH[t] + dh_next (dH[t] only when ``has_dH``), then
+    :func:`lstm_backward` into dA[t] and dc, and dh_next = dA[t] W_hh."""
+    T = acts.shape[0]
+    P = panels.shape[0]
+    N, H = dh.shape
+    for s in range(T):
+        t, prev, _ = _step_rows(T, T - 1 - s, reverse)
+        for n in range(N):
+            for j in range(H):
+                dh[n, j] = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+        lstm_backward(acts[t], tanh_c[t], c[prev], dh, dc, dA[t])
+        gemm.matmul_panels(dA[t], panels, dh_next, dh_next, False, 0, P)
+
+
+@njit(**_OPTS)
+def tanh_scan(xw, h, panels, e, reverse):
+    """Elman tanh forward loop: h[cur] = tanh(h[prev] W_hh^T + xw[t])."""
+    T = xw.shape[0]
+    P = panels.shape[0]
+    for s in range(T):
+        t, prev, cur = _step_rows(T, s, reverse)
+        gemm.matmul_panels(h[prev], panels, h[cur], xw[t], True, 0, P)
+        tanh_(h[cur], e)
+
+
+@njit(**_OPTS)
+def tanh_scan_back(h, dH, has_dH, dh_next, dA, panels, reverse):
+    """Elman tanh backward loop: dA[t] = (1 - h[cur]^2) (dH[t] + dh_next), then
+    dh_next = dA[t] W_hh."""
+    T = dA.shape[0]
+    P = panels.shape[0]
+    N, H = dh_next.shape
+    for s in range(T):
+        t, _, cur = _step_rows(T, T - 1 - s, reverse)
+        da = dA[t]
+        for n in range(N):
+            for j in range(H):
+                d = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+                v = h[cur, n, j]
+                da[n, j] = (f32(1.0) - v * v) * d
+        gemm.matmul_panels(da, panels, dh_next, dh_next, False, 0, P)

@@ -70,6 +70,9 @@ class Trace:
         #: a :class:`rnnlab.nn._packed.PackedProducts` when the scan runs the per-step
         #: products through packed weights, else None; set by the scan
         self.packed: Any = None
+        #: the scan ran its whole loop in one compiled call (:meth:`CellMath.scan`), and
+        #: its backward does the same; set by the scan
+        self.whole = False
 
     def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: Any) -> bool:
         return (self.T, self.N, self.D, self.H, self.G, self.dtype) == (T, N, D, H, G, dtype)
@@ -81,11 +84,9 @@ class Trace:
             self.math_buffers[name] = buf
         return buf
 
-    def kernel_scratch(self, width: int) -> tuple[Any, Any]:
-        """``(e, kk)``: float ``(N, width)`` and int32 ``(N * width,)`` scratch of the
-        compiled kernels."""
-        return (self.buffer("k_e", (self.N, width)),
-                self.buffer("k_kk", (self.N * width,), "int32"))
+    def kernel_scratch(self, width: int) -> Any:
+        """Float ``(N, width)`` scratch of the compiled kernels."""
+        return self.buffer("k_e", (self.N, width))
 
     def times_wt(self, v: Any, W: Any, out: Any, add: Any = None) -> None:
         """``out = v @ W^T (+ add)``, the per-step product of a forward step (see
@@ -196,6 +197,21 @@ class CellMath:
         gradients for the previous step into ``bw.dh_next`` (and ``bw.dc_next``)."""
         raise NotImplementedError
 
+    def compiled_loop(self) -> bool:
+        """Whether the compiled kernels can run this cell's whole time loop in one call
+        (:meth:`scan`, :meth:`scan_back`)."""
+        return False
+
+    def scan(self, tr: Trace, panels: Any) -> None:
+        """Every :meth:`step` of ``tr`` in one compiled call; ``panels`` is ``W_hh^T``
+        packed (:mod:`rnnlab._numba_gemm`). Only when :meth:`compiled_loop`."""
+        raise NotImplementedError
+
+    def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:
+        """Every :meth:`step_back` in one compiled call, ``bw.dh`` being ``dH[t]`` (when
+        given) plus the gradient carried in ``bw.dh_next``; ``panels`` is ``W_hh`` packed."""
+        raise NotImplementedError
+
     def hidden_weight_grad(self, tr: Trace, bw: BackTrace, acc: Any, g_hh: Any) -> None:
         """``g_hh += sum_t dhw_t^T h_{t-1}`` as one product over all steps."""
         T, N, H = tr.T, tr.N, tr.H
@@ -205,7 +221,7 @@ class CellMath:
 def _sigmoid(tr: Trace, a: Any) -> None:
     """``a <- sigmoid(a)``: compiled, or ``0.5 * tanh(0.5 a) + 0.5`` (no temporaries)."""
     if tr.kernels is not None:
-        tr.kernels.sigmoid_(a, *tr.kernel_scratch(a.shape[1]))
+        tr.kernels.sigmoid_(a, tr.kernel_scratch(a.shape[1]))
         return
     a *= 0.5
     tr.xp.tanh(a, out=a)
@@ -229,9 +245,19 @@ class RNNMath(CellMath):
         if self.nonlinearity == "relu":
             xp.maximum(h, 0, out=h)
         elif tr.kernels is not None:
-            tr.kernels.tanh_(h, *tr.kernel_scratch(tr.H))
+            tr.kernels.tanh_(h, tr.kernel_scratch(tr.H))
         else:
             xp.tanh(h, out=h)
+
+    def compiled_loop(self) -> bool:
+        return self.nonlinearity == "tanh"
+
+    def scan(self, tr: Trace, panels: Any) -> None:
+        tr.kernels.tanh_scan(tr.xw, tr.h, panels, tr.kernel_scratch(tr.H), tr.reverse)
+
+    def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:
+        tr.kernels.tanh_scan_back(tr.h, tr.h if dH is None else dH, dH is not None,
+                                  bw.dh_next, bw.dxw, panels, tr.reverse)
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
         xp = tr.xp
@@ -283,7 +309,7 @@ class LSTMMath(CellMath):
         tr.times_wt(tr.h[prev], W_hh, a, add=tr.xw[t])
         if tr.kernels is not None:  # the same equations, fused in one compiled sweep
             tr.kernels.lstm_forward(a, tr.c[prev], tr.c[cur], tc_all[t], tr.h[cur],
-                                    *tr.kernel_scratch(4 * H))
+                                    tr.kernel_scratch(4 * H))
             return
         # all four gates with one tanh: sigmoid(x) = 0.5 tanh(x / 2) + 0.5
         a *= scale
@@ -299,6 +325,21 @@ class LSTMMath(CellMath):
         tc = tc_all[t]
         xp.tanh(c, out=tc)
         xp.multiply(o, tc, out=tr.h[cur])
+
+    def compiled_loop(self) -> bool:
+        return True
+
+    def scan(self, tr: Trace, panels: Any) -> None:
+        acts = tr.buffer("acts", (tr.T, tr.N, 4 * tr.H))
+        tc_all = tr.buffer("tanh_c", (tr.T, tr.N, tr.H))
+        tr.kernels.lstm_scan(tr.xw, tr.h, tr.c, acts, tc_all, panels,
+                             tr.kernel_scratch(4 * tr.H), tr.reverse)
+
+    def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:
+        tc_all = tr.math_buffers["tanh_c"]
+        tr.kernels.lstm_scan_back(tr.math_buffers["acts"], tc_all, tr.c,
+                                  tc_all if dH is None else dH, dH is not None, bw.dh,
+                                  bw.dh_next, bw.dc_next, bw.dxw, panels, tr.reverse)
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
         xp, H = tr.xp, tr.H
@@ -377,7 +418,7 @@ class GRUMath(CellMath):
             tr.times_wt(rh, W_hh[2 * H :], n)
         n += xw[:, 2 * H :]
         if tr.kernels is not None:
-            tr.kernels.tanh_(n, *tr.kernel_scratch(H))
+            tr.kernels.tanh_(n, tr.kernel_scratch(H))
         else:
             xp.tanh(n, out=n)
         # h_t = (1 - z) n + z h_{t-1} = n + z (h_{t-1} - n)

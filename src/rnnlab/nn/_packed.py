@@ -29,7 +29,9 @@ saves. Sharing also needs the other cores free: OpenBLAS's idle workers spin for
 (:func:`rnnlab.backend.release_blas_threads`; the next BLAS call starts them again),
 and where that cannot be done (a BLAS other than OpenBLAS on pthreads) the products
 stay with BLAS.
-``RNNLAB_PACKED=0`` keeps every per-step product in BLAS
+A loop on one thread without lengths (an LSTM or tanh RNN) runs whole in one compiled
+call and packs at every size (:mod:`rnnlab.nn.scan`). ``RNNLAB_PACKED=0`` keeps every
+per-step product in BLAS, and such loops in Python
 (:func:`rnnlab.nn._cellmath._step_product`); ``RNNLAB_PACKED=1`` packs them at every
 size (shared from :data:`PACKED_SHARE_MACS`).
 """
@@ -73,20 +75,27 @@ def fast_on_this_cpu() -> bool:
     return _CPU_OK
 
 
+def packed_allowed(kernels: Any) -> bool:
+    """Whether per-step products may go through packed weights at all: the compiled
+    ``kernels`` are on, the CPU has AVX2 and FMA (or ``RNNLAB_PACKED=1`` asks for it
+    anyway), and ``RNNLAB_PACKED`` is not ``0``."""
+    if kernels is None or not hasattr(kernels, "gemm"):
+        return False
+    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
+    if value in ("0", "off", "no", "false"):
+        return False
+    return value in ("1", "on", "yes", "true") or fast_on_this_cpu()
+
+
 def packed_plan(kernels: Any, macs: int, threads: int) -> int:
     """How many threads run the packed per-step products of a scan with these compiled
     ``kernels`` (``None`` for the NumPy path), products of ``macs`` multiply-adds, in a
     loop that may use ``threads``: 0 when BLAS keeps them (see the module docstring)."""
-    if kernels is None or not hasattr(kernels, "gemm"):
+    if not packed_allowed(kernels):
         return 0
     shared = max(1, threads) if macs >= PACKED_SHARE_MACS else 1
-    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
-    if value in ("0", "off", "no", "false"):
-        return 0
-    if value in ("1", "on", "yes", "true"):
+    if os.environ.get("RNNLAB_PACKED", "").strip().lower() in ("1", "on", "yes", "true"):
         return shared
-    if not fast_on_this_cpu():
-        return 0
     if threads <= 1:
         return 1 if macs >= PACKED_MIN_MACS else 0
     return shared if shared > 1 and can_release_blas_threads() else 0
@@ -116,7 +125,8 @@ class PackedProducts:
         if self.threads > 1:
             release_blas_threads()
 
-    def _panels(self, B: Any) -> Any:
+    def panels(self, B: Any) -> Any:
+        """``B`` ``(K, M)`` packed (:func:`rnnlab._numba_gemm.pack`), once per pass."""
         key = (B.ctypes.data, B.shape, B.strides)
         panels = self._current.get(key)
         if panels is None:
@@ -133,7 +143,7 @@ class PackedProducts:
     def matmul(self, a: Any, B: Any, out: Any, add: Any = None) -> None:
         """``out = a @ B (+ add)``; ``a (N, K)``, ``out`` and ``add`` ``(N, M)`` with
         contiguous rows."""
-        panels = self._panels(B)
+        panels = self.panels(B)
         has_add = add is not None
         add_arr = add if has_add else out
         run = self.gemm.matmul_panels

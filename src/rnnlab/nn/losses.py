@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.backend import is_array, parallel_chunks, xp_of
+from rnnlab.backend import (
+    cpu_workers,
+    is_array,
+    parallel_chunks,
+    release_blas_threads,
+    run_together,
+    xp_of,
+)
 from rnnlab.nn._checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -156,9 +163,12 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
     """Softmax cross-entropy of the rows of ``Z`` (M, V), overwriting ``Z`` with the gradient
     of ``scale * sum(losses)``; returns the unscaled sum of the losses of valid rows.
 
-    ``targets`` (M,) must hold a real class on every row (ignored rows may hold any); on
-    the CPU the rows are swept in L2-sized blocks on up to two threads (every row is
-    independent, so the result does not depend on the split).
+    ``targets`` (M,) must hold a real class on every row (ignored rows may hold any). On
+    the CPU the rows are swept in L2-sized blocks on up to two threads: the compiled
+    kernel lets the threads claim blocks one at a time (a pool thread that wakes late
+    takes fewer), the NumPy path splits the rows in halves. Every row is independent
+    and the per-row losses are summed in row order, so the result does not depend on
+    the threads.
     """
     xp = xp_of(Z)
     kernels = kernels_for(xp, Z.dtype)
@@ -167,12 +177,17 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
             return kernels.xent_rows(Z, targets, valid, scale)
         return _xent_block(Z, targets, valid, scale, xp)
     block = max(1, _BLOCK_ELEMENTS // max(1, Z.shape[1]))
+    threads = 1 if Z.size < 4 * _BLOCK_ELEMENTS else cpu_workers()
+    if kernels is not None:  # three compiled sweeps per row, vectorised exp
+        losses = np.empty(Z.shape[0], np.float64)
+        counter = np.zeros(1, np.int64)
+        if threads > 1:
+            release_blas_threads()  # (idle BLAS workers would spin on the second core)
+        run_together(lambda: kernels.xent_blocks(Z, targets, valid, float(scale), losses,
+                                                 block, counter), threads)
+        return float(losses.sum())
 
     def sweep(lo: int, hi: int) -> float:
-        if kernels is not None:  # one compiled pass per row, vectorised exp
-            scratch = np.empty(Z.shape[1], dtype=np.int32)
-            return float(kernels.xent_rows(Z[lo:hi], targets[lo:hi], valid[lo:hi],
-                                           float(scale), scratch))
         total = 0.0
         for start in range(lo, hi, block):
             stop = min(start + block, hi)
@@ -180,7 +195,7 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
                                  xp)
         return total
 
-    if Z.size < 4 * _BLOCK_ELEMENTS:
+    if threads == 1:
         return sweep(0, Z.shape[0])
     return float(sum(parallel_chunks(sweep, Z.shape[0], min_chunk=block)))
 
