@@ -37,7 +37,10 @@ loop ends) on the second core beside the recurrent backward's chain of input gra
 turns: the time loops as Python loops over the step kernels with BLAS products, against
 one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it also prints the
 time of the recurrent layer's scans (``scan_forward`` + ``scan_backward``, the input
-projection and weight-gradient products included) within those steps. (In the default
+projection and weight-gradient products included) within those steps. For Zaremba's
+model only the backward's loops differ (they run beside the weight gradients, on one
+thread); for C ``RNNLAB_PACKED=0`` also moves the forward's shared packed products
+back to BLAS. (In the default
 forms, ``packed`` and ``packed-1`` of a loop on one thread, such as B's, are that
 compiled call too.)
 

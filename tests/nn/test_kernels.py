@@ -213,3 +213,36 @@ def _packed_fast() -> bool:
     from rnnlab.nn._packed import fast_on_this_cpu
 
     return fast_on_this_cpu()
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.RNN])
+def test_whole_backward_beside_a_side_job(cls, monkeypatch):
+    """Beside a side job (``run_beside``) a backward loop is on one thread, so it runs
+    whole even after a forward that ran step by step on two threads; same gradients."""
+    from rnnlab import backend
+
+    if not _packed_fast():
+        pytest.skip("the packed kernels are not used on this CPU (no AVX2/FMA)")
+    monkeypatch.setenv("RNNLAB_KERNELS", "auto")
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "2")  # the forward loop: two BLAS threads
+    rng = np.random.default_rng(11)
+    xs = rng.standard_normal((5, 7, 6)).astype(np.float32)
+    dhs = rng.standard_normal((5, 7, 9)).astype(np.float32)
+    results = []
+    for beside in (False, True):
+        layer = cls(6, 9, num_layers=2, rng=1)
+        layer.forward(xs)
+        if beside:
+            dxs = backend.run_beside(lambda add, layer=layer: layer.backward(dhs),
+                                     [lambda: None])
+        else:
+            dxs = layer.backward(dhs)
+        traces = list(layer._traces.values())
+        wholes = {bw.whole for bw in layer._back_traces.values()}
+        assert {tr.whole for tr in traces} == {False}
+        assert wholes == ({True} if beside else {False})
+        results.append((dxs, {k: v.copy() for k, v in layer.grads.items()}))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=2e-5)
+    for name, grad in results[0][1].items():
+        np.testing.assert_allclose(results[1][1][name], grad, rtol=1e-4, atol=5e-5,
+                                   err_msg=name)

@@ -133,6 +133,8 @@ class BackTrace:
         #: this pass's :class:`rnnlab.nn._packed.PackedProducts` (its own, never the
         #: forward trace's), or None; set by the scan
         self.packed: Any = None
+        #: the pass ran its whole loop in one compiled call (:meth:`CellMath.scan_back`)
+        self.whole = False
         self._scratch: dict[tuple[int, int], Any] = {}
 
     def fits(self, T: int, N: int, H: int, G: int, dtype: Any) -> bool:

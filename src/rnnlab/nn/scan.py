@@ -16,8 +16,10 @@ When the compiled kernels are on, the loop runs on one thread and there are no l
 an LSTM or tanh RNN scan runs its whole loop, forward and backward, in one compiled call
 (:meth:`CellMath.scan`): the same step kernels, with every per-step product through the
 packed weight, and none of the 30-40 us of Python a step otherwise costs (the book's
-LSTM 100 at batch 20: 6.3 against 8.0 ms for both loops of a training step, measured
-in place, ``benchmarks/RESULTS.md``).
+LSTM 100 at batch 20: 4.0-4.6 against 5.1-5.8 ms for the recurrent layer's part of a
+training step, ``benchmarks/RESULTS.md``). A backward that runs beside a side job
+(:func:`rnnlab.backend.run_beside`) is on one thread too, and runs whole after any
+forward.
 
 When the input is rows of an embedding matrix, ``X = E[ids]`` with ``E`` ``(V, D)``, and
 the vocabulary is smaller than the number of tokens (a character model), a
@@ -209,7 +211,11 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         pass_h = xp.empty_like(bw.dh_next)
         pass_c = xp.empty_like(bw.dh_next) if tr.c is not None else None
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
-    if tr.whole:  # as the forward pass: the whole loop in one compiled call
+    # the whole loop in one compiled call when the forward's was, or when a side job has
+    # the other core (run_beside) and this loop is on one thread anyway
+    bw.whole = tr.whole or (solo() and mask is None and math.compiled_loop()
+                            and packed_allowed(tr.kernels))
+    if bw.whole:
         threads, bw.transposed = 1, False
     elif solo():  # a side job has the other core, and run_beside holds BLAS at one thread
         threads = packed_plan(tr.kernels, N * H * G * H, 1)
@@ -223,7 +229,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
         if bw.packed is None:
             bw.packed = PackedProducts(tr.kernels.gemm, threads)
         bw.packed.begin(threads)
-    if tr.whole:
+    if bw.whole:
         math.scan_back(tr, bw, dH, bw.packed.panels(w.W_hh))
     else:
         with blas_threads(_loop_limit(tr)):
