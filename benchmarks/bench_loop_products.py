@@ -33,7 +33,7 @@ taking turns: the weight gradients (the output layer's, then each recurrent laye
 loop ends) on the second core beside the recurrent backward's chain of input gradients
 (``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
 
-``--whole`` times whole steps of A and B with ``RNNLAB_PACKED=0`` and unset taking
+``--whole`` times whole steps of A, B and B-GRU (B with a GRU) with ``RNNLAB_PACKED=0`` and unset taking
 turns: the time loops as Python loops over the step kernels with BLAS products, against
 one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it also prints the
 time of the recurrent layer's scans (``scan_forward`` + ``scan_backward``, the input
@@ -67,6 +67,7 @@ MODELS = {  # vocab, embedding, hidden, layers, batch, T, cell
     "D": (65, 256, 256, 1, 32, 100, "lstm"),
     "Zaremba": (10000, 200, 200, 2, 20, 20, "lstm"),
     "B": (10000, 100, 100, 1, 20, 35, "lstm"),
+    "B-GRU": (10000, 100, 100, 1, 20, 35, "gru"),  # B with a GRU 100
 }
 
 
@@ -176,7 +177,7 @@ def main() -> int:
     args = p.parse_args()
     if args.models is None:
         args.models = ("A,B,Zaremba,C" if args.release else "A,B,Zaremba,C,D" if args.beside
-                       else "A,B" if args.whole else "C,D,Zaremba,B")
+                       else "A,B,B-GRU" if args.whole else "C,D,Zaremba,B")
     if args.products:
         products(args.models.split(","))
         return 0

@@ -37,7 +37,7 @@ from collections.abc import Callable
 import numpy as np
 from bench_loop_products import MODELS  # the same models (benchmarks/ is on sys.path)
 
-GATES = {"rnn": 1, "lstm": 4}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 #: steps of bench_lm.py's zaremba-small preset: 13 epochs of 2,324 windows (PTB train,
 #: 929,589 tokens as 20 streams read in windows of 20; metrics.jsonl's last step)
 ZAREMBA_RUN_STEPS = 30_212

@@ -252,20 +252,27 @@ def lstm_scan_back(acts, tanh_c, c, dH, has_dH, dh, dh_next, dc, dA, panels, rev
 
 
 @njit(**_OPTS)
-def tanh_scan(xw, h, panels, e, reverse):
-    """Elman tanh forward loop: h[cur] = tanh(h[prev] W_hh^T + xw[t])."""
+def rnn_scan(xw, h, panels, e, relu, reverse):
+    """Elman forward loop: h[cur] = act(h[prev] W_hh^T + xw[t]), act tanh or relu."""
     T = xw.shape[0]
     P = panels.shape[0]
     for s in range(T):
         t, prev, cur = _step_rows(T, s, reverse)
         gemm.matmul_panels(h[prev], panels, h[cur], xw[t], True, 0, P)
-        tanh_(h[cur], e)
+        if relu:
+            hc = h[cur]
+            N, H = hc.shape
+            for n in range(N):
+                for j in range(H):
+                    hc[n, j] = max(hc[n, j], f32(0.0))
+        else:
+            tanh_(h[cur], e)
 
 
 @njit(**_OPTS)
-def tanh_scan_back(h, dH, has_dH, dh_next, dA, panels, reverse):
-    """Elman tanh backward loop: dA[t] = (1 - h[cur]^2) (dH[t] + dh_next), then
-    dh_next = dA[t] W_hh."""
+def rnn_scan_back(h, dH, has_dH, dh_next, dA, panels, relu, reverse):
+    """Elman backward loop: dA[t] = act'(h[cur]) (dH[t] + dh_next), then
+    dh_next = dA[t] W_hh; act' is 1 - h^2 (tanh) or [h > 0] (relu)."""
     T = dA.shape[0]
     P = panels.shape[0]
     N, H = dh_next.shape
@@ -276,5 +283,54 @@ def tanh_scan_back(h, dH, has_dH, dh_next, dA, panels, reverse):
             for j in range(H):
                 d = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
                 v = h[cur, n, j]
-                da[n, j] = (f32(1.0) - v * v) * d
+                if relu:
+                    da[n, j] = (f32(1.0) if v > f32(0.0) else f32(0.0)) * d
+                else:
+                    da[n, j] = (f32(1.0) - v * v) * d
         gemm.matmul_panels(da, panels, dh_next, dh_next, False, 0, P)
+
+
+@njit(**_OPTS)
+def gru_scan(xw, h, acts, hn, hw, panels, b_rest, has_rest, e2, e1, reverse):
+    """GRU (reset after) forward loop, gates r, z, n: hw = h[prev] W_hh^T; r, z =
+    sigmoid(xw[t] + hw) over the first 2H columns; hn[t] = hw[:, 2H:] (+ b_rest);
+    n = tanh(r hn[t] + xw[t][:, 2H:]); h[cur] = (h[prev] - n) z + n. ``hw`` (N, 3H),
+    ``e2`` (N, 2H) and ``e1`` (N, H) are scratch."""
+    T = xw.shape[0]
+    P = panels.shape[0]
+    N, H = e1.shape
+    for s in range(T):
+        t, prev, cur = _step_rows(T, s, reverse)
+        gemm.matmul_panels(h[prev], panels, hw, hw, False, 0, P)
+        a, x = acts[t], xw[t]
+        for n in range(N):
+            for j in range(2 * H):
+                a[n, j] = x[n, j] + hw[n, j]
+        sigmoid_(a[:, : 2 * H], e2)
+        g = hn[t]
+        for n in range(N):
+            for j in range(H):
+                g[n, j] = hw[n, 2 * H + j] + b_rest[j] if has_rest else hw[n, 2 * H + j]
+                a[n, 2 * H + j] = a[n, j] * g[n, j] + x[n, 2 * H + j]
+        tanh_(a[:, 2 * H :], e1)
+        hp, hc = h[prev], h[cur]
+        for n in range(N):
+            for j in range(H):
+                nn = a[n, 2 * H + j]
+                hc[n, j] = (hp[n, j] - nn) * a[n, H + j] + nn
+
+
+@njit(**_OPTS)
+def gru_scan_back(acts, h, hn, dH, has_dH, dh, dh_next, direct, dA, dhw, panels, reverse):
+    """GRU (reset after) backward loop: dh = dH[t] + dh_next, :func:`gru_backward` into
+    dA[t], dhw[t] and the direct term, then dh_next = dhw[t] W_hh + direct."""
+    T = acts.shape[0]
+    P = panels.shape[0]
+    N, H = dh.shape
+    for s in range(T):
+        t, prev, _ = _step_rows(T, T - 1 - s, reverse)
+        for n in range(N):
+            for j in range(H):
+                dh[n, j] = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+        gru_backward(acts[t], h[prev], hn[t], dh, dA[t], dhw[t], direct)
+        gemm.matmul_panels(dhw[t], panels, dh_next, direct, True, 0, P)

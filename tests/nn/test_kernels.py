@@ -188,8 +188,11 @@ def _run_whole(cls, kw, monkeypatch, *, kernels: str, packed: str, upstream: boo
     return hs, dxs, {k: v.copy() for k, v in layer.grads.items()}, d0, whole
 
 
+WHOLE_KINDS = [(nn.LSTM, {}), (nn.RNN, {}), (nn.RNN, {"nonlinearity": "relu"}), (nn.GRU, {})]
+
+
 @pytest.mark.parametrize("upstream", [True, False])
-@pytest.mark.parametrize("cls,kw", [(nn.LSTM, {}), (nn.RNN, {})])
+@pytest.mark.parametrize("cls,kw", WHOLE_KINDS)
 def test_whole_loop_kernels_agree(cls, kw, upstream, monkeypatch):
     """One compiled call per scan (one thread, no lengths) gives what the step-by-step
     loop gives, with the compiled step kernels and with NumPy's, in both directions."""
@@ -215,8 +218,8 @@ def _packed_fast() -> bool:
     return fast_on_this_cpu()
 
 
-@pytest.mark.parametrize("cls", [nn.LSTM, nn.RNN])
-def test_whole_backward_beside_a_side_job(cls, monkeypatch):
+@pytest.mark.parametrize("cls,kw", WHOLE_KINDS)
+def test_whole_backward_beside_a_side_job(cls, kw, monkeypatch):
     """Beside a side job (``run_beside``) a backward loop is on one thread, so it runs
     whole even after a forward that ran step by step on two threads; same gradients."""
     from rnnlab import backend
@@ -230,7 +233,7 @@ def test_whole_backward_beside_a_side_job(cls, monkeypatch):
     dhs = rng.standard_normal((5, 7, 9)).astype(np.float32)
     results = []
     for beside in (False, True):
-        layer = cls(6, 9, num_layers=2, rng=1)
+        layer = cls(6, 9, num_layers=2, rng=1, **kw)
         layer.forward(xs)
         if beside:
             dxs = backend.run_beside(lambda add, layer=layer: layer.backward(dhs),
@@ -246,3 +249,13 @@ def test_whole_backward_beside_a_side_job(cls, monkeypatch):
     for name, grad in results[0][1].items():
         np.testing.assert_allclose(results[1][1][name], grad, rtol=1e-4, atol=5e-5,
                                    err_msg=name)
+
+
+def test_gru_reset_before_keeps_the_python_loop(monkeypatch):
+    """The textbook GRU (reset before the product, two products a step) has no compiled
+    loop: its scans go step by step."""
+    monkeypatch.setenv("RNNLAB_KERNELS", "auto")
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
+    layer = nn.GRU(6, 9, reset_after=False, rng=1)
+    layer.forward(np.ones((2, 3, 6), np.float32))
+    assert {tr.whole for tr in layer._traces.values()} == {False}

@@ -204,7 +204,7 @@ class CellMath:
         (:meth:`scan`, :meth:`scan_back`)."""
         return False
 
-    def scan(self, tr: Trace, panels: Any) -> None:
+    def scan(self, tr: Trace, panels: Any, b_hh_rest: Any) -> None:
         """Every :meth:`step` of ``tr`` in one compiled call; ``panels`` is ``W_hh^T``
         packed (:mod:`rnnlab._numba_gemm`). Only when :meth:`compiled_loop`."""
         raise NotImplementedError
@@ -252,14 +252,16 @@ class RNNMath(CellMath):
             xp.tanh(h, out=h)
 
     def compiled_loop(self) -> bool:
-        return self.nonlinearity == "tanh"
+        return True
 
-    def scan(self, tr: Trace, panels: Any) -> None:
-        tr.kernels.tanh_scan(tr.xw, tr.h, panels, tr.kernel_scratch(tr.H), tr.reverse)
+    def scan(self, tr: Trace, panels: Any, b_hh_rest: Any) -> None:
+        tr.kernels.rnn_scan(tr.xw, tr.h, panels, tr.kernel_scratch(tr.H),
+                            self.nonlinearity == "relu", tr.reverse)
 
     def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:
-        tr.kernels.tanh_scan_back(tr.h, tr.h if dH is None else dH, dH is not None,
-                                  bw.dh_next, bw.dxw, panels, tr.reverse)
+        tr.kernels.rnn_scan_back(tr.h, tr.h if dH is None else dH, dH is not None,
+                                 bw.dh_next, bw.dxw, panels, self.nonlinearity == "relu",
+                                 tr.reverse)
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
         xp = tr.xp
@@ -331,7 +333,7 @@ class LSTMMath(CellMath):
     def compiled_loop(self) -> bool:
         return True
 
-    def scan(self, tr: Trace, panels: Any) -> None:
+    def scan(self, tr: Trace, panels: Any, b_hh_rest: Any) -> None:
         acts = tr.buffer("acts", (tr.T, tr.N, 4 * tr.H))
         tc_all = tr.buffer("tanh_c", (tr.T, tr.N, tr.H))
         tr.kernels.lstm_scan(tr.xw, tr.h, tr.c, acts, tc_all, panels,
@@ -390,6 +392,25 @@ class GRUMath(CellMath):
     def foldable_hh_bias(self, H: int) -> slice:
         # with reset_after, b_hn is multiplied by r and must stay inside the step
         return slice(0, 2 * H) if self.reset_after else slice(0, 3 * H)
+
+    def compiled_loop(self) -> bool:
+        return self.reset_after
+
+    def scan(self, tr: Trace, panels: Any, b_hh_rest: Any) -> None:
+        T, N, H = tr.T, tr.N, tr.H
+        acts = tr.buffer("acts", (T, N, 3 * H))
+        hn_all = tr.buffer("hn", (T, N, H))
+        has_rest = b_hh_rest is not None
+        tr.kernels.gru_scan(tr.xw, tr.h, acts, hn_all, tr.tmp, panels,
+                            b_hh_rest if has_rest else tr.tmp[0], has_rest,
+                            tr.buffer("k_e2", (N, 2 * H)), tr.buffer("k_e1", (N, H)),
+                            tr.reverse)
+
+    def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:
+        hn_all = tr.math_buffers["hn"]
+        tr.kernels.gru_scan_back(tr.math_buffers["acts"], tr.h, hn_all,
+                                 hn_all if dH is None else dH, dH is not None, bw.dh,
+                                 bw.dh_next, bw.t1, bw.dxw, bw.dhw, panels, tr.reverse)
 
     def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
         xp, H = tr.xp, tr.H

@@ -13,9 +13,10 @@ with one product over all steps (``dW_ih += dxw^T X``, ``dW_hh += dhw^T H_prev``
 input gradient with one more (``dX = dxw W_ih``).
 
 When the compiled kernels are on, the loop runs on one thread and there are no lengths,
-an LSTM or tanh RNN scan runs its whole loop, forward and backward, in one compiled call
-(:meth:`CellMath.scan`): the same step kernels, with every per-step product through the
-packed weight, and none of the 30-40 us of Python a step otherwise costs (the book's
+a scan (LSTM, Elman RNN, GRU with the reset after the product) runs its whole loop,
+forward and backward, in one compiled call (:meth:`CellMath.scan`): the same step
+kernels, with every per-step product through the packed weight, and none of the
+30-40 us of Python a step otherwise costs (the book's
 LSTM 100 at batch 20: 4.0-4.6 against 5.1-5.8 ms for the recurrent layer's part of a
 training step, ``benchmarks/RESULTS.md``). A backward that runs beside a side job
 (:func:`rnnlab.backend.run_beside`) is on one thread too, and runs whole after any
@@ -160,7 +161,7 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
         tr.packed = None
         tr.transposed = xp.__name__ == "numpy" and loop_transposed(limit)
     if tr.whole:
-        math.scan(tr, tr.packed.panels(w.W_hh.T))
+        math.scan(tr, tr.packed.panels(w.W_hh.T), b_rest)
         return
     with blas_threads(limit):
         for t in steps:
