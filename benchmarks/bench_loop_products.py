@@ -33,16 +33,15 @@ taking turns: the weight gradients (the output layer's, then each recurrent laye
 loop ends) on the second core beside the recurrent backward's chain of input gradients
 (``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
 
-``--whole`` times whole steps of A, B and B-GRU (B with a GRU) with ``RNNLAB_PACKED=0`` and unset taking
-turns: the time loops as Python loops over the step kernels with BLAS products, against
-one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it also prints the
-time of the recurrent layer's scans (``scan_forward`` + ``scan_backward``, the input
-projection and weight-gradient products included) within those steps. For Zaremba's
-model only the backward's loops differ (they run beside the weight gradients, on one
-thread); for C ``RNNLAB_PACKED=0`` also moves the forward's shared packed products
-back to BLAS. (In the default
-forms, ``packed`` and ``packed-1`` of a loop on one thread, such as B's, are that
-compiled call too.)
+``--whole`` times whole steps of A, B and B-GRU (B with a GRU) with ``RNNLAB_PACKED=0``
+and unset taking turns: the time loops as Python loops over the step kernels with BLAS
+products, against one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it
+also prints the time of the recurrent layer's scans (``scan_forward`` +
+``scan_backward``, the input projection and weight-gradient products included) within
+those steps. For Zaremba's model only the backward's loops differ (they run beside the
+weight gradients, on one thread); for C ``RNNLAB_PACKED=0`` also moves the forward's
+shared packed products back to BLAS. (In the default forms, ``packed`` and ``packed-1``
+of a loop on one thread, such as B's, are that compiled call too.)
 
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several

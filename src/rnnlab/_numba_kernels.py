@@ -224,6 +224,15 @@ def _step_rows(T, s, reverse):
     return (t, t + 1, t) if reverse else (t, t, t + 1)
 
 
+@njit(**_OPTS, inline="always")
+def _upstream(dh, dH, t, has_dH, dh_next):
+    """dh = dH[t] + dh_next, the gradient into a step's output (dH[t] only when given)."""
+    N, H = dh.shape
+    for n in range(N):
+        for j in range(H):
+            dh[n, j] = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+
+
 @njit(**_OPTS)
 def lstm_scan(xw, h, c, acts, tanh_c, panels, e, reverse):
     """LSTM forward loop: acts[t] = h[prev] W_hh^T + xw[t], then :func:`lstm_forward`."""
@@ -241,12 +250,9 @@ def lstm_scan_back(acts, tanh_c, c, dH, has_dH, dh, dh_next, dc, dA, panels, rev
     :func:`lstm_backward` into dA[t] and dc, and dh_next = dA[t] W_hh."""
     T = acts.shape[0]
     P = panels.shape[0]
-    N, H = dh.shape
     for s in range(T):
         t, prev, _ = _step_rows(T, T - 1 - s, reverse)
-        for n in range(N):
-            for j in range(H):
-                dh[n, j] = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+        _upstream(dh, dH, t, has_dH, dh_next)
         lstm_backward(acts[t], tanh_c[t], c[prev], dh, dc, dA[t])
         gemm.matmul_panels(dA[t], panels, dh_next, dh_next, False, 0, P)
 
@@ -326,11 +332,8 @@ def gru_scan_back(acts, h, hn, dH, has_dH, dh, dh_next, direct, dA, dhw, panels,
     dA[t], dhw[t] and the direct term, then dh_next = dhw[t] W_hh + direct."""
     T = acts.shape[0]
     P = panels.shape[0]
-    N, H = dh.shape
     for s in range(T):
         t, prev, _ = _step_rows(T, T - 1 - s, reverse)
-        for n in range(N):
-            for j in range(H):
-                dh[n, j] = dH[t, n, j] + dh_next[n, j] if has_dH else dh_next[n, j]
+        _upstream(dh, dH, t, has_dH, dh_next)
         gru_backward(acts[t], h[prev], hn[t], dh, dA[t], dhw[t], direct)
         gemm.matmul_panels(dhw[t], panels, dh_next, direct, True, 0, P)
