@@ -317,9 +317,8 @@ def parallel_chunks(fn: Any, total: int, *, min_chunk: int = 64) -> list[Any]:
     order; the first part runs on the calling thread (a pool thread can take milliseconds
     to wake here: the compiled loss sweep of the book's LSTM 100 model, when it went
     through this function, took 3.8 ms a step this way against 6-7 ms with every part on
-    the pool). Each part is independent, so the outcome
-    does not depend on the split. The
-    parts must not call BLAS: idle BLAS workers are ended first
+    the pool). Each part is independent, so the outcome does not depend on the split.
+    The parts must not call BLAS: idle BLAS workers are ended first
     (:func:`release_blas_threads`), so that they do not spin on the cores the parts need
     (the loss of the book's LSTM 100 model, right after the output layer's product:
     ``python benchmarks/bench_loop_products.py --release``)."""

@@ -29,8 +29,9 @@ saves. Sharing also needs the other cores free: OpenBLAS's idle workers spin for
 (:func:`rnnlab.backend.release_blas_threads`; the next BLAS call starts them again),
 and where that cannot be done (a BLAS other than OpenBLAS on pthreads) the products
 stay with BLAS.
-A loop on one thread without lengths (an LSTM or tanh RNN) runs whole in one compiled
-call and packs at every size (:mod:`rnnlab.nn.scan`). ``RNNLAB_PACKED=0`` keeps every
+A loop on one thread without lengths (an LSTM, an Elman RNN, or a GRU with the reset
+after the product) runs whole in one compiled call and packs at every size
+(:mod:`rnnlab.nn.scan`). ``RNNLAB_PACKED=0`` keeps every
 per-step product in BLAS, and such loops in Python
 (:func:`rnnlab.nn._cellmath._step_product`); ``RNNLAB_PACKED=1`` packs them at every
 size (shared from :data:`PACKED_SHARE_MACS`).

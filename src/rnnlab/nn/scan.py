@@ -16,9 +16,9 @@ When the compiled kernels are on, the loop runs on one thread and there are no l
 a scan (LSTM, Elman RNN, GRU with the reset after the product) runs its whole loop,
 forward and backward, in one compiled call (:meth:`CellMath.scan`): the same step
 kernels, with every per-step product through the packed weight, and none of the
-30-40 us of Python a step otherwise costs (the book's
-LSTM 100 at batch 20: 4.0-4.6 against 5.1-5.8 ms for the recurrent layer's part of a
-training step, ``benchmarks/RESULTS.md``). A backward that runs beside a side job
+30-40 us of Python a step otherwise costs (the book's LSTM 100 at batch 20: 4.0-4.6
+against 5.1-5.8 ms for the recurrent layer's part of a training step,
+``benchmarks/RESULTS.md``). A backward that runs beside a side job
 (:func:`rnnlab.backend.run_beside`) is on one thread too, and runs whole after any
 forward.
 
