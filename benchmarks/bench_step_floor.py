@@ -37,7 +37,6 @@ from collections.abc import Callable
 import numpy as np
 from bench_loop_products import MODELS  # the same models (benchmarks/ is on sys.path)
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 #: steps of bench_lm.py's zaremba-small preset: 13 epochs of 2,324 windows (PTB train,
 #: 929,589 tokens as 20 streams read in windows of 20; metrics.jsonl's last step)
 ZAREMBA_RUN_STEPS = 30_212
@@ -98,6 +97,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     from rnnlab.models import RNNLM
+    from rnnlab.nn._cellmath import make_math
     from rnnlab.optim import SGD, clip_grad_norm
 
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def main() -> int:
             opt = SGD(model, lr=0.1)
             x = rng.integers(0, V, (N, T)).astype(np.int32)
             y = rng.integers(0, V, (N, T)).astype(np.int32)
-            table = product_table(V, E, H, L, N, T, GATES[cell], rng)
+            table = product_table(V, E, H, L, N, T, make_math(cell).n_gates, rng)
             phases = ("zero", "forward+loss", "backward", "clip", "SGD")
             step_t: dict[str, list[float]] = {k: [] for k in (*phases, "step")}
             prod_t: list[list[float]] = [[] for _ in table]

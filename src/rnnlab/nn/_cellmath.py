@@ -85,8 +85,9 @@ class Trace:
         return buf
 
     def kernel_scratch(self, width: int) -> Any:
-        """Float ``(N, width)`` scratch of the compiled kernels."""
-        return self.buffer("k_e", (self.N, width))
+        """Float ``(N, width)`` scratch of the compiled kernels, one per width (a GRU step
+        needs two widths, which must not take turns reallocating one buffer)."""
+        return self.buffer(f"k_e{width}", (self.N, width))
 
     def times_wt(self, v: Any, W: Any, out: Any, add: Any = None) -> None:
         """``out = v @ W^T (+ add)``, the per-step product of a forward step (see
@@ -403,7 +404,7 @@ class GRUMath(CellMath):
         has_rest = b_hh_rest is not None
         tr.kernels.gru_scan(tr.xw, tr.h, acts, hn_all, tr.tmp, panels,
                             b_hh_rest if has_rest else tr.tmp[0], has_rest,
-                            tr.buffer("k_e2", (N, 2 * H)), tr.buffer("k_e1", (N, H)),
+                            tr.kernel_scratch(2 * H), tr.kernel_scratch(H),
                             tr.reverse)
 
     def scan_back(self, tr: Trace, bw: BackTrace, dH: Any, panels: Any) -> None:

@@ -147,9 +147,7 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
     steps = range(T - 1, -1, -1) if reverse else range(T)
     limit = _loop_limit(tr)
     n_threads = blas_thread_count() if limit is None else limit
-    # one thread and no lengths: the compiled kernels run the whole loop in one call
-    tr.whole = (keep is None and n_threads <= 1 and math.compiled_loop()
-                and packed_allowed(tr.kernels))
+    tr.whole = n_threads <= 1 and _whole_loop(math, tr, keep)
     threads = 1 if tr.whole else packed_plan(tr.kernels, tr.N * tr.H * tr.G * tr.H,
                                              n_threads)
     if threads:
@@ -171,6 +169,13 @@ def scan_forward(math: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
                 xp.copyto(tr.h[cur], tr.h[prev], where=keep[t])
                 if tr.c is not None:
                     xp.copyto(tr.c[cur], tr.c[prev], where=keep[t])
+
+
+def _whole_loop(math: CellMath, tr: Trace, lengths: Any) -> bool:
+    """Whether a loop on one thread runs whole in one compiled call: no lengths
+    (``lengths``, the scan's mask or keep, is None), a cell with a compiled loop, and the
+    packed products allowed."""
+    return lengths is None and math.compiled_loop() and packed_allowed(tr.kernels)
 
 
 def final_state(tr: Trace) -> tuple[Any, Any]:
@@ -214,8 +219,7 @@ def scan_backward(math: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
     steps = range(T) if tr.reverse else range(T - 1, -1, -1)
     # the whole loop in one compiled call when the forward's was, or when a side job has
     # the other core (run_beside) and this loop is on one thread anyway
-    bw.whole = tr.whole or (solo() and mask is None and math.compiled_loop()
-                            and packed_allowed(tr.kernels))
+    bw.whole = tr.whole or (solo() and _whole_loop(math, tr, mask))
     if bw.whole:
         threads, bw.transposed = 1, False
     elif solo():  # a side job has the other core, and run_beside holds BLAS at one thread
