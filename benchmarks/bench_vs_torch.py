@@ -2,6 +2,7 @@
 
     pip install torch==2.13.0          # the optional benchmark dependency
     python benchmarks/bench_vs_torch.py [--threads 2] [--steps 20] [--configs A,B,C,D,E]
+                                        [--turn-steps 1]
 
 For each configuration, one training step (embedding, recurrent layers, output layer,
 softmax cross-entropy, backward, gradient clipping, SGD update) runs in rnnlab and in the
@@ -19,6 +20,11 @@ OpenBLAS's worker threads keep spinning on the cores for a while, and PyTorch's 
 workers briefly too, so back-to-back turns would time each library against the other's
 spinning threads (measured here: PyTorch's step on A ran at half speed right after any
 multi-threaded numpy product; with 0.2 s of idle it matched its standalone speed).
+A turn is one step by default. With ``--turn-steps K`` a turn is one untimed step and
+then ``K`` timed steps back to back, as steps follow each other in training: on this
+kind of shared VM, work on two threads right after a long idle runs slowly for its
+first milliseconds, and a one-step turn counts that in every timed step of both
+libraries.
 
 Configurations: A  Embedding(10000, 100) -> RNN tanh 100 -> Linear(100, 10000), N 20, T 35
                 B  the same with LSTM 100 (the book's Rnnlm)
@@ -46,6 +52,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--pause", type=float, default=0.25,
                    help="seconds of idle before each timed turn (see the module docstring)")
+    p.add_argument("--turn-steps", type=int, default=1,
+                   help="timed steps per turn, after one untimed step when above 1 "
+                   "(see the module docstring)")
     p.add_argument("--configs", default="A,B,C,D,E")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -223,17 +232,26 @@ def synchronize() -> None:
     torch.cuda.synchronize()
 
 
-def interleave(fns: dict[str, object], warmup: int, steps: int) -> dict[str, list[float]]:
+def interleave(fns: dict[str, object], warmup: int, steps: int,
+               per_turn: int = 1) -> dict[str, list[float]]:
+    """Turns of each library in order, ``warmup`` untimed turns then enough turns for
+    ``steps`` timed calls each: a turn is ``--pause`` seconds of idle, then, when
+    ``per_turn`` is above 1, one untimed call and ``per_turn`` timed calls back to back
+    (else one timed call)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for i in range(warmup + steps):
+    per_turn = max(1, per_turn)
+    for i in range(warmup + -(-steps // per_turn)):
         for name, fn in fns.items():
             synchronize()
             time.sleep(ARGS.pause)  # let the other library's worker threads go idle
-            t0 = time.perf_counter()
-            fn()
-            synchronize()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - t0)
+            if per_turn > 1:
+                fn()
+            for _ in range(per_turn):
+                t0 = time.perf_counter()
+                fn()
+                synchronize()
+                if i >= warmup:
+                    times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -288,8 +306,9 @@ def main() -> int:
     sgemm = sgemm_gflops()
     print(f"rnnlab vs torch {torch.__version__}, numpy {np.__version__}, float32, "
           f"{ARGS.threads} thread(s), median of {steps} steps (E: {max(3, steps // 5)} runs "
-          f"of {GENERATE_CHARS} chars), {ARGS.pause:g} s idle before each turn; numpy sgemm "
-          f"{sgemm:.0f} GFLOP/s at start")
+          f"of {GENERATE_CHARS} chars), {ARGS.pause:g} s idle before each turn"
+          + (f" of 1 + {ARGS.turn_steps} steps" if ARGS.turn_steps > 1 else "")
+          + f"; numpy sgemm {sgemm:.0f} GFLOP/s at start")
     print(f"{'cfg':<4}{'rnnlab tok/s':>14}{'torch tok/s':>13}{'ratio':>8}"
           f"{'rnnlab GF/s':>13}{'torch GF/s':>12}{'sgemm':>7}{'% sgemm':>9}"
           f"{'rnnlab MB':>11}{'torch MB':>10}", flush=True)
@@ -303,7 +322,7 @@ def main() -> int:
             cfg = CONFIGS[name]
             data = np.random.default_rng(1).integers(0, cfg.vocab, 200_000).astype(np.int32)
             fns = {"rnnlab": rnnlab_step_fn(cfg, data), "torch": torch_step_fn(cfg, data)}
-            times = interleave(fns, ARGS.warmup, steps)
+            times = interleave(fns, ARGS.warmup, steps, ARGS.turn_steps)
             tokens, flops = cfg.batch * cfg.bptt, cfg.matmul_flops()
         sgemm = sgemm_gflops()  # measured again next to each configuration
         med = {lib: float(np.median(t)) for lib, t in times.items()}
