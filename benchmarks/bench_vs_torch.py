@@ -239,7 +239,6 @@ def interleave(fns: dict[str, object], warmup: int, steps: int,
     ``per_turn`` is above 1, one untimed call and ``per_turn`` timed calls back to back
     (else one timed call)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    per_turn = max(1, per_turn)
     for i in range(warmup + -(-steps // per_turn)):
         for name, fn in fns.items():
             synchronize()
@@ -301,13 +300,14 @@ def main() -> int:
     except ImportError:
         print("PyTorch is not installed: pip install torch==2.13.0", file=sys.stderr)
         return 2
-    steps = max(ARGS.steps, 1)
+    per_turn = max(ARGS.turn_steps, 1)
+    steps = -(-max(ARGS.steps, 1) // per_turn) * per_turn  # whole turns
     names = [n.strip().upper() for n in ARGS.configs.split(",") if n.strip()]
     sgemm = sgemm_gflops()
     print(f"rnnlab vs torch {torch.__version__}, numpy {np.__version__}, float32, "
           f"{ARGS.threads} thread(s), median of {steps} steps (E: {max(3, steps // 5)} runs "
           f"of {GENERATE_CHARS} chars), {ARGS.pause:g} s idle before each turn"
-          + (f" of 1 + {ARGS.turn_steps} steps" if ARGS.turn_steps > 1 else "")
+          + (f" of 1 + {per_turn} steps" if per_turn > 1 else "")
           + f"; numpy sgemm {sgemm:.0f} GFLOP/s at start")
     print(f"{'cfg':<4}{'rnnlab tok/s':>14}{'torch tok/s':>13}{'ratio':>8}"
           f"{'rnnlab GF/s':>13}{'torch GF/s':>12}{'sgemm':>7}{'% sgemm':>9}"
@@ -322,7 +322,7 @@ def main() -> int:
             cfg = CONFIGS[name]
             data = np.random.default_rng(1).integers(0, cfg.vocab, 200_000).astype(np.int32)
             fns = {"rnnlab": rnnlab_step_fn(cfg, data), "torch": torch_step_fn(cfg, data)}
-            times = interleave(fns, ARGS.warmup, steps, ARGS.turn_steps)
+            times = interleave(fns, ARGS.warmup, steps, per_turn)
             tokens, flops = cfg.batch * cfg.bptt, cfg.matmul_flops()
         sgemm = sgemm_gflops()  # measured again next to each configuration
         med = {lib: float(np.median(t)) for lib, t in times.items()}
