@@ -76,16 +76,22 @@ def fast_on_this_cpu() -> bool:
     return _CPU_OK
 
 
+def _forced() -> bool | None:
+    """``RNNLAB_PACKED``: True for ``1``, False for ``0``, None when unset or ``auto``."""
+    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
+    if value in ("1", "on", "yes", "true"):
+        return True
+    return False if value in ("0", "off", "no", "false") else None
+
+
 def packed_allowed(kernels: Any) -> bool:
     """Whether per-step products may go through packed weights at all: the compiled
     ``kernels`` are on, the CPU has AVX2 and FMA (or ``RNNLAB_PACKED=1`` asks for it
     anyway), and ``RNNLAB_PACKED`` is not ``0``."""
     if kernels is None or not hasattr(kernels, "gemm"):
         return False
-    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
-    if value in ("0", "off", "no", "false"):
-        return False
-    return value in ("1", "on", "yes", "true") or fast_on_this_cpu()
+    forced = _forced()
+    return forced if forced is not None else fast_on_this_cpu()
 
 
 def packed_plan(kernels: Any, macs: int, threads: int) -> int:
@@ -95,7 +101,7 @@ def packed_plan(kernels: Any, macs: int, threads: int) -> int:
     if not packed_allowed(kernels):
         return 0
     shared = max(1, threads) if macs >= PACKED_SHARE_MACS else 1
-    if os.environ.get("RNNLAB_PACKED", "").strip().lower() in ("1", "on", "yes", "true"):
+    if _forced():
         return shared
     if threads <= 1:
         return 1 if macs >= PACKED_MIN_MACS else 0
