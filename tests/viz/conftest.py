@@ -156,3 +156,25 @@ def assert_real_png(path: Path, *, min_bytes: int = 5_000, max_bytes: int = 2_00
     colours = np.unique(flat[:, 0] * 65536 + flat[:, 1] * 256 + flat[:, 2])
     assert colours.size >= min_colours, f"{path}: only {colours.size} colours"
     return pixels
+
+
+#: Words and a title that would break out of the page if pasted in raw: the end of a
+#: script element, an HTML comment opener, the page template's own placeholders, the two
+#: line separators that end a JavaScript string, markup with a handler, an entity.
+HOSTILE_WORDS = ["a", "<!--", "b", "</script>", "__DATA__", "</SCRIPT", "__TITLE__",
+                 "<img/src=x/onerror=window.pwned=1>", "&amp;", "-->", "\u2028x\u2029"]
+HOSTILE_TITLE = ("t </script><!-- __DATA__ __TITLE__ \u2028 \u2029 "
+                 "<img src=x onerror=window.pwned=1> &amp; \"'")
+
+
+@pytest.fixture(scope="session")
+def hostile_states() -> Any:
+    """The states of an untrained word model over :data:`HOSTILE_WORDS` (every one of
+    them in its vocabulary, so each reaches the page as a token)."""
+    from rnnlab.data import Vocab
+    from rnnlab.viz.probe import collect_states
+
+    words = [*HOSTILE_WORDS, "<eos>"] * 3
+    vocab = Vocab.build(words, level="word")
+    model = RNNLM(len(vocab), 8, 16, 1, rng=0)
+    return collect_states(model, vocab.encode(words), vocab=vocab)

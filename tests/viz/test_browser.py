@@ -18,7 +18,7 @@ from rnnlab.viz.activations import activation_page
 from rnnlab.viz.browser import HeadlessChromium, find_chromium
 from rnnlab.viz.probe import collect_states
 
-from .conftest import assert_real_png
+from .conftest import HOSTILE_TITLE, assert_real_png
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -154,3 +154,27 @@ def test_cli_screenshot(trained, tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["wrote", str(out), "wrote", str(shot)]
     pixels = assert_real_png(shot, min_bytes=20_000)
     assert np.asarray(pixels).shape[1] == 1280
+
+
+def test_hostile_tokens_and_title_stay_text(hostile_states, browser, tmp_path):
+    """Tokens and a title holding ``</script>``, ``<!--``, ``__DATA__``, U+2028 and a tag
+    with an ``onerror`` handler: the page runs (no blank page, no JSON error), shows each
+    of them as text, and runs none of them (issue 26, item 8)."""
+    path = activation_page(hostile_states, tmp_path / "hostile.html", title=HOSTILE_TITLE)
+    page = browser.open(path.resolve().as_uri())
+    try:
+        page.evaluate("new Promise(r => requestAnimationFrame(() => r(true)))")
+        assert page.errors() == []
+        assert page.evaluate("document.getElementById('title').textContent") == HOSTILE_TITLE
+        assert page.evaluate("document.title") == HOSTILE_TITLE
+        assert page.evaluate("document.querySelectorAll('h1 *, title *, img').length") == 0
+        assert page.evaluate("typeof window.pwned") == "undefined"
+        shown = page.evaluate("Array.from(document.querySelectorAll('#text span.t'))"
+                              ".map(s => s.textContent)")
+        words = list(hostile_states.tokens)
+        assert len(shown) == len(words) == page.evaluate("window.rnnlabActivations.tokens")
+        assert [w for w, t in zip(shown, words, strict=True) if t != "<eos>"] == \
+            [t for t in words if t != "<eos>"]
+        assert page.evaluate("document.getElementById('unit').options.length") == 16
+    finally:
+        page.close()

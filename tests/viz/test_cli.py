@@ -148,3 +148,14 @@ def test_cli_module_imports_without_matplotlib():
     assert proc.stderr.strip().splitlines() == [
         'rnnlab plot: error: rnnlab plot gradients needs matplotlib, which is not installed; '
         'install the plotting extra with: pip install "rnnlab[viz]"']
+
+
+def test_plot_activations_with_symbols_outside_the_vocabulary(trained, tmp_path, capsys):
+    """A character the model never saw becomes ``<unk>``; the page is still written
+    (issue 26, item 7: it was an IndexError in the feature scan)."""
+    assert "\u2603" not in trained.vocab.stoi
+    out = tmp_path / "page.html"
+    assert main(["plot", "activations", checkpoint(trained), "--string", "\u2603 = 1",
+                 "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 
@@ -11,6 +12,7 @@ import pytest
 
 from rnnlab.viz.activations import activation_page, page_data, render_page
 from rnnlab.viz.probe import collect_states
+from rnnlab.viz.tokens import display_token
 from rnnlab.viz.units import (
     Feature,
     char_features,
@@ -19,6 +21,10 @@ from rnnlab.viz.units import (
     text_features,
     word_features,
 )
+
+from .conftest import HOSTILE_TITLE
+
+DATA_BLOCK = re.compile(r'<script id="data" type="application/json">(.*?)</script>', re.S)
 
 
 def feature(features, name):
@@ -150,3 +156,44 @@ def test_find_chromium_and_a_clear_error_without_one(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setenv("RNNLAB_CHROMIUM", str(fake))
     assert browser.find_chromium() == str(fake)
+
+
+def test_tokens_outside_the_vocabulary_are_no_quote_or_bracket():
+    """``<unk>`` (and any token longer than one character) is no character at all: it
+    neither opens a string nor a bracket, and is not punctuation (issue 26, item 7)."""
+    tokens = ["<unk>", " ", "=", " ", "(", "<unk>", ")", "<unk>", "'", "a", "'"]
+    fs = char_features(tokens)
+    assert bits(feature(fs, "inside a string")) == "00000000111"
+    assert bits(feature(fs, "inside brackets")) == "00001100000"
+    assert bits(feature(fs, "punctuation")) == "00101010101"
+    assert feature(fs, "position in line").tolist() == list(range(11))
+    assert bits(feature(char_features(["<unk>"] * 3), "inside a string")) == "000"
+
+
+def test_page_with_hostile_tokens_and_title_keeps_its_structure(hostile_states):
+    """``</script>``, ``<!--``, the template's placeholders and U+2028 in the tokens and
+    the title: the JSON block is valid JSON as it stands (nothing to un-escape), the
+    title is text in ``<title>`` and ``<h1>``, and nothing else ends a script or opens a
+    comment (issue 26, item 8)."""
+    data = page_data(hostile_states, title=HOSTILE_TITLE)
+    page = render_page(data)
+    assert page.lower().count("</script") == 2  # the data block's end and the code's end
+    assert "<!--" not in page
+    blobs = DATA_BLOCK.findall(page)
+    assert len(blobs) == 1
+    blob = blobs[0]
+    assert not set(blob) & set("<>&\u2028\u2029")
+    parsed = json.loads(blob)
+    assert parsed == data
+    assert parsed["title"] == HOSTILE_TITLE
+    words = [display_token(t, "word") for t in hostile_states.tokens]
+    assert parsed["tokens"] == words and "</script>" in words and "<!--" in words
+    for tag in ("title", 'h1 id="title"'):
+        inner = re.search(f"<{tag}>(.*?)</{tag.split()[0]}>", page, re.S).group(1)
+        assert html.unescape(inner) == HOSTILE_TITLE
+        assert "<" not in inner and '"' not in inner
+
+
+def test_page_title_must_be_text(hostile_states):
+    with pytest.raises(TypeError, match="title expected a str or None, got int"):
+        page_data(hostile_states, title=3)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ def page_data(states: Any, *, kind: str | None = None, layer: int = -1,
               max_tokens: int | None = DEFAULT_MAX_TOKENS, title: str | None = None
               ) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (see :func:`activation_page`)."""
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"activation_page: title expected a str or None, got "
+                        f"{type(title).__name__}")
     if kind is None:
         kind = "c" if states.c is not None else "h"
     acts = np.asarray(states.states(layer, kind), dtype=np.float64)
@@ -85,17 +89,29 @@ def page_data(states: Any, *, kind: str | None = None, layer: int = -1,
     }
 
 
+#: Characters written as JSON escapes inside the ``<script>`` element: ``<`` (so no
+#: ``</script`` or ``<!--`` can occur), ``>`` and ``&`` (the same rule as Django's
+#: ``json_script``), and the line separators U+2028/U+2029 (not allowed in JavaScript
+#: strings before ES2019). They occur only inside JSON strings, where an escape such as
+#: ``\u003c`` stands for the same character: the text stays valid JSON, nothing to undo.
+_SCRIPT_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
+_PLACEHOLDER = re.compile(r"__(TITLE|DATA)__")
+
+
 def _script_json(data: Any) -> str:
-    """JSON safe inside a ``<script>`` element."""
+    """JSON safe inside a ``<script>`` element, and still valid JSON as it stands."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--").replace("\u2028", "\\u2028") \
-        .replace("\u2029", "\\u2029")
+    return text.translate(_SCRIPT_ESCAPES)
 
 
 def render_page(data: dict[str, Any]) -> str:
-    """The HTML of the page for :func:`page_data`'s output."""
-    return (_TEMPLATE.replace("__TITLE__", html.escape(data["title"]))
-            .replace("__DATA__", _script_json(data)))
+    """The HTML of the page for :func:`page_data`'s output.
+
+    The template's placeholders are filled in one pass, so a title that itself holds
+    ``__DATA__`` stays text; the title is HTML-escaped, the data JSON-escaped.
+    """
+    fields = {"TITLE": html.escape(str(data["title"])), "DATA": _script_json(data)}
+    return _PLACEHOLDER.sub(lambda m: fields[m.group(1)], _TEMPLATE)
 
 
 def activation_page(states: Any, out: str | Path, *, kind: str | None = None, layer: int = -1,

@@ -10,6 +10,8 @@ ranked by its largest ``|r|``. Features that do not vary over the text are left 
 Character-level features follow the text as a reader would, left to right: quotes open
 and close strings (``'`` between two letters is an apostrophe; triple quotes span
 lines), ``#`` starts a comment to the end of the line outside strings, brackets nest.
+A token that is not one character (``<unk>`` for a symbol outside the vocabulary) is no
+quote, bracket or punctuation: it only moves the column on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 FeatureFn = Callable[[Sequence[str]], np.ndarray]
+
+
+def _one_of(ch: str, chars: str) -> bool:
+    """Whether the character ``ch`` is one of ``chars`` (never for the ``""`` that stands
+    for a token longer than one character: ``"" in "([{"`` is true in Python)."""
+    return len(ch) == 1 and ch in chars
 
 
 def _scan_code(tokens: Sequence[str]) -> dict[str, np.ndarray]:
@@ -51,7 +59,7 @@ def _scan_code(tokens: Sequence[str]) -> dict[str, np.ndarray]:
         if quote is None and not comment:
             if ch == "#":
                 comment = True
-            elif ch in "\"'" and not (ch == "'" and prev.isalpha() and nxt.isalpha()):
+            elif _one_of(ch, "\"'") and not (ch == "'" and prev.isalpha() and nxt.isalpha()):
                 triple = "".join(text[i:i + 3]) == ch * 3
                 quote = ch * 3 if triple else ch
                 span = 3 if triple else 1
@@ -64,9 +72,9 @@ def _scan_code(tokens: Sequence[str]) -> dict[str, np.ndarray]:
                 col += span
                 i += span
                 continue
-            elif ch in "([{":
+            elif _one_of(ch, "([{"):
                 level += 1
-            elif ch in ")]}":
+            elif _one_of(ch, ")]}"):
                 level = max(0, level - 1)
         elif quote is not None:
             in_string[i] = 1.0
