@@ -16,8 +16,10 @@ Modules:
   order, ``max_size``/``min_freq``, JSON round trip).
 * :mod:`~rnnlab.data.textio`: strict UTF-8 reading of files and folders (byte offset of
   the first bad byte, binary detection, sorted folder walks, streaming).
-* :mod:`~rnnlab.data.corpus`: :class:`Corpus`, :func:`load_text` (any text file or
-  folder, contiguous train/valid/test split) and the :func:`load_corpus` dispatcher.
+* :mod:`~rnnlab.data.core`: :class:`Corpus`, the contiguous train/valid/test split and
+  the digest of a corpus's ids, shared by every loader below.
+* :mod:`~rnnlab.data.corpus`: :func:`load_text` (any text file or folder) and the
+  :func:`load_corpus` dispatcher.
 * :mod:`~rnnlab.data.remote`: :func:`load_ptb` and :func:`load_tinyshakespeare`, local
   copies (``data_dir=``, ``$RNNLAB_DATA``) or pooch downloads, all SHA-256 checked.
 * :mod:`~rnnlab.data.stdlib`: :func:`load_stdlib`, the offline default corpus.

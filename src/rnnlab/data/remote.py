@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnlab.data.corpus import DEFAULT_SPLIT, PART_NAMES, Corpus, corpus_from_text
+from rnnlab.data.core import DEFAULT_SPLIT, PART_NAMES, Corpus, corpus_from_text
 from rnnlab.data.errors import DataError
 from rnnlab.data.textio import read_text
 from rnnlab.data.tokens import tokenize

@@ -23,7 +23,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from rnnlab.data.corpus import DEFAULT_SPLIT, Corpus, corpus_from_text
+from rnnlab.data.core import DEFAULT_SPLIT, Corpus, corpus_from_text
 from rnnlab.data.errors import DataError
 from rnnlab.data.textio import read_text, walk_files
 
