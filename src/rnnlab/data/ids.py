@@ -11,8 +11,10 @@ is written with a fixed size first and rewritten with the final length at the en
 standard format, version 1.0, readable by ``numpy.load``). :func:`encode_to_npy` streams
 text files through a :class:`~rnnlab.data.Vocab` into such a file.
 
-Files are written to a temporary name and renamed at the end, so an interrupted write
-never leaves a truncated file under the final name.
+Files are written to a new temporary file beside the target (an unguessable name, created
+exclusively: nothing planted there is written through, see :mod:`rnnlab.data.safefiles`)
+and renamed at the end, so an interrupted write never leaves a truncated file under the
+final name; an ``OSError`` while writing names the target file.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.data.errors import DataError
+from rnnlab.data.safefiles import create_temporary, writing
 from rnnlab.data.textio import iter_text, text_files
 from rnnlab.data.tokens import ID_DTYPE
 from rnnlab.data.vocab import Vocab
@@ -70,30 +73,31 @@ def save_ids(path: str | os.PathLike, ids: Any, *, dtype: Any = ID_DTYPE) -> Pat
     path = Path(path)
     if path.suffix != ".npy":
         path = path.with_name(path.name + ".npy")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, tmp = create_temporary(path)
     length = 0
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(_header(dtype, 0))
-            for k, chunk in enumerate(_chunks(ids)):
-                arr = np.asarray(chunk)
-                if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-                    raise TypeError(f"save_ids: chunk {k} expected a 1-D integer array, "
-                                    f"got shape {arr.shape} dtype {arr.dtype}")
-                if arr.size == 0:
-                    continue
-                low, high = int(arr.min()), int(arr.max())
-                if low < 0 or high > info.max:
-                    raise DataError(f"save_ids: ids expected in [0, {info.max}] for {dtype}, "
-                                    f"got {low if low < 0 else high} in chunk {k}")
-                np.ascontiguousarray(arr, dtype=dtype).tofile(handle)
-                length += arr.size
-            handle.seek(0)
-            handle.write(_header(dtype, length))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with writing(path):
+            with open(fd, "wb") as handle:
+                handle.write(_header(dtype, 0))
+                for k, chunk in enumerate(_chunks(ids)):
+                    arr = np.asarray(chunk)
+                    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+                        raise TypeError(f"save_ids: chunk {k} expected a 1-D integer array, "
+                                        f"got shape {arr.shape} dtype {arr.dtype}")
+                    if arr.size == 0:
+                        continue
+                    low, high = int(arr.min()), int(arr.max())
+                    if low < 0 or high > info.max:
+                        raise DataError(f"save_ids: ids expected in [0, {info.max}] for "
+                                        f"{dtype}, got {low if low < 0 else high} in chunk {k}")
+                    np.ascontiguousarray(arr, dtype=dtype).tofile(handle)
+                    length += arr.size
+                handle.seek(0)
+                handle.write(_header(dtype, length))
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

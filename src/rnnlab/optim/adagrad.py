@@ -23,6 +23,7 @@ class AdaGrad(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+    _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"sum"})
 
     def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,

@@ -40,6 +40,7 @@ class Adam(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "betas", "eps", "weight_decay", "amsgrad")
+    _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
     _decoupled: ClassVar[bool] = False
 
     def __init__(self, params: Any, lr: float = 1e-3,

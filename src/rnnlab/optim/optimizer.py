@@ -51,6 +51,9 @@ class Optimizer:
 
     #: Hyper-parameter names in ``state_dict()["hyper"]`` order.
     _hyper_names: ClassVar[tuple[str, ...]] = ("lr",)
+    #: Buffers that hold sums or averages of squares: a negative entry in a loaded state
+    #: cannot have come from a step (it would turn into NaN under a square root).
+    _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Any, **hyper: Any) -> None:
         owner = type(self).__name__
@@ -199,9 +202,10 @@ class Optimizer:
         """Restore hyper-parameters (``lr`` included), the step count and the buffers.
 
         Everything is validated first (type, hyper-parameters, parameter names, buffer
-        names, shapes, dtypes); on error a ``ValueError``/``TypeError`` names the culprit
-        and nothing is changed. Arrays may be numpy or CuPy; they are copied onto the
-        parameters' device, so resuming from a saved dict is bit-exact.
+        names, shapes, dtypes, finite values, no negative sums of squares); on error a
+        ``ValueError``/``TypeError`` names the culprit and nothing is changed. Arrays may
+        be numpy or CuPy; they are copied onto the parameters' device, so resuming from a
+        saved dict is bit-exact.
         """
         cls = type(self).__name__
         owner = f"{cls}.load_state_dict"
@@ -233,6 +237,7 @@ class Optimizer:
                 if value.dtype != param.dtype:
                     raise ValueError(f"{owner}: {where} expected dtype {param.dtype}, got "
                                      f"{value.dtype}")
+                self._check_values(key, value, owner, where)
                 plan[name][key] = value
         for key, value in hyper.items():
             object.__setattr__(self, key, value)
@@ -244,6 +249,22 @@ class Optimizer:
                 buf[...] = to_xp(value, xp_of(param))
                 new[key] = buf
             self.state[name] = new
+
+    @classmethod
+    def _check_values(cls, key: str, value: Any, owner: str, where: str) -> None:
+        """A loaded buffer holds finite values, and no negative one where a step could
+        not have put it (:attr:`_nonnegative_buffers`): refused at load, not found later
+        as a divergence."""
+        if value.dtype.kind != "f" or value.size == 0:
+            return
+        xp = xp_of(value)
+        if not bool(xp.isfinite(value).all()):
+            raise ValueError(f"{owner}: {where} expected finite values, got NaN or infinity")
+        if key in cls._nonnegative_buffers:
+            low = float(value.min())
+            if low < 0:
+                raise ValueError(f"{owner}: {where} expected values >= 0 (it holds squares), "
+                                 f"got {low:g}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())

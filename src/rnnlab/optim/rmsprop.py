@@ -29,6 +29,7 @@ class RMSprop(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"square_avg"})
 
     def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,

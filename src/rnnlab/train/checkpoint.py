@@ -8,7 +8,15 @@ key ``"rnnlab"``. Nothing is pickled, so loading a file never runs code.
 
 Writing goes to a temporary file in the same folder, which is flushed and fsync'ed, then
 renamed over the target (an atomic replace on POSIX), and the folder is fsync'ed: a crash
-at any moment leaves either the old checkpoint or the new one, never a torn file.
+at any moment leaves either the old checkpoint or the new one, never a torn file. The
+temporary has an unguessable name and is created exclusively, so a file or symbolic link
+planted in the run folder is never written through (:mod:`rnnlab.data.safefiles`); a
+failed write (a full disk) raises an ``OSError`` that names the checkpoint.
+
+Every array's CRC-32 is stored in the JSON document (``"crc32": {name: "8 hex digits"}``)
+and checked when the array is read, so a flipped bit in a weight is a
+:class:`CheckpointError` naming the array instead of a model that loads and misbehaves.
+This guards against damage, not against a forger (who can rewrite the checksums too).
 
 Loading checks the file size against a limit before reading, lets safetensors validate
 the header (offsets inside the file, known dtypes), checks the JSON document and every
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,10 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import to_numpy
+from rnnlab.data.safefiles import create_temporary, remove_stale_temporaries, writing
+
+__all__ = ["CheckpointError", "atomic_write_bytes", "meta_get", "read_checkpoint",
+           "remove_stale_temporaries", "take_group", "write_checkpoint"]
 
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
@@ -40,6 +53,8 @@ _DTYPE_CODES = {"F32": "float32", "F64": "float64", "I32": "int32", "I64": "int6
                 "U8": "uint8", "BOOL": "bool"}
 #: Largest header (tensor table and JSON document) safetensors reads back (its own limit).
 MAX_HEADER_BYTES = 100_000_000
+#: The key of the document that holds each array's CRC-32 (reserved: not part of ``meta``).
+CHECKSUM_KEY = "crc32"
 
 
 class CheckpointError(ValueError):
@@ -59,51 +74,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temporary files that writers killed mid-write left in ``folder``.
-
-    A temporary is stale when the process named in it (``.<name>.tmp-<pid>``) is gone;
-    those of running processes are left alone. Returns the files removed.
-    """
-    removed = []
-    try:
-        candidates = list(Path(folder).glob(".*.tmp-*"))
-    except OSError:
-        return removed
-    for tmp in candidates:
-        pid = tmp.name.rpartition(".tmp-")[2]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # the writer is alive
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError, ValueError):
-            continue  # alive under another user, or not a pid: leave it
-        try:
-            tmp.unlink()
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
+def crc32_of(array: np.ndarray) -> str:
+    """The CRC-32 of an array's bytes (C order), as 8 hex digits."""
+    data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return f"{zlib.crc32(data):08x}"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole."""
+    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole.
+
+    The bytes go to a new temporary file beside ``path`` (see :mod:`rnnlab.data.safefiles`)
+    that is renamed over ``path``; an ``OSError`` names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
+    fd, tmp = create_temporary(path)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with writing(path):
+            with open(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -112,7 +104,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
 
 def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
                      meta: Mapping[str, Any]) -> None:
-    """Save named arrays and a JSON-able ``meta`` document atomically to ``path``."""
+    """Save named arrays and a JSON-able ``meta`` document atomically to ``path``.
+
+    The document also records every array's CRC-32 (under :data:`CHECKSUM_KEY`, which
+    ``meta`` may not use).
+    """
     from safetensors.numpy import save
 
     host: dict[str, np.ndarray] = {}
@@ -122,7 +118,11 @@ def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
             raise CheckpointError(f"write_checkpoint: array {name!r} has unsupported dtype "
                                   f"{array.dtype}")
         host[name] = array
-    document = {"format": FORMAT, "version": VERSION, **meta}
+    if CHECKSUM_KEY in meta:
+        raise CheckpointError(f"write_checkpoint: metadata key {CHECKSUM_KEY!r} is reserved "
+                              f"for the array checksums")
+    checksums = {name: crc32_of(array) for name, array in host.items()}
+    document = {"format": FORMAT, "version": VERSION, **meta, CHECKSUM_KEY: checksums}
     try:
         text = json.dumps(document, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -141,7 +141,9 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     """Load ``(arrays, meta)`` from a checkpoint written by :func:`write_checkpoint`.
 
     Raises :class:`CheckpointError` for a missing, oversized, corrupt, truncated or foreign
-    file; the message names the file and what is wrong.
+    file, or an array whose bytes do not match the CRC-32 recorded for it; the message
+    names the file and what is wrong (and the array). ``meta`` is the document without
+    the checksums.
     """
     from safetensors import safe_open
 
@@ -167,6 +169,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
         with safe_open(str(path), framework="np") as fh:
             meta = _parse_document((fh.metadata() or {}).get("rnnlab"), where)
             names = list(fh.keys())
+            checksums = _checksums(meta.pop(CHECKSUM_KEY, None), names, where)
             for name in names:  # before reading anything
                 code = fh.get_slice(name).get_dtype()
                 if code not in _DTYPE_CODES:
@@ -174,6 +177,11 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
                                           f"{code}")
             for name in names:
                 arrays[name] = fh.get_tensor(name)
+                if checksums is not None and crc32_of(arrays[name]) != checksums[name]:
+                    raise CheckpointError(
+                        f"{where}: array {name!r} does not match its checksum (CRC-32 "
+                        f"{crc32_of(arrays[name])}, recorded {checksums[name]}): the file "
+                        f"is damaged")
     except (CheckpointError, MemoryError):
         raise
     except Exception as exc:  # safetensors raises several types for bad files
@@ -199,6 +207,26 @@ def _parse_document(text: Any, where: str) -> dict[str, Any]:
         raise CheckpointError(f"{where}: format version {version!r} is not supported "
                               f"(expected {VERSION})")
     return meta
+
+
+def _checksums(table: Any, names: list[str], where: str) -> dict[str, str] | None:
+    """The checked table of array checksums of a document, or None for a file without one.
+
+    Checkpoints written before checksums were recorded have no table; they still load
+    (nothing to check them against). A table, once there, must name every array.
+    """
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not all(
+            isinstance(v, str) and len(v) == 8 for v in table.values()):
+        raise CheckpointError(f"{where}: metadata {CHECKSUM_KEY!r} expected an object of "
+                              f"8-digit checksums, got {str(table)[:80]}")
+    missing, unknown = sorted(set(names) - set(table)), sorted(set(table) - set(names))
+    if missing or unknown:
+        raise CheckpointError(f"{where}: the checksum table does not match the arrays "
+                              f"(no checksum for {missing[:5]}, checksums of absent arrays "
+                              f"{unknown[:5]})")
+    return table
 
 
 def take_group(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from rnnlab.data.safefiles import open_nofollow, writing
 
 
 def perplexity(loss: float) -> float:
@@ -16,7 +19,11 @@ def perplexity(loss: float) -> float:
 
 
 class MetricsLog:
-    """Append one JSON object per event to ``path`` (flushed at once, safe to tail)."""
+    """Append one JSON object per event to ``path`` (flushed at once, safe to tail).
+
+    A symbolic link at ``path`` is refused, not written through; a failed write (a full
+    disk) raises an ``OSError`` that names ``path``.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -28,22 +35,25 @@ class MetricsLog:
         """A process killed mid-write leaves a line without its newline: end it, so that
         the next record starts a line of its own (readers skip the torn one)."""
         try:
-            with open(self.path, "rb+") as fh:
-                end = fh.seek(0, 2)
-                if end:
-                    fh.seek(end - 1)
-                    if fh.read(1) != b"\n":
-                        fh.write(b"\n")
+            fd = open_nofollow(self.path, os.O_RDWR)
         except FileNotFoundError:
-            pass
+            return
+        with writing(self.path), open(fd, "rb+") as fh:
+            end = fh.seek(0, 2)
+            if end:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
 
     def log(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3), **fields}
         for key, value in record.items():
             if isinstance(value, float) and not math.isfinite(value):
                 record[key] = str(value)  # JSON has no NaN / inf
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode("utf-8")
+        fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        with writing(self.path), open(fd, "ab") as fh:
+            fh.write(line)
         return record
 
 

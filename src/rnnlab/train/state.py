@@ -93,6 +93,14 @@ def optimizer_state(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], x
     names = meta.get("params")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise CheckpointError("optimizer metadata has no list of parameter names")
+    hyper = meta.get("hyper")
+    eps = hyper.get("eps") if isinstance(hyper, dict) else None
+    if type(eps) in (int, float) and eps == 0:
+        # the optimizers accept eps=0 when built by hand (as PyTorch's do), but rnnlab's
+        # trainer never sets it: a file saying 0 was edited, and its first zero gradient
+        # would make 0/0 = NaN, reported later as a divergence
+        raise CheckpointError(f"optimizer eps expected a number > 0, got {eps!r} (with eps = 0 "
+                              f"a zero gradient gives 0/0)")
     state: dict[str, dict[str, Any]] = {name: {} for name in names}
     for key, value in take_group(arrays, "optim").items():
         pname, _, bname = key.rpartition("/")
