@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from rnnlab.backend import xp_of
-from rnnlab.nn._cellmath import LSTMMath, RNNMath, Trace
+from rnnlab.nn.cells.lstm import LSTMMath
+from rnnlab.nn.cells.rnn import RNNMath
 from rnnlab.nn.scan import (
     Weights,
     final_state,
@@ -38,6 +39,7 @@ from rnnlab.nn.scan import (
     scan_backward,
     scan_forward,
 )
+from rnnlab.nn.trace import Trace
 
 _RNN = RNNMath("tanh")
 _LSTM = LSTMMath()

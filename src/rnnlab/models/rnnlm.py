@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import beside_pays, make_rng, run_beside, to_numpy
+from rnnlab.backend import make_rng, to_numpy
+from rnnlab.fast import engine_for
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.scan import TokenInput
@@ -204,39 +205,35 @@ class RNNLM(Module):
     def backward(self, dloss: float = 1.0) -> None:
         """Backward from the last :meth:`forward_loss`; adds into every gradient.
 
-        On a CPU with two cores the output layer's weight gradient (a third of the
-        output layer's work), and then the recurrent layers' weight gradients as each
-        layer's loop ends, are computed on the second core while this thread runs
-        through the chain that the input gradients need (the time loops, the input
-        products), each with one BLAS thread, when :func:`rnnlab.backend.beside_pays`
-        says so (the vocabulary is large against the recurrent layers, and the weights
-        are not tied); the sums are the same.
+        The weight gradients (of the output layer, then of each recurrent layer as its
+        loop ends) depend on nothing that comes after them, so the engine may compute them
+        on a second core while this thread runs the chain that the input gradients need
+        (:meth:`rnnlab.fast.engine.Engine.run_beside`), when the vocabulary is large
+        against the recurrent layers and the weights are not tied; the sums are the same.
         """
         dlogits = self.criterion.backward(dloss)
-        if not self._beside_pays(dlogits):
+        engine = engine_for(self.xp, self.dtype)
+        if self.config.tie_weights or not engine.beside_pays(*self._backward_macs(dlogits)):
             self._backward_recurrent(self.decoder.backward(dlogits))
             return
         dh, parts = self.decoder.backward_split(dlogits)
-        run_beside(lambda add: self._backward_recurrent(dh, add), parts)
+        engine.run_beside(lambda add: self._backward_recurrent(dh, add), parts)
 
     def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
         dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
 
-    def _beside_pays(self, dlogits: Any) -> bool:
-        """Whether :meth:`backward` runs the weight gradients beside the chain of input
-        gradients (estimated from their multiply-adds)."""
-        if self.xp is not np or self.config.tie_weights:
-            return False
+    def _backward_macs(self, dlogits: Any) -> tuple[int, int]:
+        """Multiply-adds of the backward's weight gradients and of its input-gradient
+        chain. Per layer the chain has the loop's products and the input gradient, the
+        weight gradients two products: each rows x G*H x (input + hidden)."""
         cfg = self.config
         rows = dlogits.size // cfg.vocab_size
-        G = self.rnn.math.n_gates
-        # per layer, the chain has the loop's dh products and the input gradient dX, the
-        # side the two weight gradients: each rows x G*H x (input + hidden)
+        G = self.rnn.cell.n_gates
         layers = sum(rows * G * cfg.hidden_size * (d + cfg.hidden_size)
                      for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
-        return beside_pays(rows * cfg.hidden_size * cfg.vocab_size + layers, layers)
+        return rows * cfg.hidden_size * cfg.vocab_size + layers, layers
 
     # -------------------------------------------------------------------- state
     def reset_state(self) -> None:
@@ -245,10 +242,7 @@ class RNNLM(Module):
 
     def get_state(self) -> tuple[Any, Any] | None:
         """The carried recurrent state ``(h, c)`` (``c`` is None for RNN/GRU), or None."""
-        state = self.rnn._state
-        if state is None:
-            return None
-        return state[0].copy(), (None if state[1] is None else state[1].copy())
+        return self.rnn.get_state()
 
     def set_state(self, state: tuple[Any, Any] | None) -> None:
         """Restore a state from :meth:`get_state` (``None`` resets)."""
@@ -287,7 +281,7 @@ class LMStepper:
         rnn = model.rnn
         self.inner = Stepper(rnn, batch)
         emb = model.embedding.params["weight"]
-        if emb.shape[0] * rnn.math.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
+        if emb.shape[0] * rnn.cell.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
             self.inner.table = self.inner.input_table(emb)
         self._w = model.decoder.params["weight"]
         self._b = model.decoder.params["bias"]

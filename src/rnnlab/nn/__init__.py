@@ -3,12 +3,13 @@
 All sequence arrays are batch-first, ``(N, T, D)``.
 """
 
-from rnnlab.nn.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.nn.dropout import Dropout, LockedDropout
 from rnnlab.nn.embedding import Embedding
 from rnnlab.nn.linear import Linear
 from rnnlab.nn.losses import MSELoss, SoftmaxCrossEntropy
+from rnnlab.nn.minrnn import MinGRU, MinLSTM
 from rnnlab.nn.module import Module, StateDictError
+from rnnlab.nn.onestep import GRUCell, LSTMCell, RNNCell
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, Recurrent
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "Linear",
     "LockedDropout",
     "MSELoss",
+    "MinGRU",
+    "MinLSTM",
     "Module",
     "RNNCell",
     "Recurrent",

@@ -6,9 +6,9 @@
 
 computed with a max-shifted log-sum-exp (finite for logits of +-1e4). ``backward(dloss)``
 returns ``(softmax(logits) - onehot(target)) * dloss / count`` on real tokens and exactly
-zero on ignored ones. The forward sweeps the rows once, block by block in cache (on two
-threads on the CPU), and leaves the gradient ready; ``inplace=True`` writes it over the
-logits (the language model's output layer uses this to avoid copying a large array).
+zero on ignored ones. The forward computes the gradient with the loss and keeps it;
+``inplace=True`` writes it over the logits (the language model's output layer uses this
+to avoid copying a large array).
 Positions whose target is ``ignore_index`` never read any logit, so
 garbage (even NaN) in padded positions cannot leak into the loss. With every token ignored
 the loss is 0.0 and the gradient zero (PyTorch would return NaN).
@@ -20,15 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.backend import (
-    cpu_workers,
-    is_array,
-    parallel_chunks,
-    release_blas_threads,
-    run_together,
-    xp_of,
-)
+from rnnlab.backend import is_array, xp_of
+from rnnlab.fast import engine_for
 from rnnlab.nn._checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -135,12 +128,8 @@ class SoftmaxCrossEntropy(Module):
         return (grad * grad.dtype.type(dloss)).reshape(shape)
 
 
-#: Rows handled per block: a block of a 10,000-word softmax stays in a core's L2 cache.
-_BLOCK_ELEMENTS = 1 << 17
-
-
 def _xent_block(z: Any, t: Any, valid: Any, scale: float, xp: Any) -> float:
-    """Rows ``z`` (B, V) of logits become ``scale * (softmax(z) - onehot(t))``; returns the
+    """Rows ``z`` (M, V) of logits become ``scale * (softmax(z) - onehot(t))``; returns the
     summed loss of the valid rows. Ignored rows become exactly zero and are never read."""
     all_valid = bool(valid.all())
     if not all_valid:
@@ -163,41 +152,14 @@ def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
     """Softmax cross-entropy of the rows of ``Z`` (M, V), overwriting ``Z`` with the gradient
     of ``scale * sum(losses)``; returns the unscaled sum of the losses of valid rows.
 
-    ``targets`` (M,) must hold a real class on every row (ignored rows may hold any). On
-    the CPU the rows are swept in L2-sized blocks on up to two threads: the compiled
-    kernel lets the threads claim blocks one at a time (a pool thread that wakes late
-    takes fewer), the NumPy path splits the rows in halves. Every row is independent
-    and the per-row losses are summed in row order, so the result does not depend on
-    the threads.
+    ``targets`` (M,) must hold a real class on every row (ignored rows may hold any). The
+    engine may do the sweep (:mod:`rnnlab.fast.losses`).
     """
     xp = xp_of(Z)
-    kernels = kernels_for(xp, Z.dtype)
-    if xp is not np:
-        if kernels is not None:  # fused CUDA kernels
-            return kernels.xent_rows(Z, targets, valid, scale)
-        return _xent_block(Z, targets, valid, scale, xp)
-    block = max(1, _BLOCK_ELEMENTS // max(1, Z.shape[1]))
-    threads = 1 if Z.size < 4 * _BLOCK_ELEMENTS else cpu_workers()
-    if kernels is not None:  # three compiled sweeps per row, vectorised exp
-        losses = np.empty(Z.shape[0], np.float64)
-        counter = np.zeros(1, np.int64)
-        if threads > 1:
-            release_blas_threads()  # (idle BLAS workers would spin on the second core)
-        run_together(lambda: kernels.xent_blocks(Z, targets, valid, float(scale), losses,
-                                                 block, counter), threads)
-        return float(losses.sum())
-
-    def sweep(lo: int, hi: int) -> float:
-        total = 0.0
-        for start in range(lo, hi, block):
-            stop = min(start + block, hi)
-            total += _xent_block(Z[start:stop], targets[start:stop], valid[start:stop], scale,
-                                 xp)
+    total = engine_for(xp, Z.dtype).softmax_xent(Z, targets, valid, scale)
+    if total is not None:
         return total
-
-    if threads == 1:
-        return sweep(0, Z.shape[0])
-    return float(sum(parallel_chunks(sweep, Z.shape[0], min_chunk=block)))
+    return _xent_block(Z, targets, valid, scale, xp)
 
 
 class MSELoss(Module):

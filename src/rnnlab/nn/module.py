@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import get_xp, is_array, resolve_dtype, solo, to_numpy, to_xp, xp_of
+from rnnlab.backend import get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
+from rnnlab.fast import engine_for
 
 
 class StateDictError(ValueError):
@@ -223,22 +224,10 @@ class Module:
         return buf
 
     def matmul_into_grad(self, grad: Any, a: Any, b: Any) -> None:
-        """``grad += a @ b`` through a reused work array (no per-step allocation).
-
-        A NumPy gradient that is all zeros (the usual case: just after ``zero_grad``)
-        receives the product directly: ``0 + x`` is ``x`` exactly, and the check (one
-        integer max over the bits) costs a sixth of the work array's add. Beside a side
-        job (:func:`rnnlab.backend.run_beside`), where two threads may add into
-        different gradients of one shape at once, each gradient has its own work array."""
-        xp = self.xp
-        if xp is np and grad.flags.c_contiguous and grad.dtype.kind == "f" and grad.size:
-            if not grad.view(f"u{grad.dtype.itemsize}").max():
-                xp.matmul(a, b, out=grad)
-                return
-        key = grad.ctypes.data if xp is np and solo() else None
-        out = self.scratch(("acc", tuple(grad.shape), key), tuple(grad.shape), grad.dtype)
-        xp.matmul(a, b, out=out)
-        grad += out
+        """``grad += a @ b``: how every layer adds a product into a gradient (the engine
+        may do it without temporaries)."""
+        if not engine_for(self.xp, grad.dtype).add_matmul(grad, a, b, self.scratch):
+            grad += a @ b
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError

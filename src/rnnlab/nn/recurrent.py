@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, random_uniform
-from rnnlab.nn._cellmath import make_math
 from rnnlab.nn._checks import (
     check_float_array,
     check_lengths,
@@ -34,6 +33,7 @@ from rnnlab.nn._checks import (
     check_shape,
     check_token_ids,
 )
+from rnnlab.nn.cells import make_cell
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 from rnnlab.nn.scan import (
@@ -78,8 +78,8 @@ class Recurrent(Module):
         self.num_directions = 2 if self.bidirectional else 1
         self.stateful = bool(stateful)
         self.rng = make_rng(rng)
-        self.math = make_math(self.kind, nonlinearity=nonlinearity, reset_after=reset_after)
-        H, G = self.hidden_size, self.math.n_gates
+        self.cell = make_cell(self.kind, nonlinearity=nonlinearity, reset_after=reset_after)
+        H, G = self.hidden_size, self.cell.n_gates
         bound = 1.0 / np.sqrt(H)
         for layer in range(self.num_layers):
             in_size = self.input_size if layer == 0 else H * self.num_directions
@@ -128,7 +128,7 @@ class Recurrent(Module):
 
     @property
     def has_cell(self) -> bool:
-        return self.math.has_cell
+        return self.cell.has_cell
 
     def _on_device_change(self) -> None:
         self._traces, self._back_traces, self._cache, self._state = {}, {}, None, None
@@ -148,6 +148,14 @@ class Recurrent(Module):
                              f"{self.hidden_size}), got {tuple(shape)}")
         self._check_state_arrays(h, c, shape[1], "set_state", "state")
         self._state = (h.copy(), None if c is None else c.copy())
+
+    def get_state(self) -> tuple[Any, Any] | None:
+        """Copies of the carried state ``(h, c)`` of a stateful layer (``c`` is None
+        without a cell), or None when there is none."""
+        if self._state is None:
+            return None
+        h, c = self._state
+        return h.copy(), (None if c is None else c.copy())
 
     def _split_state(self, state: Any, method: str, arg: str) -> tuple[Any, Any]:
         where = f"{self.name}.{method}: {arg}"
@@ -242,9 +250,9 @@ class Recurrent(Module):
                 idx = layer * K + direction
                 key = (layer, direction)
                 D = self.input_size if layer == 0 else H * K
-                tr = new_trace(self.math, xp, T, N, D, H, self.dtype, self._traces.get(key))
+                tr = new_trace(self.cell, xp, T, N, D, H, self.dtype, self._traces.get(key))
                 self._traces[key] = tr
-                scan_forward(self.math, tr, X, self.weights(layer, direction, self.params),
+                scan_forward(self.cell, tr, X, self.weights(layer, direction, self.params),
                              h0[idx], None if c0 is None else c0[idx],
                              reverse=bool(direction), mask=mask, keep=keep)
                 hn, cn = final_state(tr)
@@ -302,11 +310,11 @@ class Recurrent(Module):
                 idx = layer * K + direction
                 key = (layer, direction)
                 tr = self._traces[key]
-                bw = new_back_trace(self.math, tr, self._back_traces.get(key))
+                bw = new_back_trace(self.cell, tr, self._back_traces.get(key))
                 self._back_traces[key] = bw
                 dH = None if dY is None else dY[:, :, direction * H : (direction + 1) * H]
                 dh0[idx], dc0[idx] = scan_backward(
-                    self.math, tr, bw, self.weights(layer, direction, self.params),
+                    self.cell, tr, bw, self.weights(layer, direction, self.params),
                     self.weights(layer, direction, self.grads), self.matmul_into_grad,
                     dH=dH, dh_n=None if dh_n is None else dh_n[idx],
                     dc_n=None if dc_n is None else dc_n[idx],

@@ -2,8 +2,8 @@
 
 Generation and decoding feed one token per call. :meth:`Recurrent.forward` would redo its
 checks, transposes and allocations each time; a stepper sets up one-step traces once and
-then only runs the cell maths (the same :class:`~rnnlab.nn._cellmath.CellMath` as the
-time loop, so there is no second copy of the equations)::
+then only runs the cell's step (the same :class:`~rnnlab.nn.cells.CellMath` as the time
+loop, or the engine's form of it)::
 
     stepper = Stepper(lstm, batch=1)
     h = stepper.step(x)             # x (N, D) -> top layer's new state (N, H)
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab._kernels import for_arrays as kernels_for
-from rnnlab.nn._cellmath import Trace
+from rnnlab.fast import engine_for
 from rnnlab.nn.scan import fold_bias, input_table
+from rnnlab.nn.trace import Trace
 
 
 class Stepper:
@@ -30,15 +30,15 @@ class Stepper:
         if rnn.bidirectional:
             raise ValueError(f"Stepper: {rnn.name} is bidirectional; a stepper runs forward only")
         self.rnn, self.xp, self.batch = rnn, rnn.xp, int(batch)
-        self.math = rnn.math
-        H, G = rnn.hidden_size, rnn.math.n_gates
+        self.cell = rnn.cell
+        self.engine = engine_for(self.xp, rnn.dtype)
+        H, G = rnn.hidden_size, rnn.cell.n_gates
         self.layers = []
         for layer in range(rnn.num_layers):
             w = rnn.weights(layer, 0, rnn.params)
-            bias, rest = fold_bias(self.math, w, H)
+            bias, rest = fold_bias(self.cell, w, H)
             D = rnn.input_size if layer == 0 else H
-            tr = Trace(self.xp, 1, self.batch, D, H, G, rnn.dtype, self.math.has_cell)
-            tr.kernels = kernels_for(self.xp, rnn.dtype)
+            tr = Trace(self.xp, 1, self.batch, D, H, G, rnn.dtype, self.cell.has_cell)
             self.layers.append((tr, w, bias, rest))
         self.table = table
         self.reset()
@@ -89,7 +89,8 @@ class Stepper:
                 xp.matmul(x if k == 0 else out, w.W_ih.T, out=xw)
                 if bias is not None:
                     xw += bias
-            self.math.step(tr, 0, w.W_hh, rest)
+            if not self.engine.step(self.cell, tr, w.W_hh, rest):
+                self.cell.step(tr, 0, w.W_hh, rest)
             tr.h[0] = tr.h[1]
             if tr.c is not None:
                 tr.c[0] = tr.c[1]

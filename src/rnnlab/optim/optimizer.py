@@ -21,13 +21,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnlab import _kernels
 from rnnlab.backend import is_array, to_xp, xp_of
+from rnnlab.fast import engine_for
 from rnnlab.optim._checks import check_int, check_keys, check_real, collect_params
-
-#: Elements per block of :meth:`Optimizer._sub_scaled` (1 MiB of float32, which stays
-#: in the cache between the two passes of a block).
-UPDATE_BLOCK = 1 << 18
 
 
 def _group_key(array: Any) -> tuple[str, str, Any]:
@@ -147,36 +143,11 @@ class Optimizer:
         return view
 
     def _sub_scaled(self, i: int, param: Any, grad: Any, scale: float) -> None:
-        """``param -= scale * grad``, the product rounded to the parameter's dtype first.
-
-        On the CPU, contiguous float32 arrays go through one compiled sweep when numba's
-        kernels are on (:mod:`rnnlab._kernels`; about 1.6 times as fast as the blocks below).
-        Otherwise arrays larger than one block run block by block through a scratch that
-        stays in the cache: one pass over the parameter and the gradient instead of
-        writing and reading back a parameter-sized work array. The arithmetic per element
-        is the same on every path (``scale`` rounded to the dtype, the product rounded,
-        then subtracted), so the result is bit-identical.
-        """
+        """``param -= scale * grad``, the product rounded to the parameter's dtype first
+        (through a work array kept per parameter; the engine may do it in one sweep with
+        the same roundings, so the result is the same bits)."""
         xp = xp_of(param)
-        if (xp is np and param.flags.c_contiguous and grad.flags.c_contiguous
-                and grad.dtype == param.dtype and type(scale) is float):
-            kernels = _kernels.for_arrays(np, param.dtype)
-            if kernels is not None:
-                kernels.sub_scaled(param.reshape(-1), grad.reshape(-1), scale)
-                return
-        if (xp is np and param.size > UPDATE_BLOCK and param.flags.c_contiguous
-                and grad.flags.c_contiguous and grad.dtype == param.dtype):
-            p, g = param.reshape(-1), grad.reshape(-1)
-            scratch = self._pool.get(("block", param.dtype.str))
-            if scratch is None:
-                scratch = np.empty(UPDATE_BLOCK, dtype=param.dtype)
-                self._pool["block", param.dtype.str] = scratch
-            n = p.size
-            for start in range(0, n, UPDATE_BLOCK):
-                stop = min(start + UPDATE_BLOCK, n)
-                t = scratch[: stop - start]
-                np.multiply(g[start:stop], scale, out=t)
-                np.subtract(p[start:stop], t, out=p[start:stop])
+        if engine_for(xp, param.dtype).sub_scaled(param, grad, scale):
             return
         work = self._work(i)
         xp.multiply(grad, scale, out=work)

@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnnlab import backend, nn
+from rnnlab import nn
+from rnnlab.fast import threads
+from rnnlab.fast.loop import plan_of
 
 pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
 
 from tests.lmsteps import train_steps
 
-from rnnlab import _numba_gemm as G
-from rnnlab.nn._packed import PACKED_MIN_MACS, PACKED_SHARE_MACS, PackedProducts, packed_plan
+from rnnlab.fast import numba_gemm as G
+from rnnlab.fast.packed import PACKED_MIN_MACS, PACKED_SHARE_MACS, PackedProducts, packed_plan
 
 
 def packed(B: np.ndarray) -> np.ndarray:
@@ -125,21 +127,21 @@ def test_each_pass_packs_again_and_reuses_buffers() -> None:
 
 
 def test_packed_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rnnlab import _kernels
+    from rnnlab.fast import kernels as _kernels
 
     kernels = _kernels.get()
     big, mid, small = PACKED_SHARE_MACS, PACKED_MIN_MACS, PACKED_MIN_MACS - 1
     monkeypatch.delenv("RNNLAB_PACKED", raising=False)
     assert packed_plan(None, big, 1) == 0  # the NumPy path
-    monkeypatch.setattr("rnnlab.nn._packed.fast_on_this_cpu", lambda: True)
-    monkeypatch.setattr("rnnlab.nn._packed.can_release_blas_threads", lambda: False)
+    monkeypatch.setattr("rnnlab.fast.packed.fast_on_this_cpu", lambda: True)
+    monkeypatch.setattr("rnnlab.fast.packed.can_release_blas_threads", lambda: False)
     assert packed_plan(kernels, mid, 1) == 1
     assert packed_plan(kernels, small, 1) == 0
     assert packed_plan(kernels, big, 2) == 0  # BLAS threads would spin on: keep BLAS
-    monkeypatch.setattr("rnnlab.nn._packed.can_release_blas_threads", lambda: True)
+    monkeypatch.setattr("rnnlab.fast.packed.can_release_blas_threads", lambda: True)
     assert packed_plan(kernels, big, 2) == 2
     assert packed_plan(kernels, big - 1, 2) == 0  # too small to share: BLAS
-    monkeypatch.setattr("rnnlab.nn._packed.fast_on_this_cpu", lambda: False)
+    monkeypatch.setattr("rnnlab.fast.packed.fast_on_this_cpu", lambda: False)
     assert packed_plan(kernels, big, 1) == 0
     monkeypatch.setenv("RNNLAB_PACKED", "1")  # every size; shared only when large
     assert packed_plan(kernels, 1, 4) == 1
@@ -158,14 +160,14 @@ def test_run_together_runs_every_call_and_raises() -> None:
         with lock:
             seen.append(threading.get_ident())
 
-    backend.run_together(work, 3)
+    threads.run_together(work, 3)
     assert len(seen) == 3 and threading.get_ident() in seen
 
     def fail() -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        backend.run_together(fail, 2)
+        threads.run_together(fail, 2)
 
 
 KINDS = [(nn.RNN, {}), (nn.LSTM, {}), (nn.GRU, {}), (nn.GRU, {"reset_after": False})]
@@ -210,16 +212,17 @@ def test_packed_products_are_used_and_dropped(monkeypatch: pytest.MonkeyPatch) -
     layer.backward(np.ones((2, 3, 8), np.float32))
     (trace,) = layer._traces.values()
     (back,) = layer._back_traces.values()
-    assert trace.packed is not None and back.packed is not None
-    assert back.packed is not trace.packed  # the backward packs into its own buffers
+    assert plan_of(trace).packed is not None and plan_of(back).packed is not None
+    # the backward packs into its own buffers
+    assert plan_of(back).packed is not plan_of(trace).packed
     monkeypatch.setenv("RNNLAB_PACKED", "0")
     layer.forward(np.ones((2, 3, 4), np.float32))
     layer.backward(np.ones((2, 3, 8), np.float32))
-    assert trace.packed is None and back.packed is None
+    assert plan_of(trace).packed is None and plan_of(back).packed is None
     monkeypatch.setenv("RNNLAB_PACKED", "1")
     double = nn.LSTM(4, 8, dtype=np.float64, rng=0)  # float64: always the BLAS path
     double.forward(np.ones((2, 3, 4)))
-    assert next(iter(double._traces.values())).packed is None
+    assert plan_of(next(iter(double._traces.values()))).packed is None
 
 
 def test_lm_training_with_packed_products(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,8 +233,8 @@ def test_lm_training_with_packed_products(monkeypatch: pytest.MonkeyPatch) -> No
 
     ids = ((np.arange(13)[None] * 3 + np.arange(6)[:, None]) % 40).astype(np.int32)
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "all")  # small products, but all threads,
-    monkeypatch.setattr("rnnlab.nn.scan.blas_thread_count", lambda: 2)  # and two of them
-    monkeypatch.setattr("rnnlab.nn._packed.PACKED_SHARE_MACS", 0)  # shared even when small
+    monkeypatch.setattr("rnnlab.fast.loop.blas_thread_count", lambda: 2)  # and two of them
+    monkeypatch.setattr("rnnlab.fast.packed.PACKED_SHARE_MACS", 0)  # shared even when small
     runs = []
     for mode in ("1", "0"):
         monkeypatch.setenv("RNNLAB_PACKED", mode)
@@ -239,7 +242,7 @@ def test_lm_training_with_packed_products(monkeypatch: pytest.MonkeyPatch) -> No
         losses, _ = train_steps(model, Adam(model, lr=0.03), ids, 12, 1.0, reset=True)
         if mode == "1":
             trace = next(iter(model.rnn._traces.values()))
-            assert trace.packed is not None and trace.packed.threads == 2
+            assert plan_of(trace).packed is not None and plan_of(trace).packed.threads == 2
         runs.append(losses)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5, atol=1e-5)
     assert runs[0][-1] < 0.85 * runs[0][0]
@@ -266,15 +269,15 @@ def test_kernel_rejects_bad_layouts() -> None:
 def test_release_blas_threads_then_blas_works_again() -> None:
     from threadpoolctl import threadpool_limits
 
-    if not backend.can_release_blas_threads():
+    if not threads.can_release_blas_threads():
         pytest.skip("numpy's BLAS is not OpenBLAS on its own pthreads: nothing to release")
     rng = np.random.default_rng(8)
     a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
     expected = a @ b
     with threadpool_limits(2, user_api="blas"):  # the suite runs BLAS on one thread
         before = a @ b  # workers started
-        assert backend.release_blas_threads() is True
-        assert backend.release_blas_threads() is True  # nothing left to end: harmless
+        assert threads.release_blas_threads() is True
+        assert threads.release_blas_threads() is True  # nothing left to end: harmless
         after = a @ b  # started again
     np.testing.assert_allclose(before, expected, rtol=1e-12)
     np.testing.assert_allclose(after, expected, rtol=1e-12)
@@ -291,5 +294,5 @@ def test_empty_batch_and_inner_dimension_through_the_products() -> None:
 
 def test_release_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNLAB_RELEASE_BLAS", "0")
-    assert backend.can_release_blas_threads() is False
-    assert backend.release_blas_threads() is False
+    assert threads.can_release_blas_threads() is False
+    assert threads.release_blas_threads() is False

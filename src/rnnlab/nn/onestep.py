@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng
-from rnnlab.nn._cellmath import make_math
 from rnnlab.nn._checks import check_float_array, check_positive_int, check_shape
+from rnnlab.nn.cells import make_cell
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 from rnnlab.nn.scan import (
@@ -60,9 +60,9 @@ class Cell(Module):
         self.nonlinearity = nonlinearity
         self.reset_after = bool(reset_after)
         self.bias = bool(bias)
-        self.math = make_math(self.kind, nonlinearity=nonlinearity, reset_after=reset_after)
+        self.cell = make_cell(self.kind, nonlinearity=nonlinearity, reset_after=reset_after)
         rng = make_rng(rng)
-        G, H, D = self.math.n_gates, self.hidden_size, self.input_size
+        G, H, D = self.cell.n_gates, self.hidden_size, self.input_size
         bound = 1.0 / np.sqrt(H)
         self.add_param("weight_ih", uniform_init(rng, (G * H, D), bound, self.dtype, self.xp))
         self.add_param("weight_hh", uniform_init(rng, (G * H, H), bound, self.dtype, self.xp))
@@ -83,20 +83,20 @@ class Cell(Module):
         check_float_array(x, owner, "x", xp=xp, dtype=self.dtype, ndims=(2,),
                           last=self.input_size, check_finite=self.check_finite)
         N, H = x.shape[0], self.hidden_size
-        names = ("state[0] (h)", "state[1] (c)") if self.math.has_cell else ("h", "")
+        names = ("state[0] (h)", "state[1] (c)") if self.cell.has_cell else ("h", "")
         if h is None:
             h = xp.zeros((N, H), dtype=self.dtype)
         else:
             check_shape(h, owner, names[0], (N, H), xp=xp, dtype=self.dtype,
                         check_finite=self.check_finite)
-        if self.math.has_cell:
+        if self.cell.has_cell:
             if c is None:
                 c = xp.zeros((N, H), dtype=self.dtype)
             else:
                 check_shape(c, owner, names[1], (N, H), xp=xp, dtype=self.dtype,
                             check_finite=self.check_finite)
-        tr = new_trace(self.math, xp, 1, N, self.input_size, H, self.dtype)
-        scan_forward(self.math, tr, xp.ascontiguousarray(x[None]), self._weights(self.params),
+        tr = new_trace(self.cell, xp, 1, N, self.input_size, H, self.dtype)
+        scan_forward(self.cell, tr, xp.ascontiguousarray(x[None]), self._weights(self.params),
                      h, c)
         self.cache = tr
         h_new, c_new = final_state(tr)
@@ -108,10 +108,10 @@ class Cell(Module):
         check_shape(dh, owner, "dh", (N, H), xp=self.xp, dtype=self.dtype)
         if dc is not None:
             check_shape(dc, owner, "dc", (N, H), xp=self.xp, dtype=self.dtype)
-        bw = new_back_trace(self.math, tr)
+        bw = new_back_trace(self.cell, tr)
         dx = self.xp.empty((N, self.input_size), dtype=self.dtype)
         dh_prev, dc_prev = scan_backward(
-            self.math, tr, bw, self._weights(self.params), self._weights(self.grads),
+            self.cell, tr, bw, self._weights(self.params), self._weights(self.grads),
             self.matmul_into_grad, dh_n=dh, dc_n=dc, dX=dx,
         )
         return dx, dh_prev, dc_prev

@@ -16,8 +16,9 @@ import pytest
 from tests.lmsteps import train_steps
 
 from rnnlab import nn
-from rnnlab.backend import blas_threads, loop_transposed
-from rnnlab.nn._cellmath import BackTrace, Trace
+from rnnlab.fast.loop import BackPlan, Plan, loop_transposed
+from rnnlab.fast.threads import blas_threads
+from rnnlab.nn.trace import BackTrace, Trace
 
 LAYERS = {
     "rnn_tanh": lambda: nn.RNN(5, 7, num_layers=2, dtype=np.float64, rng=0),
@@ -75,22 +76,23 @@ def test_trace_products(transposed: bool) -> None:
     rng = np.random.default_rng(3)
     tr = Trace(np, 2, 3, 4, 5, 4, np.float64, True)
     bw = BackTrace(np, 2, 3, 5, 4, np.float64, False)
-    tr.transposed = bw.transposed = transposed
+    rec, brec = Plan(tr), BackPlan(bw)
+    rec.transposed = brec.transposed = transposed
     h, W, add = rng.standard_normal((3, 5)), rng.standard_normal((20, 5)), \
         rng.standard_normal((3, 20))
     out = np.empty((3, 20))
-    tr.times_wt(h, W, out)
+    rec.times_wt(h, W, out)
     np.testing.assert_allclose(out, h @ W.T, rtol=1e-14)
-    tr.times_wt(h, W, out, add=add)
+    rec.times_wt(h, W, out, add=add)
     np.testing.assert_allclose(out, h @ W.T + add, rtol=1e-14)
-    tr.times_wt(h, W[:10], out[:, :10])  # row blocks of W into column blocks of out
+    rec.times_wt(h, W[:10], out[:, :10])  # row blocks of W into column blocks of out
     np.testing.assert_allclose(out[:, :10], h @ W[:10].T, rtol=1e-14)
     d, back = rng.standard_normal((3, 20)), np.empty((3, 5))
-    bw.times_w(d, W, back)
+    brec.times_w(d, W, back)
     np.testing.assert_allclose(back, d @ W, rtol=1e-14)
-    bw.times_w(d[:, 10:], W[10:], back)
+    brec.times_w(d[:, 10:], W[10:], back)
     np.testing.assert_allclose(back, d[:, 10:] @ W[10:], rtol=1e-14)
-    assert not tr.math_buffers or transposed  # the plain form needs no scratch
+    assert not rec._scratch or transposed  # the plain form needs no scratch
 
 
 def test_loop_transposed_decision(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Few-row float32 matrix products against a packed weight (numba; see :mod:`rnnlab._kernels`).
+"""Few-row float32 matrix products against a packed weight (numba; see :mod:`rnnlab.fast.kernels`).
 
 The per-step products of a time loop multiply a few rows, the batch, by the same weight
 at every step: ``(N, K) @ (K, M)`` with ``N`` about 20 and ``K``, ``M`` in the hundreds.

@@ -1,4 +1,4 @@
-"""The numba kernels behind :mod:`rnnlab._kernels` (imported only when numba is installed).
+"""The numba kernels behind :mod:`rnnlab.fast.kernels` (imported only when numba is installed).
 
 Module-level functions so that numba can cache their machine code on disk.
 """
@@ -10,7 +10,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from rnnlab import _numba_gemm as gemm  # the packed per-step products; its atomic counter
+from rnnlab.fast import numba_gemm as gemm  # the packed per-step products; its atomic counter
 
 #: Every fast-math flag but ``arcp`` (division through a reciprocal). LLVM vectorises
 #: these loops and keeps a scalar copy of each that it runs when two arrays lie close
@@ -37,7 +37,7 @@ def _bits_to_f32(typingctx, bits):
 
 @njit(**_OPTS, inline="always")
 def _exp1(v):
-    """exp(v) for one float32 (see :mod:`rnnlab._kernels`): ``2^k`` is built from its
+    """exp(v) for one float32 (see :mod:`rnnlab.fast.kernels`): ``2^k`` is built from its
     exponent bits, so the whole function vectorises inside any loop that calls it."""
     v = min(max(v, f32(-80.0)), f32(80.0))
     k = np.floor(v * f32(1.4426950408889634) + f32(0.5))

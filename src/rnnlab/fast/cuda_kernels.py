@@ -1,17 +1,17 @@
 """Fused CUDA kernels (CuPy) for the cell steps and the softmax cross-entropy on a GPU.
 
-The same call signatures as :mod:`rnnlab._numba_kernels` (the scratch arguments are
-accepted and ignored), so :mod:`rnnlab.nn._cellmath` and :mod:`rnnlab.nn.losses` use
-either through ``Trace.kernels``. Each LSTM/GRU step's gate maths is one kernel instead of
+The same call signatures as :mod:`rnnlab.fast.numba_kernels` (the scratch arguments are
+accepted and ignored), so the engine's steps (:mod:`rnnlab.fast.cells`) and loss use
+either. Each LSTM/GRU step's gate maths is one kernel instead of
 a dozen ufunc launches; the cross-entropy is a max, a fused exp-and-sum reduction and one
 elementwise kernel that writes the gradient in place.
 
 Arrays must be C-contiguous where the kernels index them by hand (``raw``): the trace
 buffers are. Templates work for float32 and float64. Built lazily on first use.
 
-Status: written for CuPy >= 13; no GPU was available when this was written, so these
-kernels have run only in ``tests/gpu`` on a CUDA machine (``-m gpu``), where they are
-compared with the generic CuPy path. ``RNNLAB_KERNELS=numpy`` turns them off.
+Written for CuPy >= 13; ``tests/gpu`` compares them with the reference on a CUDA
+machine (``-m gpu``) and against a fake CuPy module everywhere else.
+``RNNLAB_KERNELS=0`` turns them off.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnnlab import _kernels
+from rnnlab.fast import kernels as _kernels
 
 pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
 

@@ -39,12 +39,12 @@ size (shared from :data:`PACKED_SHARE_MACS`).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import can_release_blas_threads, release_blas_threads, run_together
+from rnnlab.fast.config import settings
+from rnnlab.fast.threads import can_release_blas_threads, release_blas_threads, run_together
 
 #: a loop on one thread runs per-step products from this size (multiply-adds) packed
 PACKED_MIN_MACS = 4_000_000
@@ -77,11 +77,8 @@ def fast_on_this_cpu() -> bool:
 
 
 def _forced() -> bool | None:
-    """``RNNLAB_PACKED``: True for ``1``, False for ``0``, None when unset or ``auto``."""
-    value = os.environ.get("RNNLAB_PACKED", "").strip().lower()
-    if value in ("1", "on", "yes", "true"):
-        return True
-    return False if value in ("0", "off", "no", "false") else None
+    """``RNNLAB_PACKED``: True for on, False for off, None for ``auto``."""
+    return settings().packed
 
 
 def packed_allowed(kernels: Any) -> bool:

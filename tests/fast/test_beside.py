@@ -1,4 +1,4 @@
-"""Work run beside the model on the second core (``backend.run_beside``).
+"""Work run beside the model on the second core (``threads.run_beside``).
 
 The runner itself (every part once, errors, the one-thread mode inside it), its policy,
 ``Linear.backward_split`` against ``Linear.backward``, and ``RNNLM.backward`` with the
@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from tests.lmsteps import train_steps
 
-from rnnlab import backend, nn
+from rnnlab import nn
+from rnnlab.fast import threads
+from rnnlab.fast.loop import plan_of
 from rnnlab.models import RNNLM
 from rnnlab.optim import SGD
 
@@ -26,24 +28,24 @@ def test_every_part_runs_once_and_main_returns() -> None:
     inside = []
 
     def part(k: int) -> None:
-        inside.append(backend.solo())
+        inside.append(threads.solo())
         with lock:
             seen.append(k)
 
     def main(add: Any) -> str:
-        inside.append(backend.solo())
+        inside.append(threads.solo())
         for k in range(23, 30):  # parts handed over as main goes
             add(lambda k=k: part(k))
         return "done"
 
-    threads_before = backend.blas_thread_count()
+    threads_before = threads.blas_thread_count()
     parts = [lambda k=k: part(k) for k in range(23)]
-    assert backend.run_beside(main, parts) == "done"
+    assert threads.run_beside(main, parts) == "done"
     assert sorted(seen) == list(range(30))
-    assert all(inside) and not backend.solo()
-    assert backend.blas_thread_count() == threads_before
+    assert all(inside) and not threads.solo()
+    assert threads.blas_thread_count() == threads_before
     seen.clear()
-    assert backend.run_beside(main) == "done"  # no parts to start with: all on this thread
+    assert threads.run_beside(main) == "done"  # no parts to start with: all on this thread
     assert sorted(seen) == list(range(23, 30))
 
 
@@ -51,19 +53,19 @@ def test_inside_run_beside_everything_keeps_to_one_thread() -> None:
     calls: list[Any] = []
 
     def main(add: Any) -> None:
-        calls.append(backend.blas_thread_count())
-        calls.append(backend.release_blas_threads())  # the side job may be inside BLAS
-        calls.append(backend.parallel_chunks(lambda a, b: (a, b, threading.get_ident()),
+        calls.append(threads.blas_thread_count())
+        calls.append(threads.release_blas_threads())  # the side job may be inside BLAS
+        calls.append(threads.parallel_chunks(lambda a, b: (a, b, threading.get_ident()),
                                              10_000, min_chunk=1))
         counted = []
-        backend.run_together(lambda: counted.append(1), 4)
+        threads.run_together(lambda: counted.append(1), 4)
         calls.append(len(counted))
-        calls.append(backend.run_beside(lambda add: "nested", [lambda: calls.append("p")]))
-        calls.append(backend.beside_pays(10**12, 1))
+        calls.append(threads.run_beside(lambda add: "nested", [lambda: calls.append("p")]))
+        calls.append(threads.beside_pays(10**12, 1))
 
-    backend.run_beside(main, [lambda: None])
-    threads, released, chunks, together, part, nested, pays = calls  # the part ran first
-    assert threads == 1 and released is False and together == 1
+    threads.run_beside(main, [lambda: None])
+    n_blas, released, chunks, together, part, nested, pays = calls  # the part ran first
+    assert n_blas == 1 and released is False and together == 1
     assert chunks == [(0, 10_000, threading.get_ident())]
     assert nested == "nested" and part == "p" and pays is False
 
@@ -76,38 +78,38 @@ def test_errors_come_back_and_the_mode_ends() -> None:
         raise RuntimeError("main failed")
 
     with pytest.raises(RuntimeError, match="main failed"):
-        backend.run_beside(fail, [lambda: ran.append(1)] * 5)
-    assert not backend.solo()
+        threads.run_beside(fail, [lambda: ran.append(1)] * 5)
+    assert not threads.solo()
 
     def bad_part() -> None:
         raise ValueError("part failed")
 
     with pytest.raises(ValueError, match="part failed"):
-        backend.run_beside(lambda add: None, [bad_part])
-    assert not backend.solo()
-    assert backend.run_beside(lambda add: 3, [lambda: None]) == 3  # usable again
+        threads.run_beside(lambda add: None, [bad_part])
+    assert not threads.solo()
+    assert threads.run_beside(lambda add: 3, [lambda: None]) == 3  # usable again
 
 
 def test_beside_pays(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RNNLAB_BESIDE", raising=False)
-    monkeypatch.setattr(backend, "cpu_workers", lambda: 2)
-    monkeypatch.setattr(backend, "can_release_blas_threads", lambda: True)
-    big = backend.BESIDE_MIN_MACS
-    assert backend.beside_pays(3 * big, 2 * big)  # 1.5 times the main work: yes
-    assert not backend.beside_pays(3 * big - 1, 2 * big)
-    assert backend.beside_pays(8 * big, big)  # up to eight times
-    assert not backend.beside_pays(8 * big + 1, big)
-    assert not backend.beside_pays(big - 1, big // 2)  # too small to be worth a thread
+    monkeypatch.setattr(threads, "cpu_workers", lambda: 2)
+    monkeypatch.setattr(threads, "can_release_blas_threads", lambda: True)
+    big = threads.BESIDE_MIN_MACS
+    assert threads.beside_pays(3 * big, 2 * big)  # 1.5 times the main work: yes
+    assert not threads.beside_pays(3 * big - 1, 2 * big)
+    assert threads.beside_pays(8 * big, big)  # up to eight times
+    assert not threads.beside_pays(8 * big + 1, big)
+    assert not threads.beside_pays(big - 1, big // 2)  # too small to be worth a thread
     monkeypatch.setenv("RNNLAB_BESIDE", "1")
-    assert backend.beside_pays(1, 10**12)
+    assert threads.beside_pays(1, 10**12)
     monkeypatch.setenv("RNNLAB_BESIDE", "0")
-    assert not backend.beside_pays(10**12, 1)
+    assert not threads.beside_pays(10**12, 1)
     monkeypatch.setenv("RNNLAB_BESIDE", "1")  # forced, but no second core / no release
-    monkeypatch.setattr(backend, "cpu_workers", lambda: 1)
-    assert not backend.beside_pays(10**12, 1)
-    monkeypatch.setattr(backend, "cpu_workers", lambda: 2)
-    monkeypatch.setattr(backend, "can_release_blas_threads", lambda: False)
-    assert not backend.beside_pays(10**12, 1)
+    monkeypatch.setattr(threads, "cpu_workers", lambda: 1)
+    assert not threads.beside_pays(10**12, 1)
+    monkeypatch.setattr(threads, "cpu_workers", lambda: 2)
+    monkeypatch.setattr(threads, "can_release_blas_threads", lambda: False)
+    assert not threads.beside_pays(10**12, 1)
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -143,8 +145,8 @@ def lm_run(mode: str, monkeypatch: pytest.MonkeyPatch, *, cell: str = "lstm",
     """``steps`` SGD steps of a small LM with ``RNNLAB_BESIDE=mode``; the losses and the
     final parameters."""
     monkeypatch.setenv("RNNLAB_BESIDE", mode)
-    monkeypatch.setattr(backend, "cpu_workers", lambda: 2)
-    monkeypatch.setattr(backend, "can_release_blas_threads", lambda: True)
+    monkeypatch.setattr(threads, "cpu_workers", lambda: 2)
+    monkeypatch.setattr(threads, "can_release_blas_threads", lambda: True)
     monkeypatch.setattr("rnnlab.nn.linear.PART_MACS", 2_000)  # several parts
     ids = (np.arange(41)[None] * 7 + np.arange(6)[:, None] * 5) % vocab  # next = this + 7
     model = RNNLM(vocab, 10, 23, num_layers=2, cell=cell, dropout=dropout, dtype=dtype,
@@ -184,12 +186,12 @@ def test_lm_beside_float64_dropout_and_token_table(monkeypatch: pytest.MonkeyPat
 
 def test_lm_uses_the_side_job_only_where_it_may(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = backend.run_beside
-    monkeypatch.setattr("rnnlab.models.rnnlm.run_beside",
+    real = threads.run_beside
+    monkeypatch.setattr("rnnlab.fast.threads.run_beside",
                         lambda main, parts: calls.append(len(parts)) or real(main, parts))
     monkeypatch.setenv("RNNLAB_BESIDE", "1")
-    monkeypatch.setattr(backend, "cpu_workers", lambda: 2)
-    monkeypatch.setattr(backend, "can_release_blas_threads", lambda: True)
+    monkeypatch.setattr(threads, "cpu_workers", lambda: 2)
+    monkeypatch.setattr(threads, "can_release_blas_threads", lambda: True)
     ids = np.arange(24).reshape(3, 8) % 13
     for tie, expected in ((False, 1), (True, 0)):  # tied: the embedding shares the gradient
         calls.clear()
@@ -208,14 +210,14 @@ def test_recurrent_backward_beside_keeps_to_one_thread(monkeypatch: pytest.Monke
     """A forward pass planned for two threads (shared packed products) runs its backward
     on one thread when it runs beside a side job, with the same result."""
     pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
-    from rnnlab._kernels import for_arrays
+    from rnnlab.fast.kernels import for_arrays
 
     if for_arrays(np, np.float32) is None:
         pytest.skip("the compiled kernels are off (RNNLAB_KERNELS)")
     monkeypatch.setenv("RNNLAB_PACKED", "1")
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "all")
-    monkeypatch.setattr("rnnlab.nn.scan.blas_thread_count", lambda: 2)
-    monkeypatch.setattr("rnnlab.nn._packed.PACKED_SHARE_MACS", 0)
+    monkeypatch.setattr("rnnlab.fast.loop.blas_thread_count", lambda: 2)
+    monkeypatch.setattr("rnnlab.fast.packed.PACKED_SHARE_MACS", 0)
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((4, 7, 5)).astype(np.float32)
     dhs = rng.standard_normal((4, 7, 19)).astype(np.float32)
@@ -224,14 +226,14 @@ def test_recurrent_backward_beside_keeps_to_one_thread(monkeypatch: pytest.Monke
         layer = nn.LSTM(5, 19, rng=3)
         layer.forward(xs)
         (trace,) = layer._traces.values()
-        assert trace.packed.threads == 2
+        assert plan_of(trace).packed.threads == 2
         if beside:
-            dxs = backend.run_beside(lambda add, layer=layer: layer.backward(dhs, defer=add),
+            dxs = threads.run_beside(lambda add, layer=layer: layer.backward(dhs, defer=add),
                                      [lambda: None])
         else:
             dxs = layer.backward(dhs)
         (back,) = layer._back_traces.values()
-        assert back.packed.threads == (1 if beside else 2)
+        assert plan_of(back).packed.threads == (1 if beside else 2)
         results.append((dxs, {k: g.copy() for k, g in layer.grads.items()}))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
     for name in results[0][1]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab import _kernels, nn
+from rnnlab import nn
+from rnnlab.fast import kernels as _kernels
+from rnnlab.fast.loop import plan_of
 
 pytest.importorskip("numba", reason="numba is not installed (the optional 'fast' extra)")
 
@@ -28,7 +30,7 @@ def run_layer(cls, kw, monkeypatch, kernels: str):
 @pytest.mark.parametrize("cls,kw", KINDS)
 def test_layers_agree_with_numpy_path(cls, kw, monkeypatch):
     fast = run_layer(cls, kw, monkeypatch, "auto")
-    slow = run_layer(cls, kw, monkeypatch, "numpy")
+    slow = run_layer(cls, kw, monkeypatch, "0")
     for a, b in zip(fast[:2], slow[:2], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
     for name in slow[2]:
@@ -41,7 +43,7 @@ def test_kernels_only_for_numpy_float32(monkeypatch):
     monkeypatch.setenv("RNNLAB_KERNELS", "auto")
     assert _kernels.for_arrays(np, np.float32) is not None
     assert _kernels.for_arrays(np, np.float64) is None
-    monkeypatch.setenv("RNNLAB_KERNELS", "numpy")
+    monkeypatch.setenv("RNNLAB_KERNELS", "0")
     assert _kernels.for_arrays(np, np.float32) is None
 
 
@@ -87,7 +89,7 @@ def test_cross_entropy_agrees(reduction, monkeypatch):
     np.put_along_axis(at_target, np.where(targets == -100, 0, targets)[..., None], True, -1)
     at_target &= (targets != -100)[..., None]
     out = {}
-    for mode in ("auto", "numpy"):
+    for mode in ("auto", "0"):
         monkeypatch.setenv("RNNLAB_KERNELS", mode)
         loss = nn.SoftmaxCrossEntropy(reduction=reduction)
         out[mode] = (loss.forward(logits, targets), loss.backward().copy())
@@ -102,14 +104,14 @@ def test_cross_entropy_agrees(reduction, monkeypatch):
         np.testing.assert_allclose(grad[at_target], ref[at_target], rtol=1e-5, atol=4e-7 * scale,
                                    err_msg=mode)
         assert not grad[1, 2].any()
-    assert out["auto"][0] == pytest.approx(out["numpy"][0], rel=1e-6)
+    assert out["auto"][0] == pytest.approx(out["0"][0], rel=1e-6)
 
 
 def test_lm_training_step_agrees(monkeypatch):
     from rnnlab.models import RNNLM
 
     results = {}
-    for mode in ("auto", "numpy"):
+    for mode in ("auto", "0"):
         monkeypatch.setenv("RNNLAB_KERNELS", mode)
         model = RNNLM(50, 8, 16, 2, "lstm", rng=0)
         ids = np.random.default_rng(1).integers(0, 50, (4, 12))
@@ -121,7 +123,7 @@ def test_lm_training_step_agrees(monkeypatch):
             for _, p, g in model.named_parameters():
                 p -= 0.5 * g
         results[mode] = losses
-    np.testing.assert_allclose(results["auto"], results["numpy"], rtol=1e-5)
+    np.testing.assert_allclose(results["auto"], results["0"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("padding_idx", [None, 2])
@@ -132,7 +134,7 @@ def test_embedding_scatter_agrees(padding_idx, monkeypatch):
     ids[0, :5] = 2
     dout = rng.standard_normal((6, 40, 5)).astype(np.float32)
     grads = {}
-    for mode in ("auto", "numpy"):
+    for mode in ("auto", "0"):
         monkeypatch.setenv("RNNLAB_KERNELS", mode)
         emb = nn.Embedding(7, 5, padding_idx=padding_idx, rng=0)
         emb.forward(ids)
@@ -146,7 +148,7 @@ def test_embedding_scatter_agrees(padding_idx, monkeypatch):
     if padding_idx is not None:
         expected[padding_idx] = 0
     np.testing.assert_allclose(grads["auto"], expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(grads["auto"], grads["numpy"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grads["auto"], grads["0"], rtol=1e-5, atol=1e-5)
 
 
 def test_cross_entropy_threads_give_the_same_bits(monkeypatch):
@@ -183,7 +185,7 @@ def _run_whole(cls, kw, monkeypatch, *, kernels: str, packed: str, upstream: boo
     dstate = (dh_n, rng.standard_normal((4, 5, 9)).astype(np.float32)) \
         if cls is nn.LSTM else dh_n
     dxs = layer.backward(dhs if upstream else None, dstate)
-    whole = {tr.whole for tr in layer._traces.values()}
+    whole = {plan_of(tr).whole for tr in layer._traces.values()}
     d0 = (layer.dh0, layer.dc0) if cls is nn.LSTM else (layer.dh0,)
     return hs, dxs, {k: v.copy() for k, v in layer.grads.items()}, d0, whole
 
@@ -200,7 +202,7 @@ def test_whole_loop_kernels_agree(cls, kw, upstream, monkeypatch):
         pytest.skip("the packed kernels are not used on this CPU (no AVX2/FMA)")
     whole = _run_whole(cls, kw, monkeypatch, kernels="auto", packed="auto", upstream=upstream)
     steps = _run_whole(cls, kw, monkeypatch, kernels="auto", packed="0", upstream=upstream)
-    slow = _run_whole(cls, kw, monkeypatch, kernels="numpy", packed="auto", upstream=upstream)
+    slow = _run_whole(cls, kw, monkeypatch, kernels="0", packed="auto", upstream=upstream)
     assert whole[4] == {True} and steps[4] == {False} and slow[4] == {False}
     for other in (steps, slow):
         for a, b in zip(whole[:2], other[:2], strict=True):
@@ -213,7 +215,7 @@ def test_whole_loop_kernels_agree(cls, kw, upstream, monkeypatch):
 
 
 def _packed_fast() -> bool:
-    from rnnlab.nn._packed import fast_on_this_cpu
+    from rnnlab.fast.packed import fast_on_this_cpu
 
     return fast_on_this_cpu()
 
@@ -222,7 +224,7 @@ def _packed_fast() -> bool:
 def test_whole_backward_beside_a_side_job(cls, kw, monkeypatch):
     """Beside a side job (``run_beside``) a backward loop is on one thread, so it runs
     whole even after a forward that ran step by step on two threads; same gradients."""
-    from rnnlab import backend
+    from rnnlab.fast import threads
 
     if not _packed_fast():
         pytest.skip("the packed kernels are not used on this CPU (no AVX2/FMA)")
@@ -236,13 +238,13 @@ def test_whole_backward_beside_a_side_job(cls, kw, monkeypatch):
         layer = cls(6, 9, num_layers=2, rng=1, **kw)
         layer.forward(xs)
         if beside:
-            dxs = backend.run_beside(lambda add, layer=layer: layer.backward(dhs),
+            dxs = threads.run_beside(lambda add, layer=layer: layer.backward(dhs),
                                      [lambda: None])
         else:
             dxs = layer.backward(dhs)
         traces = list(layer._traces.values())
-        wholes = {bw.whole for bw in layer._back_traces.values()}
-        assert {tr.whole for tr in traces} == {False}
+        wholes = {plan_of(bw).whole for bw in layer._back_traces.values()}
+        assert {plan_of(tr).whole for tr in traces} == {False}
         assert wholes == ({True} if beside else {False})
         results.append((dxs, {k: v.copy() for k, v in layer.grads.items()}))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=2e-5)
@@ -258,4 +260,4 @@ def test_gru_reset_before_keeps_the_python_loop(monkeypatch):
     monkeypatch.setenv("RNNLAB_LOOP_THREADS", "1")
     layer = nn.GRU(6, 9, reset_after=False, rng=1)
     layer.forward(np.ones((2, 3, 6), np.float32))
-    assert {tr.whole for tr in layer._traces.values()} == {False}
+    assert {plan_of(tr).whole for tr in layer._traces.values()} == {False}

@@ -1,0 +1,127 @@
+"""Every speed switch of rnnlab, read from the environment in one place, with one vocabulary.
+
+==========================  =======================================================  =======
+variable                    what it switches                                         default
+==========================  =======================================================  =======
+``RNNLAB_FAST``             the whole engine; ``0`` runs the plain NumPy reference    on
+``RNNLAB_KERNELS``          numba's (CPU, float32) and CuPy's fused kernels           on
+``RNNLAB_PACKED``           per-step products through packed weights                  auto
+``RNNLAB_LOOP_TRANSPOSED``  per-step products computed as ``(W h^T)^T``               auto
+``RNNLAB_LOOP_THREADS``     BLAS threads inside a time loop (a number, or ``all``)    auto
+``RNNLAB_BESIDE``           weight gradients on a second core during backward         auto
+``RNNLAB_RELEASE_BLAS``     ending OpenBLAS's idle workers before rnnlab's threads    on
+``RNNLAB_CPU_WORKERS``      host threads of the row sweeps (1 to 64)                  cores
+==========================  =======================================================  =======
+
+Switches take ``1/0``, ``on/off``, ``true/false``, ``yes/no`` (any case) and ``auto``
+(or empty: the default). An unknown word is a :class:`ValueError` naming the
+variable. :func:`settings` parses the environment once and keeps the result until one
+of these variables changes; :func:`rnnlab.fast.set_enabled` overrides ``RNNLAB_FAST``
+from Python.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_TRUE = ("1", "on", "true", "yes")
+_FALSE = ("0", "off", "false", "no")
+#: the most host threads ``RNNLAB_CPU_WORKERS`` may ask for
+MAX_CPU_WORKERS = 64
+
+_NAMES = ("RNNLAB_FAST", "RNNLAB_KERNELS", "RNNLAB_PACKED", "RNNLAB_LOOP_TRANSPOSED",
+          "RNNLAB_LOOP_THREADS", "RNNLAB_BESIDE", "RNNLAB_RELEASE_BLAS", "RNNLAB_CPU_WORKERS")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed switches; ``None`` means ``auto`` (the engine decides by size)."""
+
+    fast: bool = True
+    kernels: bool = True
+    packed: bool | None = None
+    loop_transposed: bool | None = None
+    loop_threads: int | str | None = None  # a count, "all", or None (auto)
+    beside: bool | None = None
+    release_blas: bool = True
+    cpu_workers: int | None = None  # None: the cores this process may use, at most 8
+
+
+def _switch(name: str, raw: str, auto: bool) -> bool | None:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    if word in ("", "auto"):
+        return None
+    allowed = "0/1/off/on/false/true/no/yes/auto"
+    raise ValueError(f"{name}: expected one of {allowed}, got {raw!r}")
+
+
+def _count(name: str, raw: str, words: tuple[str, ...]) -> int | str | None:
+    word = raw.strip().lower()
+    if word in ("", "auto"):
+        return None
+    if word in words:
+        return word
+    try:
+        value = int(word)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_CPU_WORKERS:
+        extra = "".join(f", {w!r}" for w in words)
+        raise ValueError(f"{name}: expected an integer from 1 to {MAX_CPU_WORKERS}, "
+                         f"'auto'{extra}, got {raw!r}")
+    return value
+
+
+def parse(env: dict[str, str]) -> Settings:
+    """The :class:`Settings` of the environment ``env`` (a mapping like ``os.environ``)."""
+    def on(name: str, default: bool) -> bool:
+        value = _switch(name, env.get(name, ""), auto=False)
+        return default if value is None else value
+
+    workers = _count("RNNLAB_CPU_WORKERS", env.get("RNNLAB_CPU_WORKERS", ""), ())
+    return Settings(
+        fast=on("RNNLAB_FAST", True),
+        kernels=on("RNNLAB_KERNELS", True),
+        packed=_switch("RNNLAB_PACKED", env.get("RNNLAB_PACKED", ""), auto=True),
+        loop_transposed=_switch("RNNLAB_LOOP_TRANSPOSED",
+                                env.get("RNNLAB_LOOP_TRANSPOSED", ""), auto=True),
+        loop_threads=_count("RNNLAB_LOOP_THREADS", env.get("RNNLAB_LOOP_THREADS", ""),
+                            ("all",)),
+        beside=_switch("RNNLAB_BESIDE", env.get("RNNLAB_BESIDE", ""), auto=True),
+        release_blas=on("RNNLAB_RELEASE_BLAS", True),
+        cpu_workers=workers if isinstance(workers, int) else None,
+    )
+
+
+_CACHE: tuple[tuple[str | None, ...], Settings] | None = None
+_ENABLED: bool | None = None  # set_enabled's override of RNNLAB_FAST
+
+
+def settings() -> Settings:
+    """The switches now: parsed once for each distinct value of the variables."""
+    global _CACHE
+    raw = tuple(os.environ.get(name) for name in _NAMES)
+    cached = _CACHE
+    if cached is None or cached[0] != raw:
+        cached = _CACHE = (raw, parse({k: v for k, v in zip(_NAMES, raw, strict=True)
+                                       if v is not None}))
+    return cached[1]
+
+
+def set_enabled(enabled: bool | None) -> None:
+    """Run the engine (``True``), the reference alone (``False``), or follow
+    ``RNNLAB_FAST`` again (``None``); for the whole process."""
+    global _ENABLED
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"set_enabled: enabled expected True, False or None, got {enabled!r}")
+    _ENABLED = enabled
+
+
+def enabled() -> bool:
+    """Whether the engine runs (``set_enabled``, else ``RNNLAB_FAST``)."""
+    return settings().fast if _ENABLED is None else _ENABLED
