@@ -1,17 +1,25 @@
 """Text generation from a language model: greedy, temperature, top-k, top-p (nucleus), beam.
 
 >>> text = generate(model, vocab, prime="def ", length=200, temperature=0.8, seed=0)
+>>> for piece in generate_stream(model, vocab, prime="def ", length=10**6, seed=0):
+...     print(piece, end="", flush=True)
 
 The prime text is tokenised with the model's vocabulary and fed through the model to set
 its state; then one token at a time is chosen and fed back. Symbols of the prime that
 are not in the vocabulary are an error that lists them, or, with ``unknown="unk"`` and a
 vocabulary that has ``<unk>``, are replaced by it with a warning. The same ``seed`` gives
-the same text.
+the same text, whether it is taken whole (:func:`generate`, :func:`generate_ids`) or as
+it is made (:func:`generate_stream`, :func:`generate_ids_iter`, ``chunk`` tokens at a
+time; a beam search is decided only at its end, so it comes as one piece).
+
+Sizes and counts accept Python and NumPy integers (not bools); temperature and top-p
+accept Python and NumPy real numbers.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,26 +27,54 @@ import numpy as np
 from rnnlab.backend import blas_threads, make_rng, to_numpy
 
 STRATEGIES = ("sample", "greedy", "beam")
+#: Tokens per piece of :func:`generate_stream` unless told otherwise.
+DEFAULT_CHUNK = 32
 
 
-def _check_options(length: int, strategy: str, temperature: float, top_k: int | None,
-                   top_p: float | None, beam_width: int, unknown: str) -> None:
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-        raise ValueError(f"generate: length expected an int >= 0, got {length!r}")
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and \
+        not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a value, NumPy scalars shown as the Python number they hold."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _check_options(owner: str, length: Any, strategy: Any, temperature: Any, top_k: Any,
+                   top_p: Any, beam_width: Any, chunk: Any = 1) -> dict[str, Any]:
+    """The options checked (``ValueError`` naming the argument) and made plain Python
+    numbers (NumPy integers and floats accepted)."""
+    if not _is_int(length) or length < 0:
+        raise ValueError(f"{owner}: length expected an int >= 0, got {_shown(length)}")
     if strategy not in STRATEGIES:
-        raise ValueError(f"generate: strategy expected one of {STRATEGIES}, got {strategy!r}")
-    if not (isinstance(temperature, int | float) and np.isfinite(temperature)
-            and temperature > 0):
-        raise ValueError(f"generate: temperature expected a float > 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                              or top_k < 1):
-        raise ValueError(f"generate: top_k expected an int >= 1, got {top_k!r}")
-    if top_p is not None and not (isinstance(top_p, int | float) and 0 < top_p <= 1):
-        raise ValueError(f"generate: top_p expected a float in (0, 1], got {top_p!r}")
-    if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
-        raise ValueError(f"generate: beam_width expected an int >= 1, got {beam_width!r}")
+        raise ValueError(f"{owner}: strategy expected one of {STRATEGIES}, "
+                         f"got {_shown(strategy)}")
+    if not (_is_real(temperature) and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"{owner}: temperature expected a float > 0, "
+                         f"got {_shown(temperature)}")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"{owner}: top_k expected an int >= 1, got {_shown(top_k)}")
+    if top_p is not None and not (_is_real(top_p) and 0 < top_p <= 1):
+        raise ValueError(f"{owner}: top_p expected a float in (0, 1], got {_shown(top_p)}")
+    if not _is_int(beam_width) or beam_width < 1:
+        raise ValueError(f"{owner}: beam_width expected an int >= 1, "
+                         f"got {_shown(beam_width)}")
+    if not _is_int(chunk) or chunk < 1:
+        raise ValueError(f"{owner}: chunk expected an int >= 1, got {_shown(chunk)}")
+    return {"length": int(length), "strategy": strategy, "temperature": float(temperature),
+            "top_k": None if top_k is None else int(top_k),
+            "top_p": None if top_p is None else float(top_p),
+            "beam_width": int(beam_width), "chunk": int(chunk)}
+
+
+def _check_unknown(owner: str, unknown: Any) -> None:
     if unknown not in ("error", "unk"):
-        raise ValueError(f"generate: unknown expected 'error' or 'unk', got {unknown!r}")
+        raise ValueError(f"{owner}: unknown expected 'error' or 'unk', got {unknown!r}")
 
 
 def encode_prime(vocab: Any, prime: str, unknown: str = "error") -> list[int]:
@@ -108,40 +144,82 @@ def _feed(stepper: Any, xp: Any, ids: list[int], batch: int = 1) -> np.ndarray:
     return to_numpy(logits).astype(np.float64)
 
 
+def _check_prime_ids(owner: str, model: Any, prime_ids: Any) -> list[int]:
+    try:
+        ids = list(prime_ids)
+    except TypeError:
+        raise TypeError(f"{owner}: prime_ids expected a sequence of token ids, got "
+                        f"{type(prime_ids).__name__}") from None
+    if not ids:
+        raise ValueError(f"{owner}: prime_ids expected at least one token id")
+    V = getattr(getattr(model, "config", None), "vocab_size", None)
+    bad = next((t for t in ids if not _is_int(t)
+                or (V is not None and not 0 <= t < V)), None)
+    if bad is not None:  # the one-step runner would index (or wrap around) its tables
+        raise ValueError(f"{owner}: prime_ids expected token ids in [0, {V}), got {bad!r}")
+    return [int(t) for t in ids]
+
+
+def generate_ids_iter(model: Any, prime_ids: list[int], length: int, *,
+                      strategy: str = "sample", temperature: float = 1.0,
+                      top_k: int | None = None, top_p: float | None = None,
+                      beam_width: int = 5, rng: Any = None,
+                      chunk: int = DEFAULT_CHUNK) -> Iterator[list[int]]:
+    """:func:`generate_ids` as it is made: lists of at most ``chunk`` new token ids, in
+    order (a beam search: one list at the end). The options are checked at the call;
+    stopping early (``close()`` or leaving the loop) is safe at any point."""
+    o = _check_options("generate_ids_iter", length, strategy, temperature, top_k, top_p,
+                       beam_width, chunk)
+    prime_ids = _check_prime_ids("generate_ids_iter", model, prime_ids)
+    return _id_chunks(model, prime_ids, make_rng(rng), **o)
+
+
+def _id_chunks(model: Any, prime_ids: list[int], rng: np.random.Generator, *, length: int,
+               strategy: str, temperature: float, top_k: int | None, top_p: float | None,
+               beam_width: int, chunk: int) -> Iterator[list[int]]:
+    """The generation loop (options already checked); one BLAS thread while it computes
+    (the products of a single row are too small to share), none held between chunks."""
+    if length == 0:
+        return
+    if strategy == "beam":
+        with blas_threads(1):
+            best = _beam(model, prime_ids, length, beam_width)
+        yield best
+        return
+    stepper, xp = model.stepper(1), model.xp
+    with blas_threads(1):
+        logits = _feed(stepper, xp, prime_ids)[0]
+    token_buf = xp.empty((1,), dtype=xp.int64)
+    made = 0
+    while made < length:
+        out: list[int] = []
+        with blas_threads(1):
+            for _ in range(min(chunk, length - made)):
+                if strategy == "greedy":
+                    token = int(np.argmax(logits))
+                else:
+                    token = _sample(filter_distribution(logits, temperature, top_k, top_p), rng)
+                out.append(token)
+                made += 1
+                if made < length:
+                    token_buf[0] = token
+                    logits = to_numpy(stepper.step(token_buf))[0].astype(np.float64)
+        yield out
+
+
 def generate_ids(model: Any, prime_ids: list[int], length: int, *, strategy: str = "sample",
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  beam_width: int = 5, rng: Any = None) -> list[int]:
     """``length`` new token ids after ``prime_ids`` (the prime itself is not returned).
 
     Runs on the model's :meth:`~rnnlab.models.RNNLM.stepper` (its own state; the model's
-    carried state and mode are not changed), with one BLAS thread (the products of a
-    single row are too small to share).
+    carried state and mode are not changed), with one BLAS thread.
     """
-    rng = make_rng(rng)
-    if not prime_ids:
-        raise ValueError("generate_ids: prime_ids expected at least one token id")
-    V = getattr(getattr(model, "config", None), "vocab_size", None)
-    bad = next((t for t in prime_ids if isinstance(t, bool) or not isinstance(t, int | np.integer)
-                or (V is not None and not 0 <= t < V)), None)
-    if bad is not None:  # the one-step runner would index (or wrap around) its tables
-        raise ValueError(f"generate_ids: prime_ids expected token ids in [0, {V}), got {bad!r}")
-    with blas_threads(1):
-        if strategy == "beam":
-            return _beam(model, prime_ids, length, beam_width)
-        stepper, xp = model.stepper(1), model.xp
-        logits = _feed(stepper, xp, prime_ids)[0]
-        out: list[int] = []
-        token_buf = xp.empty((1,), dtype=xp.int64)
-        for _ in range(length):
-            if strategy == "greedy":
-                token = int(np.argmax(logits))
-            else:
-                token = _sample(filter_distribution(logits, temperature, top_k, top_p), rng)
-            out.append(token)
-            if len(out) < length:
-                token_buf[0] = token
-                logits = to_numpy(stepper.step(token_buf))[0].astype(np.float64)
-        return out
+    o = _check_options("generate_ids", length, strategy, temperature, top_k, top_p,
+                       beam_width)
+    prime_ids = _check_prime_ids("generate_ids", model, prime_ids)
+    o["chunk"] = max(1, o["length"])
+    return [t for part in _id_chunks(model, prime_ids, make_rng(rng), **o) for t in part]
 
 
 def _beam(model: Any, prime_ids: list[int], length: int, width: int) -> list[int]:
@@ -169,14 +247,52 @@ def _beam(model: Any, prime_ids: list[int], length: int, width: int) -> list[int
     return seqs[int(np.argmax(scores))]
 
 
+def generate_stream(model: Any, vocab: Any, prime: str = "", length: int = 200, *,
+                    strategy: str = "sample", temperature: float = 1.0,
+                    top_k: int | None = None, top_p: float | None = None,
+                    beam_width: int = 5, seed: Any = None, unknown: str = "error",
+                    chunk: int = DEFAULT_CHUNK) -> Iterator[str]:
+    """:func:`generate` as it is made: the prime's text first (when there is one), then
+    the text of each ``chunk`` new tokens. ``"".join`` of the pieces is exactly what
+    :func:`generate` returns for the same arguments. The options and the prime are
+    checked at the call; stopping early is safe at any point."""
+    o = _check_options("generate", length, strategy, temperature, top_k, top_p, beam_width,
+                       chunk)
+    _check_unknown("generate", unknown)
+    prime_ids = encode_prime(vocab, prime, unknown) if prime else []
+    rng = make_rng(seed)
+    return _text_pieces(vocab, prime_ids, _id_chunks(model, prime_ids or _start_ids(vocab),
+                                                     rng, **o))
+
+
+def _text_pieces(vocab: Any, prime_ids: list[int], chunks: Iterator[list[int]]
+                 ) -> Iterator[str]:
+    """The text of the prime, then of each chunk, such that the pieces join to
+    ``vocab.detokenize(vocab.decode(prime_ids + all ids))``: each chunk is detokenised
+    after the token before it, whose own text is then cut off (at word level that
+    decides between a space and nothing)."""
+    last: list[str] = []
+    if prime_ids:
+        tokens = vocab.decode(prime_ids)
+        yield vocab.detokenize(tokens)
+        last = tokens[-1:]
+    for ids in chunks:
+        tokens = vocab.decode(ids)
+        head = vocab.detokenize(last) if last else ""
+        yield vocab.detokenize(last + tokens)[len(head):]
+        last = tokens[-1:]
+
+
 def generate(model: Any, vocab: Any, prime: str = "", length: int = 200, *,
              strategy: str = "sample", temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, beam_width: int = 5, seed: Any = None,
              unknown: str = "error") -> str:
-    """Continue ``prime`` by ``length`` tokens; return prime and continuation as text."""
-    _check_options(length, strategy, temperature, top_k, top_p, beam_width, unknown)
+    """Continue ``prime`` by ``length`` tokens; return prime and continuation as text
+    (:func:`generate_stream` gives the same text as it is made)."""
+    o = _check_options("generate", length, strategy, temperature, top_k, top_p, beam_width)
+    _check_unknown("generate", unknown)
     prime_ids = encode_prime(vocab, prime, unknown) if prime else []
     start = prime_ids or _start_ids(vocab)
-    new = generate_ids(model, start, length, strategy=strategy, temperature=temperature,
-                       top_k=top_k, top_p=top_p, beam_width=beam_width, rng=seed)
+    o["chunk"] = max(1, o["length"])
+    new = [t for part in _id_chunks(model, start, make_rng(seed), **o) for t in part]
     return vocab.detokenize(vocab.decode(prime_ids + new))
