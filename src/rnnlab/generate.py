@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import blas_threads, make_rng, to_numpy
+from rnnlab.backend import make_rng, to_numpy
+from rnnlab.fast import blas_threads
 
 STRATEGIES = ("sample", "greedy", "beam")
 #: Tokens per piece of :func:`generate_stream` unless told otherwise.
