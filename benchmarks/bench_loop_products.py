@@ -9,8 +9,8 @@ model with the per-step products in three forms, taking turns in a rotating orde
 
 * ``plain``: BLAS, ``h @ W^T`` (``RNNLAB_PACKED=0 RNNLAB_LOOP_TRANSPOSED=0``);
 * ``transposed``: BLAS, ``(W @ h^T)^T`` (``RNNLAB_PACKED=0 RNNLAB_LOOP_TRANSPOSED=1``, see
-  ``rnnlab.nn._cellmath._step_product``);
-* ``packed``: the packed kernel (``RNNLAB_PACKED=1``, see ``rnnlab.nn._packed``), shared
+  ``rnnlab.fast.cells._step_product``);
+* ``packed``: the packed kernel (``RNNLAB_PACKED=1``, see ``rnnlab.fast.packed``), shared
   between as many threads as the loop would give BLAS from ``PACKED_SHARE_MACS``
   multiply-adds per product, on the calling thread alone below;
 * ``packed-1``: the packed kernel on the calling thread alone at every size.
@@ -31,11 +31,11 @@ threaded work (the loss's row sweeps, the shared packed products) pays.
 ``--beside`` times whole steps of A, B, Zaremba, C and D with ``RNNLAB_BESIDE=1`` and ``0``
 taking turns: the weight gradients (the output layer's, then each recurrent layer's as its
 loop ends) on the second core beside the recurrent backward's chain of input gradients
-(``rnnlab.backend.run_beside``, ``RNNLM.backward``), against the plain order.
+(``rnnlab.fast.threads.run_beside``, ``RNNLM.backward``), against the plain order.
 
 ``--whole`` times whole steps of A, B and B-GRU (B with a GRU) with ``RNNLAB_PACKED=0``
 and unset taking turns: the time loops as Python loops over the step kernels with BLAS
-products, against one compiled call per loop (``rnnlab.nn.scan``, ``CellMath.scan``); it
+products, against one compiled call per loop (``rnnlab.fast.loop``, ``FastCell.scan``); it
 also prints the time of the recurrent layer's scans (``scan_forward`` +
 ``scan_backward``, the input projection and weight-gradient products included) within
 those steps. For Zaremba's model only the backward's loops differ (they run beside the
@@ -45,7 +45,7 @@ of a loop on one thread, such as B's, are that compiled call too.)
 
 ``--chunks`` times C's two per-step products (forward ``(20, 650) @ (650, 2600)``,
 backward ``(20, 2600) @ (2600, 650)``) packed and shared by two threads, for several
-chunk sizes (``rnnlab.nn._packed.CHUNK_MACS``), next to one thread.
+chunk sizes (``rnnlab.fast.packed.CHUNK_MACS``), next to one thread.
 """
 
 from __future__ import annotations
@@ -83,12 +83,13 @@ def _median_us(fn: Callable[[], None], reps: int = 200) -> float:
 
 
 def products(names: list[str]) -> None:
-    """Time the scan's own ``Trace.times_wt`` in each form."""
+    """Time the engine's own per-step product (``Plan.times_wt``) in each form."""
     from threadpoolctl import threadpool_limits
 
-    from rnnlab import _kernels
-    from rnnlab.nn._cellmath import Trace
-    from rnnlab.nn._packed import PackedProducts
+    from rnnlab.fast import kernels as _kernels
+    from rnnlab.fast.loop import Plan
+    from rnnlab.fast.packed import PackedProducts
+    from rnnlab.nn.trace import Trace
 
     kernels = _kernels.get()
     rng = np.random.default_rng(0)
@@ -96,7 +97,7 @@ def products(names: list[str]) -> None:
           f"{'transposed':>12}{'packed':>8}")
     for name in names:
         _, D, H, _, N, _, _ = MODELS[name]
-        tr = Trace(np, 1, N, D, H, 4, np.float32, True)
+        tr = Plan(Trace(np, 1, N, D, H, 4, np.float32, True))
         h = rng.standard_normal((N, H)).astype(np.float32)
         W = rng.standard_normal((4 * H, H)).astype(np.float32)
         xw = rng.standard_normal((N, 4 * H)).astype(np.float32)
@@ -122,8 +123,8 @@ def products(names: list[str]) -> None:
 
 def chunks(rounds: int = 300) -> None:
     """Time C's packed per-step products on two threads for several chunk sizes."""
-    from rnnlab import _kernels
-    from rnnlab.nn import _packed
+    from rnnlab.fast import kernels as _kernels
+    from rnnlab.fast import packed as _packed
 
     kernels = _kernels.get()
     if kernels is None:
@@ -185,8 +186,9 @@ def main() -> int:
         return 0
     from threadpoolctl import threadpool_limits
 
+    from rnnlab.fast import packed as _packed
     from rnnlab.models import RNNLM
-    from rnnlab.nn import _packed, recurrent
+    from rnnlab.nn import recurrent
     from rnnlab.optim import SGD, clip_grad_norm
 
     share = _packed.PACKED_SHARE_MACS

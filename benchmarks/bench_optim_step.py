@@ -5,7 +5,7 @@
 
 ``SGD.step()`` without momentum or weight decay computes ``p -= lr * g``. On the CPU,
 with numba's kernels on, contiguous float32 parameters go through one compiled sweep
-(``compiled``); with ``RNNLAB_KERNELS=numpy`` large contiguous parameters run block by
+(``compiled``); with ``RNNLAB_KERNELS=0`` large contiguous parameters run block by
 block through a small scratch (``blocked``, ``Optimizer._sub_scaled``); the alternative,
 still used for other arrays, writes ``lr * g`` into a parameter-sized work array and
 subtracts it (``whole``). All three give the same bits. They are timed interleaved
@@ -33,7 +33,7 @@ MODELS = {
 
 def main() -> int:
     from rnnlab import optim
-    from rnnlab.optim import optimizer as optimizer_module
+    from rnnlab.fast import engine as optimizer_module  # where UPDATE_BLOCK lives
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", choices=sorted(MODELS), default="C")
@@ -44,8 +44,8 @@ def main() -> int:
     params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
     grads = [rng.standard_normal(s, dtype=np.float32) * 1e-3 for s in shapes]
     triples = [(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads, strict=True))]
-    paths = {"compiled": ("auto", None), "blocked": ("numpy", None),
-             "whole": ("numpy", 1 << 62)}  # a block larger than any parameter: whole arrays
+    paths = {"compiled": ("auto", None), "blocked": ("0", None),
+             "whole": ("0", 1 << 62)}  # a block larger than any parameter: whole arrays
     opts = {name: optim.SGD(triples, lr=1e-3) for name in paths}
     block = optimizer_module.UPDATE_BLOCK
     kernels_env = os.environ.get("RNNLAB_KERNELS")
@@ -70,7 +70,7 @@ def main() -> int:
         os.environ.pop("RNNLAB_KERNELS")
     else:
         os.environ["RNNLAB_KERNELS"] = kernels_env
-    from rnnlab import _kernels
+    from rnnlab.fast import kernels as _kernels
 
     n = sum(a.size for a in params)
     print(f"SGD step over {len(params)} parameters, {n / 1e6:.2f} M float32 ({args.model}), "

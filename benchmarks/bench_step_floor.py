@@ -97,7 +97,7 @@ def main() -> int:
     from threadpoolctl import threadpool_limits
 
     from rnnlab.models import RNNLM
-    from rnnlab.nn._cellmath import make_math
+    from rnnlab.nn.cells import make_cell
     from rnnlab.optim import SGD, clip_grad_norm
 
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def main() -> int:
             opt = SGD(model, lr=0.1)
             x = rng.integers(0, V, (N, T)).astype(np.int32)
             y = rng.integers(0, V, (N, T)).astype(np.int32)
-            table = product_table(V, E, H, L, N, T, make_math(cell).n_gates, rng)
+            table = product_table(V, E, H, L, N, T, make_cell(cell).n_gates, rng)
             phases = ("zero", "forward+loss", "backward", "clip", "SGD")
             step_t: dict[str, list[float]] = {k: [] for k in (*phases, "step")}
             prod_t: list[list[float]] = [[] for _ in table]

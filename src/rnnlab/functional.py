@@ -252,7 +252,7 @@ def lstm_cell_forward(xt: Any, a_prev: Any, c_prev: Any, parameters: Mapping[str
     tr = _run(_LSTM, xt.T[None], w, a_prev.T, c_prev.T)
     h, c = final_state(tr)
     a_next, c_next = h.T.copy(), c.T.copy()
-    acts = tr.math_buffers["acts"][0].T  # (4 n_a, m): i, f, g, o
+    acts = tr.buffers["acts"][0].T  # (4 n_a, m): i, f, g, o
     it, ft, cct, ot = (acts[k * n_a : (k + 1) * n_a].copy() for k in range(4))
     yt_pred = softmax(Wy @ a_next + by)
     cache = LSTMCellCache(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters, tr)
@@ -283,7 +283,7 @@ def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
     a = tr.outputs.transpose(2, 1, 0).copy()
     c = tr.c[1:].transpose(2, 1, 0).copy()
     y = softmax(xp.einsum("ya,amt->ymt", Wy, a) + by[:, :, None])
-    acts = tr.math_buffers["acts"].transpose(2, 1, 0)  # (4 n_a, m, T)
+    acts = tr.buffers["acts"].transpose(2, 1, 0)  # (4 n_a, m, T)
     prev_a = tr.previous.transpose(2, 1, 0)
     prev_c = tr.c[:T_x].transpose(2, 1, 0)
     steps = []

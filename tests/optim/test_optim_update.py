@@ -234,28 +234,3 @@ def test_hyper_parameters_are_plain_checked_attributes():
     assert opt.lr == 0.05
     assert "RMSprop(1 parameters" in repr(opt)
 
-
-def _sgd_by_work_arrays(p, g, buf, lr, mu=0.0, dampening=0.0, weight_decay=0.0,
-                        nesterov=False):
-    """One SGD step written with whole-array work arrays, rounding as the blocked path
-    must: every product rounded to the dtype before it is added or subtracted."""
-    d = g
-    if weight_decay:
-        d = np.multiply(p, weight_decay).astype(p.dtype)
-        d += g
-    if mu == 0:
-        p -= np.multiply(d, lr).astype(p.dtype)
-        return buf
-    if buf is None:
-        buf = d.copy()
-    else:
-        buf *= mu
-        buf += np.multiply(d, 1.0 - dampening).astype(p.dtype) if dampening else d
-    if nesterov:
-        p -= np.multiply(d, lr).astype(p.dtype)
-        p -= np.multiply(buf, lr * mu).astype(p.dtype)
-    else:
-        p -= np.multiply(buf, lr).astype(p.dtype)
-    return buf
-
-

@@ -36,10 +36,9 @@ def _step_product(xp: ModuleType, a: Any, B: Any, out: Any, tmp: Any, add: Any =
     With a scratch ``tmp`` ``(M, N)`` it is computed as ``B^T @ a^T`` and copied back
     transposed (adding ``add`` on the way). The result is the same up to rounding, but
     OpenBLAS then splits the long ``M`` side between its threads rather than the short
-    batch side: on two threads the ``(20, H) @ (H, 4H)`` products of an LSTM ran 1.0-1.35
-    times as fast this way (on one thread 0.8-1.03 times, so a scan passes a scratch only
-    with two or more threads; see :func:`rnnlab.fast.loop.plan_forward` and
-    ``benchmarks/bench_loop_products.py``).
+    batch side, which is faster with two or more threads and slower with one (so a plan
+    passes a scratch only with two or more threads: :func:`rnnlab.fast.loop.plan_forward`,
+    ``benchmarks/bench_loop_products.py --products``).
     """
     if tmp is None:
         xp.matmul(a, B, out=out)

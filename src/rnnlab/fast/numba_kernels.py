@@ -212,7 +212,7 @@ def sub_scaled(p, g, scale):  # p (n,) -= float32(scale) * g (n,), float32, in p
 # ------------------------------------------------------------- whole time loops
 # A scan whose per-step products run on one thread goes through one of these calls instead
 # of a Python loop (``rnnlab.nn.scan``): the same step kernels and packed products
-# (``rnnlab._numba_gemm.matmul_panels``), without some 30-40 us of Python per step.
+# (``rnnlab.fast.numba_gemm.matmul_panels``), without the Python of each step.
 # ``panels`` holds W_hh^T packed for the forward loops and W_hh for the backward ones;
 # a reverse scan runs t = T-1 .. 0 and keeps its states in rows t + 1 -> t.
 

@@ -1,40 +1,25 @@
 """The per-step products of a time loop through packed weights (numba, float32, CPU).
 
 A scan multiplies the batch's rows by the same ``W_hh`` at every step. :class:`PackedProducts`
-packs each weight it meets once per scan (:mod:`rnnlab._numba_gemm`) and then runs every
+packs each weight it meets once per scan (:mod:`rnnlab.fast.numba_gemm`) and then runs every
 step's product through the packed kernel, with the panels shared out between threads.
 The scan calls :meth:`PackedProducts.begin` before each pass, since the weights may have
 changed since the last one; the panel buffers are kept and reused.
 
 When it is used (:func:`packed_plan`): numba's kernels are on, the arrays are NumPy
-float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The sizes
-come from whole training steps timed against the BLAS forms (``python
-benchmarks/bench_loop_products.py``, 2 cores, interleaved, see ``benchmarks/RESULTS.md``):
-
-==============================  ======  ===========  ==============================
-per-step product                M MACs  one thread   two threads
-==============================  ======  ===========  ==============================
-C  (20, 650) @ (650, 2600)        33.8  --           1.09-1.18x (shared)
-D  (32, 256) @ (256, 1024)         8.4  1.08x        0.95-0.96x shared, 0.87-0.91x one
-Zaremba  (20, 200) @ (200, 800)    3.2  0.99x        0.98-1.01x (one)
-B  (20, 100) @ (100, 400)          0.8  1.06x        -- (the loop keeps one thread)
-==============================  ======  ===========  ==============================
-
-(speed of a whole step over BLAS's plain form; the noise of one comparison is a few
-per cent.) So a loop on one thread packs from :data:`PACKED_MIN_MACS`, and a loop on
-more threads packs and shares from :data:`PACKED_SHARE_MACS`: below that, handing half of each
-product to a pool thread and waiting for it (some 30-50 us here) costs more than it
-saves. Sharing also needs the other cores free: OpenBLAS's idle workers spin for about
-0.1 s after each call, so a shared pass first ends them
-(:func:`rnnlab.backend.release_blas_threads`; the next BLAS call starts them again),
-and where that cannot be done (a BLAS other than OpenBLAS on pthreads) the products
-stay with BLAS.
-A loop on one thread without lengths (an LSTM, an Elman RNN, or a GRU with the reset
-after the product) runs whole in one compiled call and packs at every size
-(:mod:`rnnlab.nn.scan`). ``RNNLAB_PACKED=0`` keeps every
-per-step product in BLAS, and such loops in Python
-(:func:`rnnlab.nn._cellmath._step_product`); ``RNNLAB_PACKED=1`` packs them at every
-size (shared from :data:`PACKED_SHARE_MACS`).
+float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The
+thresholds come from whole training steps timed against the BLAS forms (``python
+benchmarks/bench_loop_products.py``; the figures are in ``benchmarks/RESULTS.md``): a loop
+on one thread packs from :data:`PACKED_MIN_MACS`, a loop on more threads packs and shares
+from :data:`PACKED_SHARE_MACS` (below that, handing half of each product to a pool thread
+and waiting for it costs more than it saves). Sharing needs the other cores free, so a
+shared pass first ends OpenBLAS's idle workers
+(:func:`rnnlab.fast.threads.release_blas_threads`); where that cannot be done the products
+stay with BLAS. A loop on one thread without lengths (an LSTM, an Elman RNN, or a GRU with
+the reset after the product) runs whole in one compiled call and packs at every size
+(:mod:`rnnlab.fast.loop`). ``RNNLAB_PACKED=0`` keeps every per-step product in BLAS, and
+such loops in Python; ``RNNLAB_PACKED=1`` packs them at every size (shared from
+:data:`PACKED_SHARE_MACS`).
 """
 
 from __future__ import annotations
@@ -51,11 +36,9 @@ PACKED_MIN_MACS = 4_000_000
 #: a loop on several threads runs them packed, shared between its threads, from this size
 PACKED_SHARE_MACS = 16_000_000
 
-#: work a thread takes at a time when threads share a product, in multiply-adds (some
-#: 25 us here). ``python benchmarks/bench_loop_products.py --chunks``: C's products on
-#: two threads took 720-930 us in chunks of 1.6-3.2 M, 820-1120 us in chunks of 0.2-0.4 M
-#: (more taking, and more output cache lines written by both threads), 1260-1300 us as
-#: one chunk, and 1520-1540 us on one thread.
+#: work a thread takes at a time when threads share a product, in multiply-adds (smaller
+#: chunks mean more taking and more output cache lines written by both threads, larger
+#: ones an uneven finish: ``python benchmarks/bench_loop_products.py --chunks``)
 CHUNK_MACS = 2_000_000
 
 _CPU_OK: bool | None = None
@@ -130,7 +113,7 @@ class PackedProducts:
             release_blas_threads()
 
     def panels(self, B: Any) -> Any:
-        """``B`` ``(K, M)`` packed (:func:`rnnlab._numba_gemm.pack`), once per pass."""
+        """``B`` ``(K, M)`` packed (:func:`rnnlab.fast.numba_gemm.pack`), once per pass."""
         key = (B.ctypes.data, B.shape, B.strides)
         panels = self._current.get(key)
         if panels is None:

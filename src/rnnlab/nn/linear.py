@@ -19,7 +19,6 @@ from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 
 #: multiply-adds in one part of the weight gradient of :meth:`Linear.backward_split`
-#: (some 0.5-1 ms on one core here)
 PART_MACS = 32_000_000
 
 
@@ -78,7 +77,7 @@ class Linear(Module):
         """:meth:`backward` in two: ``(dx, parts)``. ``dx`` is computed at once; the
         parameter gradients are left as ``parts``, callables that each add the gradient
         of a block of output rows (of ``weight`` and ``bias``) and may run in any order,
-        on any thread, at the same time (:func:`rnnlab.backend.run_beside`). Each part
+        on any thread, at the same time (:func:`rnnlab.fast.threads.run_beside`). Each part
         is about :data:`PART_MACS` multiply-adds; ``dy`` must stay unchanged until all
         of them have run."""
         x2, dy2 = self._backward_operands(dy, "backward_split")
