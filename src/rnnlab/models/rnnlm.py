@@ -122,32 +122,26 @@ class RNNLM(Module):
                    dtype=c.dtype)
 
     def _init_weights(self, init_range: float | None, init: str) -> None:
-        xp = self.xp
-
-        def put(array: Any, values: Any) -> None:
-            values = values.astype(self.dtype)
-            array[...] = values if xp is np else xp.asarray(values)
-
-        def fill(array: Any, bound: float) -> None:
-            put(array, self.rng.uniform(-bound, bound, size=array.shape))
+        # drawn in float64 a chunk at a time straight into the parameters: the values of one
+        # float64 draw cast afterwards, without a float64 copy of the largest matrix
+        from rnnlab.nn.init import fill_normal, fill_uniform
 
         if init_range is not None:
             for _, param, _ in self.named_parameters():
-                fill(param, float(init_range))
+                fill_uniform(param, self.rng, float(init_range))
         elif init == "book":
             # ch06 Rnnlm: randn(V, D) / 100, randn(fan_in, out) / sqrt(fan_in), zero biases
-            put(self.embedding.params["weight"],
-                self.rng.standard_normal(self.embedding.params["weight"].shape) / 100)
+            fill_normal(self.embedding.params["weight"], self.rng, divisor=100)
             for name, param, _ in self.named_parameters():
                 if name == "embedding.weight":
                     continue
                 if param.ndim == 1:
                     param.fill(0)
                 else:
-                    put(param, self.rng.standard_normal(param.shape) / math.sqrt(param.shape[1]))
+                    fill_normal(param, self.rng, divisor=math.sqrt(param.shape[1]))
         else:
-            fill(self.embedding.params["weight"], 0.1)
-            fill(self.decoder.params["weight"], 0.1)
+            fill_uniform(self.embedding.params["weight"], self.rng, 0.1)
+            fill_uniform(self.decoder.params["weight"], self.rng, 0.1)
             self.decoder.params["bias"].fill(0)
 
     def init_output_bias(self, ids: Any, *, smoothing: float = 1.0) -> None:
