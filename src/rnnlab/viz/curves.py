@@ -3,11 +3,14 @@
 A run is a run folder (holding ``metrics.jsonl``) or the metrics file itself. Steps that
 were logged more than once (after a divergence rollback or a resumed run) keep their
 last value, so a curve shows the trajectory that survived; rollbacks are marked.
+
+Values that cannot be drawn (NaN, infinities, and numbers beyond ``±DRAWABLE``, whose
+axis ranges overflow) are left out, and so are records whose step is not a whole number
+of steps; the figure says how many. A log with nothing left to draw is an error.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,10 @@ from typing import Any
 import numpy as np
 
 METRICS_FILE = "metrics.jsonl"
+#: The largest magnitude drawn: beyond it an axis range or its ticks overflow a float.
+DRAWABLE = 1e300
+#: The largest step taken as a step (a float holds every whole number up to it).
+_MAX_STEP = 2.0**53
 
 
 @dataclass
@@ -28,6 +35,7 @@ class RunCurves:
     valid: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
     divergences: list[int] = field(default_factory=list)
+    skipped: int = 0  # train, valid and divergence records without a usable step
 
     @property
     def empty(self) -> bool:
@@ -49,6 +57,20 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _step(value: Any) -> int | None:
+    """A step from a metrics value: a finite whole number in ``[0, 2**53]``, else None."""
+    number = _number(value)
+    if number is None or not 0 <= number <= _MAX_STEP or number != int(number):
+        return None  # NaN fails the comparisons too
+    return int(number)
+
+
+def _drawable(values: np.ndarray) -> np.ndarray:
+    """Which values can be drawn: finite and at most :data:`DRAWABLE` in magnitude."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values) <= DRAWABLE)
+
+
 def metrics_path(run: str | Path) -> Path:
     """The metrics file of ``run`` (a run folder or the file itself)."""
     path = Path(run)
@@ -63,23 +85,44 @@ def metrics_path(run: str | Path) -> Path:
 def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     by_step: dict[int, float] = {}
     for r in records:
-        step, value = _number(r.get("step")), _number(r.get(key))
+        step, value = _step(r.get("step")), _number(r.get(key))
         if step is None or value is None:
             continue
-        by_step[int(step)] = value  # later records win (rollbacks, resumes)
+        by_step[step] = value  # later records win (rollbacks, resumes)
     steps = np.array(sorted(by_step), dtype=np.int64)
     values = np.array([by_step[s] for s in steps.tolist()], dtype=np.float64)
     return steps, values
 
 
-def load_run(run: str | Path, name: str | None = None) -> RunCurves:
-    """Read one run's metrics into :class:`RunCurves`."""
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics file; a file that is not UTF-8 text (or a line nested too
+    deeply for the JSON reader) is a ``DataError`` naming the file and the place."""
+    from rnnlab.data import DataError
     from rnnlab.train.metrics import read_metrics
 
+    try:
+        return read_metrics(path)
+    except UnicodeDecodeError:
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:  # positions in the whole file, not one buffer
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise DataError(f"{path}: not UTF-8 text (line {line}, byte {exc.start}: "
+                            f"{exc.reason}); expected the {METRICS_FILE} that rnnlab train "
+                            f"writes") from None
+        raise  # pragma: no cover - the file changed between the two reads
+    except RecursionError:
+        raise DataError(f"{path}: a line is nested too deeply to be read as JSON; expected "
+                        f"the {METRICS_FILE} that rnnlab train writes") from None
+
+
+def load_run(run: str | Path, name: str | None = None) -> RunCurves:
+    """Read one run's metrics into :class:`RunCurves`."""
     path = metrics_path(run)
-    records = read_metrics(path)
+    records = _read(path)
     if name is None:
-        name = path.parent.name if path.name == METRICS_FILE else path.stem
+        name = path.resolve().parent.name if path.name == METRICS_FILE else path.stem
     curves = RunCurves(name=name, path=path)
     by_event: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -88,12 +131,18 @@ def load_run(run: str | Path, name: str | None = None) -> RunCurves:
         for key in ("loss", "ppl", "lr"):
             target[key] = _series(by_event.get(event, []), key)
     for r in by_event.get("test", []):
-        for key in ("loss", "ppl", "step"):
+        for key in ("loss", "ppl"):
             value = _number(r.get(key))
             if value is not None:
                 curves.test[key] = value
-    curves.divergences = [int(s) for r in by_event.get("divergence", [])
-                          if (s := _number(r.get("step"))) is not None]
+        step = _step(r.get("step"))
+        if step is not None:
+            curves.test["step"] = float(step)
+    curves.divergences = [s for r in by_event.get("divergence", [])
+                          if (s := _step(r.get("step"))) is not None]
+    curves.skipped = sum(_step(r.get("step")) is None
+                         for event in ("train", "valid", "divergence")
+                         for r in by_event.get(event, []))
     return curves
 
 
@@ -120,7 +169,7 @@ def load_runs(runs: Sequence[str | Path], names: Sequence[str] | None = None
 
 def _finite(steps: np.ndarray, values: np.ndarray, positive: bool = False
             ) -> tuple[np.ndarray, np.ndarray]:
-    ok = np.isfinite(values)
+    ok = _drawable(values)
     if positive:
         ok &= values > 0
     return steps[ok], values[ok]
@@ -146,8 +195,17 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
         loaded = [r if r is not None else next(fresh) for r in loaded]
     curves: list[RunCurves] = [r for r in loaded if r is not None]
     if all(c.empty for c in curves):
+        skipped = sum(c.skipped for c in curves)
         raise ValueError("plot_training_curves: the metrics logs hold no train or valid "
-                         "records yet")
+                         + (f"records with a usable step ({skipped} records have a step that "
+                            f"is not a whole number >= 0)" if skipped else "records yet"))
+    series = [v for c in curves for part in (c.train, c.valid) for _, v in part.values()]
+    left_out = sum(int((~_drawable(v)).sum()) for v in series)
+    if not any(_drawable(v).any() for v in series):
+        where = ", ".join(str(c.path) for c in curves)
+        raise ValueError(f"plot_training_curves: no finite loss, perplexity or learning rate "
+                         f"in {where}: all {left_out} logged values are NaN, infinite or "
+                         f"beyond ±{DRAWABLE:g}")
     fig = new_figure(figsize=(13.5, 4.0), dpi=dpi)
     ax_loss, ax_ppl, ax_lr = fig.subplots(1, 3)
     colors = [f"C{i % 10}" for i in range(len(curves))]
@@ -164,8 +222,8 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
             if len(s):
                 ax.plot(s, v, color=color, lw=1.4, ls="--", marker="o", ms=4,
                         label=f"{c.name} valid")
-            if key in c.test and math.isfinite(c.test[key]) and (c.test[key] > 0 or
-                                                                 not positive):
+            if key in c.test and _drawable(np.array(c.test[key])) and (c.test[key] > 0 or
+                                                                       not positive):
                 step = c.test.get("step", s[-1] if len(s) else 0)
                 ax.plot([step], [c.test[key]], color=color, marker="*", ms=12, ls="none",
                         label=f"{c.name} test {c.test[key]:.3g}")
@@ -191,8 +249,8 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
     ax_ppl.tick_params(axis="y", which="minor", labelsize=7)
     values = np.concatenate([c.train["lr"][1] for c in curves] + [c.valid["lr"][1]
                                                                     for c in curves])
-    values = values[np.isfinite(values) & (values > 0)]
-    if values.size and values.max() / values.min() > 20:
+    values = values[_drawable(values) & (values > 0)]
+    if values.size and values.max() > 20 * values.min():
         ax_lr.set_yscale("log")
     else:
         ax_lr.set_ylim(0, 1.15 * values.max() if values.size else 1.0)
@@ -201,12 +259,19 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
         ax.set_xlabel("step")
         ax.set_title(name, fontsize=10)
         ax.grid(True, alpha=0.3)
-    ax_loss.legend(fontsize=7, loc="upper right")
-    if len(curves) > 1:
-        ax_lr.legend(fontsize=7, loc="best")
     if any(c.divergences for c in curves):
         ax_loss.plot([], [], color="red", lw=0.8, label="divergence rollback")
+    if ax_loss.get_legend_handles_labels()[0]:
         ax_loss.legend(fontsize=7, loc="upper right")
+    if len(curves) > 1 and ax_lr.get_legend_handles_labels()[0]:
+        ax_lr.legend(fontsize=7, loc="best")
+    skipped = sum(c.skipped for c in curves)
+    if left_out or skipped:
+        parts = ([f"{left_out} values that are NaN, infinite or beyond ±{DRAWABLE:g}"]
+                 if left_out else []) + \
+            ([f"{skipped} records without a usable step"] if skipped else [])
+        fig.text(0.005, 0.995, "left out: " + "; ".join(parts), fontsize=7, color="0.35",
+                 ha="left", va="top")
     fig.suptitle(title or "Training curves: " + ", ".join(c.name for c in curves),
                  fontsize=11)
     save_figure(fig, out)
