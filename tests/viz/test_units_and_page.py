@@ -197,3 +197,16 @@ def test_page_with_hostile_tokens_and_title_keeps_its_structure(hostile_states):
 def test_page_title_must_be_text(hostile_states):
     with pytest.raises(TypeError, match="title expected a str or None, got int"):
         page_data(hostile_states, title=3)
+
+
+def test_page_takes_numpy_integers_and_names_bad_ones(hostile_states):
+    """NumPy integers work wherever ints do, and the data stays JSON (issue 26, item 11)."""
+    plain = page_data(hostile_states, layer=-1, max_tokens=20)
+    numpy_ = page_data(hostile_states, layer=np.int64(-1), max_tokens=np.int32(20))
+    assert json.dumps(numpy_) == json.dumps(plain) and numpy_["T"] == 20
+    with pytest.raises(TypeError, match="layer expected an int, got float"):
+        page_data(hostile_states, layer=0.0)
+    with pytest.raises(TypeError, match="max_tokens expected an int or None, got bool"):
+        page_data(hostile_states, max_tokens=True)
+    with pytest.raises(ValueError, match="max_tokens expected an int >= 1 or None, got 0"):
+        page_data(hostile_states, max_tokens=np.int64(0))

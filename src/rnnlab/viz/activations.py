@@ -36,6 +36,17 @@ def page_data(states: Any, *, kind: str | None = None, layer: int = -1,
     if title is not None and not isinstance(title, str):
         raise TypeError(f"activation_page: title expected a str or None, got "
                         f"{type(title).__name__}")
+    if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
+        raise TypeError(f"activation_page: layer expected an int, got {type(layer).__name__}")
+    layer = int(layer)
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int | np.integer):
+            raise TypeError(f"activation_page: max_tokens expected an int or None, got "
+                            f"{type(max_tokens).__name__}")
+        if max_tokens < 1:
+            raise ValueError(f"activation_page: max_tokens expected an int >= 1 or None, got "
+                             f"{int(max_tokens)}")
+        max_tokens = int(max_tokens)
     if kind is None:
         kind = "c" if states.c is not None else "h"
     acts = np.asarray(states.states(layer, kind), dtype=np.float64)
