@@ -20,6 +20,11 @@ def text_file(tmp_path):
     return path
 
 
+def _write(path):
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
 def train_args(text_file, out, *extra):
     return ["train", "--corpus", str(text_file), "--out", str(out), "--no-progress",
             "--hidden-size", "16", "--embedding-dim", "8", "--batch-size", "4", "--bptt", "16",
@@ -107,6 +112,9 @@ def test_train_with_the_unigram_output_bias(tmp_path, text_file, capsys):
     (["train", "--no-such-option"], "unrecognized arguments"),
     (["train", "--lr", "nan"], "expected a finite number"),
     (["generate"], "the following arguments are required: checkpoint"),
+    (["train", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["train", "--resume", "x.safetensors", "--overwrite"], "--overwrite"),
+    (["eval", "x.safetensors", "--text", "a", "--corpus", "b"], "not allowed with argument"),
 ])
 def test_bad_options_exit_2(argv, pattern, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -155,3 +163,25 @@ def test_help_has_examples():
         result = subprocess.run([sys.executable, "-m", "rnnlab", command, "--help"],
                                 capture_output=True, text=True, check=True)
         assert "examples:" in result.stdout
+
+
+def test_a_fifo_or_stdin_as_corpus_says_what_it_is(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert main(["train", "--corpus", str(fifo), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"{fifo}: is a named pipe (FIFO), not a regular file" in err, err
+    run = tmp_path / "run"
+    assert main(train_args(_write(tmp_path / 't.txt'), run, "--max-steps", "1",
+                           "--sample-length", "0")) == 0
+    capsys.readouterr()
+    # eval --text on a FIFO with no writer would block in open(): refused at once
+    assert main(["eval", str(run / "last.safetensors"), "--text", str(fifo)]) == 1
+    assert "is a named pipe (FIFO)" in capsys.readouterr().err
+    result = subprocess.run([sys.executable, "-m", "rnnlab", "train", "--corpus", "/dev/stdin",
+                             "--out", str(tmp_path / "o2")], input="some text\n" * 50,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "/dev/stdin: is a named pipe (FIFO), not a regular file" in result.stderr

@@ -2,9 +2,15 @@
 
 Argument parsing only; the work is done by :mod:`rnnlab.train`, :mod:`rnnlab.generate`
 and friends. Errors a user can fix are printed as one line (``rnnlab: error: ...``) with
-exit status 2 (bad options) or 1 (bad data or files), never as a traceback (set
-``RNNLAB_DEBUG=1`` to see one). Ctrl-C during training saves a checkpoint and exits with
-130; a run that keeps diverging exits with 3.
+exit status 2 (bad options) or 1 (bad data or files, a run folder in use or holding
+another run), never as a traceback (set ``RNNLAB_DEBUG=1`` to see one). A run that keeps
+diverging exits with 3.
+
+Stopping ``rnnlab train``: Ctrl-C (SIGINT), SIGTERM (``kill``, ``timeout``, ``docker
+stop``, Slurm) and SIGHUP finish the current step, save ``last.safetensors`` and exit
+with 130, 143 and 129 (128 + the signal number); the same signal again aborts at once
+with that status. Ctrl-C before training starts prints one line and exits with 130;
+further Ctrl-Cs while the process ends are ignored.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from rnnlab.argtypes import nonneg_float, positive_int
+from rnnlab.argtypes import nonneg_float, nonneg_int, positive_int
 
 EPILOG_TRAIN = """examples:
   rnnlab train                          # char LSTM on this Python's stdlib source (offline)
@@ -27,10 +35,12 @@ EPILOG_TRAIN = """examples:
       --batch-size 20 --bptt 35 --embedding-dim 100 --hidden-size 100 --epochs 4
   rnnlab train --corpus notes.txt --level word --max-size 20000
   rnnlab train --resume runs/stdlib-lstm/last.safetensors --epochs 3
+  rnnlab train --corpus notes.txt --out runs/notes --overwrite   # replace the run there
 """
 EPILOG_EVAL = """examples:
   rnnlab eval runs/ptb-lstm/best.safetensors                 # validation and test perplexity
   rnnlab eval runs/ptb-lstm/best.safetensors --text other.txt
+  rnnlab eval runs/notes/best.safetensors --corpus notes/   # a folder corpus: name it again
 """
 EPILOG_GENERATE = """examples:
   rnnlab generate runs/stdlib-lstm/best.safetensors --prime "def " --length 400
@@ -87,7 +97,7 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--decay-start", type=int)
     t.add_argument("--warmup-steps", type=int)
     t.add_argument("--patience", type=positive_int, help="early stopping (epochs)")
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=nonneg_int)
     t.add_argument("--max-steps", type=positive_int)
     t.add_argument("--max-time", type=nonneg_float, help="seconds")
     t.add_argument("--log-every", type=positive_int)
@@ -100,8 +110,12 @@ def _add_train(sub: Any) -> None:
                         "'rnn.bias_hh_*')")
     r = p.add_argument_group("run")
     r.add_argument("--config", help="JSON file with 'model', 'train' and 'data' sections")
-    r.add_argument("--out", help="run folder (default runs/<corpus>-<cell>)")
-    r.add_argument("--resume", help="continue from a last.safetensors checkpoint")
+    r.add_argument("--out", help="run folder (default runs/<corpus>-<cell>, or the first "
+                   "free runs/<corpus>-<cell>-N); one that holds another run is refused")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (its checkpoints and metrics)")
+    r.add_argument("--resume", help="continue from a last.safetensors checkpoint (or its "
+                   "run folder); --corpus and --data-dir say where its data is now")
     r.add_argument("--device", choices=("cpu", "gpu"))
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--sample-length", type=int, default=300,
@@ -113,7 +127,12 @@ def _add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="perplexity of a trained model", epilog=EPILOG_EVAL,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
-    p.add_argument("--text", help="evaluate on this UTF-8 file instead of the training corpus")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--text", help="evaluate on this UTF-8 file instead of the training "
+                        "corpus")
+    source.add_argument("--corpus", help="where the training corpus is (a file, folder or "
+                        "name), checked against the checkpoint; by default the corpus the "
+                        "checkpoint names, if it is a file that still holds the same data")
     p.add_argument("--split", choices=("valid", "test", "both"), default="both")
     p.add_argument("--batch-size", type=positive_int, default=10)
     p.add_argument("--bptt", type=positive_int, default=35)
@@ -209,25 +228,48 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
     return model, train, data
 
 
+#: The exit status of a run stopped by a signal (128 + the signal number).
+STOP_STATUS = {"interrupted": 130, "terminated": 143, "hangup": 129}
+#: What a resumed run may change: its budget, and where its data is now.
+_RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_dir"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnlab.train.run import resume_run, start_run
+    from rnnlab.train.run import resume_run, run_checkpoint, start_run
 
     model_kw, train_kw, data_kw = _configs_from_args(args)
     if args.resume:
-        changed = sorted(set(model_kw) | set(data_kw)
-                         | set(train_kw) - {"epochs", "max_steps", "max_time", "progress"})
+        changed = sorted((set(model_kw) | set(data_kw) | set(train_kw)) - _RESUME_FLAGS)
         if changed:
             raise UsageError(f"--resume continues a run with its saved configuration; these "
                              f"options cannot change: {', '.join(changed)}")
+        if args.overwrite:
+            raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
+                             "--resume")
+        folder = run_checkpoint(args.resume).parent
+        if args.out is not None and not _same_folder(args.out, folder):
+            raise UsageError(f"--out {args.out}: a resumed run continues in its own folder "
+                             f"({folder}); copy that folder to --out and resume from the "
+                             f"copy to continue elsewhere")
         summary, text = resume_run(args.resume, train_kw, device=args.device,
-                                   sample_length=args.sample_length)
+                                   sample_length=args.sample_length,
+                                   corpus=data_kw.get("corpus"),
+                                   data_dir=data_kw.get("data_dir"))
     else:
         summary, text = start_run(model_kw, train_kw, data_kw, out=args.out,
-                                  device=args.device, sample_length=args.sample_length)
+                                  device=args.device, sample_length=args.sample_length,
+                                  overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     if text:
         print("\n--- sample ---\n" + text)
-    return 130 if summary.get("stopped") == "interrupted" else 0
+    return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
+def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -235,7 +277,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_checkpoint(args.checkpoint, text=args.text, split=args.split,
                                  batch_size=args.batch_size, bptt=args.bptt,
-                                 data_dir=args.data_dir, device=args.device)
+                                 data_dir=args.data_dir, device=args.device,
+                                 corpus=args.corpus)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -253,10 +296,59 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``rnnlab`` command."""
+    """Entry point of the ``rnnlab`` command.
+
+    A Ctrl-C (or an abort by a second stop signal) anywhere, start-up included, ends in
+    one line and the signal's status; afterwards further Ctrl-Cs are ignored, so that
+    pressing it again while the process ends prints no traceback.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:
+        _ignore_ctrl_c()
+        status = 128 + int(getattr(exc, "signum", signal.SIGINT))
+        word = {v: k for k, v in STOP_STATUS.items()}.get(status, "interrupted")
+        try:
+            print(f"rnnlab: {word}", file=sys.stderr)
+        except (OSError, ValueError):  # no terminal any more (SIGHUP)
+            pass
+        return status
+
+
+def _ignore_ctrl_c() -> None:
+    """The process is on its way out: a further Ctrl-C must not raise in the middle of
+    the unwinding or the interpreter's shutdown (it would print a traceback)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _imports_without_ctrl_c() -> None:
+    """Import the heavy modules with Ctrl-C held back until they are loaded.
+
+    A KeyboardInterrupt inside a C extension's import (numpy's) comes out as an
+    ImportError with two tracebacks; held back, a Ctrl-C pressed now is raised as a plain
+    KeyboardInterrupt right after, which :func:`main` ends quietly.
+    """
+    pressed: list[int] = []
+    hold = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    if hold:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        importlib.import_module("rnnlab.train.run")  # numpy, the models, the trainer
+    finally:
+        if hold:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def _main(argv: list[str] | None) -> int:
+    _imports_without_ctrl_c()
     from rnnlab.backend import DeviceError
     from rnnlab.data import DataError
     from rnnlab.train.checkpoint import CheckpointError
+    from rnnlab.train.runfolder import RunFolderError
     from rnnlab.train.trainer import DivergenceError
 
     parser = build_parser()
@@ -268,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args))
     except UsageError as exc:
         parser.error(str(exc))  # exits with status 2
-    except (DataError, CheckpointError, DeviceError) as exc:
+    except (DataError, CheckpointError, DeviceError, RunFolderError) as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a path that cannot be written or read
@@ -289,9 +381,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rnnlab: interrupted", file=sys.stderr)
-        return 130
     return 0
 
 

@@ -33,7 +33,7 @@ def test_no_import_cycle_in_the_data_package():
     def visit(module: str, path: list[str]) -> None:
         for target in sorted(graph.get(module, ())):
             if target in path:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append([*path[path.index(target):], target])
             elif target in graph:
                 visit(target, [*path, target])
 

@@ -361,8 +361,15 @@ def _meta_cases(seed: Seed) -> Iterator[tuple[str, str, Any, frozenset[str]]]:
                 "data_config": RESUME if ts else NONE}.get(key, train)
         if key == "scheduler" and meta.get("scheduler") is None:
             must = NONE
+        wrong = must
+        if key == "corpus_digest":
+            # absent in older checkpoints: Trainer.restore goes on (nothing to compare);
+            # resume refuses to read the corpus path without it; a wrong one is refused
+            must, wrong = (RESUME if ts else NONE), train
+        if key == "corpus_bytes":  # only resume reads it (a check before the corpus path)
+            must, wrong = NONE, (RESUME if ts else NONE)
         yield "missing key", f"meta[{key!r}] deleted", _set(meta, (key,), _DELETE), must
-        yield "wrong type", f"meta[{key!r}] = 'x'", _set(meta, (key,), "x"), must
+        yield "wrong type", f"meta[{key!r}] = 'x'", _set(meta, (key,), "x"), wrong
     yield "extra key", "unknown top-level key", {**meta, "zzz": {"a": [1, 2]}}, NONE
     # ---- model config
     defaults = _config_defaults()

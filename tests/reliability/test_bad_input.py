@@ -348,8 +348,9 @@ def test_eval_text_that_is_a_folder_binary_or_a_device(tmp_path: Path, text_file
                  "--embedding-dim", "4", "--batch-size", "2", "--bptt", "4"])[0] == 0
     (tmp_path / "bin.dat").write_bytes(b"ab\x00cd")
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    for text, message in ((tmp_path, "cannot be read"), (tmp_path / "bin.dat", "binary"),
-                          ("/dev/zero", "binary"), (tmp_path / "empty.txt", "at least 2"),
+    for text, message in ((tmp_path, "is a folder"), (tmp_path / "bin.dat", "binary"),
+                          ("/dev/zero", "is a character device"),
+                          (tmp_path / "empty.txt", "at least 2"),
                           (tmp_path / "nope.txt", "cannot be read")):
         code, _, err = _cli(["eval", str(run / "last.safetensors"), "--text", str(text)])
         assert code == 1 and message in _one_error_line(err, code), err

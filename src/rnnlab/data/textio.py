@@ -10,14 +10,21 @@
   bad byte, counted from the start of the file.
 * :func:`text_files` lists the files of a folder recursively in a fixed order (sorted by
   their path relative to the folder, component by component), skipping hidden entries
-  (names starting with ``"."``) and ``__pycache__``, and sets aside files that look
-  binary (a NUL byte in their first 8 KiB).
+  (names starting with ``"."``), ``__pycache__`` and rnnlab's own run files, and sets
+  aside files that look binary (a NUL byte in their first 8 KiB).
+* A **run folder** (one holding ``rnnlab.lock``, or ``metrics.jsonl`` beside a
+  ``last``/``best.safetensors``) met in such a walk keeps its other files, but its
+  checkpoints, ``metrics.jsonl`` and lock file are never corpus text: a run written into
+  the corpus folder does not change the corpus it was trained on.
+* Only regular files are read: a FIFO, a device or a socket (``/dev/stdin`` included) is
+  refused with a message saying what it is, instead of blocking or reading forever.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -28,6 +35,33 @@ CHUNK_BYTES = 1 << 22
 #: Bytes inspected by :func:`looks_binary`.
 SNIFF_BYTES = 8192
 _SKIP_DIRS = frozenset({"__pycache__"})
+#: The lock file of a run folder (see :mod:`rnnlab.train.runfolder`).
+RUN_LOCK_NAME = "rnnlab.lock"
+#: The files rnnlab writes into a run folder; never read as corpus text.
+RUN_FILE_NAMES = frozenset({"last.safetensors", "best.safetensors", "metrics.jsonl",
+                            RUN_LOCK_NAME})
+
+
+def is_run_folder(names: Iterable[str]) -> bool:
+    """Whether a folder holding the files ``names`` is an rnnlab run folder."""
+    names = set(names)
+    return RUN_LOCK_NAME in names or ("metrics.jsonl" in names and bool(
+        names & {"last.safetensors", "best.safetensors"}))
+
+
+def describe_kind(mode: int) -> str | None:
+    """What a file of ``st_mode`` is when it is neither a regular file nor a folder."""
+    for test, what in ((stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return None
+
+
+def _not_regular(path: Path, what: str) -> DataError:
+    return DataError(f"{path}: is {what}, not a regular file; rnnlab reads text only from "
+                     f"files and folders (save the text to a file first)")
 
 
 def iter_text(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
@@ -49,6 +83,15 @@ def iter_text(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> Ite
     path = Path(path)
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes: expected an int >= 1, got {chunk_bytes}")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a folder, not a file")
+    what = describe_kind(mode)
+    if what is not None:
+        raise _not_regular(path, what)
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0  # bytes of the file consumed before the current chunk
     carry = ""
@@ -108,9 +151,10 @@ def walk_files(root: str | os.PathLike, *, suffixes: Iterable[str] | None = None
                skip_dirs: Iterable[str] = ()) -> list[Path]:
     """Files under ``root`` in sorted order (by relative path components).
 
-    Hidden files and folders, ``__pycache__`` and folders named in ``skip_dirs`` are
-    skipped; ``suffixes`` (e.g. ``(".py",)``) keeps only files with those endings.
-    Symbolic links to folders are not followed.
+    Hidden files and folders, ``__pycache__``, folders named in ``skip_dirs`` and the
+    run files (:data:`RUN_FILE_NAMES`) of run folders (:func:`is_run_folder`) are skipped;
+    ``suffixes`` (e.g. ``(".py",)``) keeps only files with those endings. Symbolic links
+    to folders are not followed.
     """
     root = Path(root)
     skip = _SKIP_DIRS | set(skip_dirs)
@@ -119,8 +163,10 @@ def walk_files(root: str | os.PathLike, *, suffixes: Iterable[str] | None = None
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d not in skip]
         rel = Path(folder).relative_to(root).parts
+        run_files = RUN_FILE_NAMES if is_run_folder(files) else frozenset()
         for name in files:
-            if name.startswith(".") or (ends is not None and not name.endswith(ends)):
+            if name.startswith(".") or (ends is not None and not name.endswith(ends)) \
+                    or name in run_files:
                 continue
             full = Path(folder, name)
             if full.is_file():
@@ -142,10 +188,16 @@ def text_files(path: str | os.PathLike, *, suffixes: Iterable[str] | None = None
         ``path`` does not exist, or a folder holds no text file.
     """
     path = Path(path)
-    if path.is_file():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file or folder") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISREG(mode):
         return [path], []
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or folder")
+    if not stat.S_ISDIR(mode):
+        raise _not_regular(path, describe_kind(mode) or "a special file")
     texts: list[Path] = []
     binary: list[Path] = []
     for file in walk_files(path, suffixes=suffixes):

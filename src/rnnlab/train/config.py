@@ -5,12 +5,16 @@ unknown keys)."""
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 from rnnlab._config import ConfigDict
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+#: Corpus names that ``DataConfig.corpus`` may hold besides a path (rnnlab's own loaders).
+NAMED_CORPORA = ("stdlib", "ptb", "tinyshakespeare", "shakespeare")
 SCHEDULES = ("none", "step", "exp", "plateau", "cosine")
 
 
@@ -109,6 +113,14 @@ class DataConfig(ConfigDict):
     data_dir: str | None = None  # local folder with the canonical files
 
     def __post_init__(self) -> None:
+        # a DataConfig may come from a checkpoint: wrong types get a message, not a crash
+        if not isinstance(self.corpus, str) or not self.corpus:
+            raise TypeError(f"DataConfig: corpus expected a non-empty string, got "
+                            f"{self.corpus!r}")
+        if self.data_dir is not None and (not isinstance(self.data_dir, str)
+                                          or not self.data_dir):
+            raise TypeError(f"DataConfig: data_dir expected null or a non-empty string, got "
+                            f"{self.data_dir!r}")
         if self.level not in ("char", "word"):
             raise ValueError(f"DataConfig: level expected 'char' or 'word', got {self.level!r}")
         if self.max_chars is not None:
@@ -116,3 +128,20 @@ class DataConfig(ConfigDict):
         if self.max_size is not None:
             _positive("DataConfig", "max_size", self.max_size, integer=True)
         _positive("DataConfig", "min_freq", self.min_freq, integer=True)
+
+    @property
+    def is_path(self) -> bool:
+        """Whether :attr:`corpus` is a path (not one of :data:`NAMED_CORPORA`)."""
+        return self.corpus not in NAMED_CORPORA
+
+    def source_bytes(self) -> int | None:
+        """The size of the corpus file, when :attr:`corpus` names a regular file; else
+        None. Saved beside the digest, so that a file of another size is refused before
+        it is read."""
+        if not self.is_path:
+            return None
+        try:
+            info = os.stat(self.corpus)
+        except (OSError, ValueError):
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None

@@ -1,12 +1,29 @@
 """``Trainer``: truncated-BPTT training of an :class:`~rnnlab.models.RNNLM` with
 validation each epoch, the best model kept, early stopping, JSON-lines metrics,
-atomic checkpoints with exact resume, a divergence guard and a clean Ctrl-C.
+atomic checkpoints with exact resume, a divergence guard and a clean stop on Ctrl-C,
+SIGTERM or SIGHUP.
 
 A run's folder holds ``last.safetensors`` (everything needed to resume bit-exactly: model,
 optimizer, schedule, random state, data position, carried state, progress),
 ``best.safetensors`` (the model with the best validation perplexity) and
 ``metrics.jsonl`` (one JSON object per line: ``train``, ``valid``, ``test``,
-``divergence``, ``checkpoint``, ``stop`` events).
+``divergence``, ``checkpoint``, ``stop`` events). While :meth:`Trainer.fit` runs it holds
+the folder's lock (``rnnlab.lock``, :mod:`rnnlab.train.runfolder`): a second trainer in
+another process is refused.
+
+Every checkpoint records the digest of the corpus's token ids (``corpus_digest``, see
+:func:`rnnlab.data.core.ids_digest`), computed once when the trainer is built;
+:meth:`Trainer.restore` refuses a checkpoint whose digest differs from the corpus's (data
+edited in place, with the same vocabulary and length, would otherwise resume silently on
+other text). Checkpoints written before digests were recorded have none and are resumed
+as before.
+
+Stopping: Ctrl-C (SIGINT), SIGTERM (``kill``, ``timeout``, ``docker stop``, Slurm) and
+SIGHUP (the terminal closed) finish the current step, save ``last.safetensors`` and end
+:meth:`Trainer.fit` with ``stopped`` set to ``"interrupted"``, ``"terminated"`` or
+``"hangup"``; the same signal again aborts at once (:class:`Aborted`, a
+``KeyboardInterrupt``). A signal whose handler is "ignore" when training starts (``nohup``,
+a background job) stays ignored. Handlers are installed only in the main thread.
 
 Divergence guard: a step whose loss or gradient norm is NaN/inf, or whose loss exceeds
 ``divergence_factor`` times the running mean (in the first 20 steps: times log V, the
@@ -37,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.data import BPTTBatcher, DataError
+from rnnlab.data.core import ids_digest
 from rnnlab.train import state as st
 from rnnlab.train.checkpoint import (
     CheckpointError,
@@ -49,10 +67,25 @@ from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.evaluate import evaluate_ids
 from rnnlab.train.factory import build_optimizer, build_scheduler, trained_parameters
 from rnnlab.train.metrics import MetricsLog, ProgressBar, perplexity
+from rnnlab.train.runfolder import RunLock
+
+#: The signals that stop training with a checkpoint, and the stop reason of each.
+STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
 
 
 class DivergenceError(RuntimeError):
     """Training diverged more often than ``max_divergences`` allows."""
+
+
+class Aborted(KeyboardInterrupt):
+    """A second stop signal while a stop was under way: training is abandoned at once.
+
+    ``signum`` is the signal (``signal.SIGINT``, ``SIGTERM`` or ``SIGHUP``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -113,6 +146,10 @@ class Trainer:
             raise ValueError(f"Trainer: the training split ({len(corpus.train)} tokens) is too "
                              f"short for batch_size={config.batch_size}")
         self._check_corpus()
+        #: Identifies the data (saved in every checkpoint, compared by :meth:`restore`).
+        self.corpus_digest = ids_digest({"train": corpus.train, "valid": corpus.valid,
+                                         "test": corpus.test})
+        self.corpus_bytes = None if data_config is None else data_config.source_bytes()
         remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
         self.optimizer = build_optimizer(self.trained, config)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.batcher))
@@ -147,14 +184,23 @@ class Trainer:
 
     # ----------------------------------------------------------------- running
     def fit(self) -> dict[str, Any]:
-        """Train until the configured epochs, a stop condition, or Ctrl-C; return a summary."""
+        """Train until the configured epochs, a stop condition, or a stop signal (Ctrl-C,
+        SIGTERM, SIGHUP); return a summary.
+
+        Raises :class:`~rnnlab.train.runfolder.RunFolderError` when another process
+        trains in the same folder.
+        """
+        with RunLock(self.out_dir):
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._stop_reason = None
         started = time.perf_counter()
         if cfg.unigram_bias and self.progress.step == 0:
             # an initialisation: only before the first step (a resumed run keeps its own)
             self.model.init_output_bias(self.corpus.train)
-        previous = self._install_sigint()
+        previous = self._install_stop_signals()
         try:
             self._take_snapshot()
             while self.progress.epoch < cfg.epochs and self._stop_reason is None:
@@ -173,12 +219,13 @@ class Trainer:
                 return self._finish()
             self.save(self.out_dir / "last.safetensors")
             self.metrics.log("stop", reason=self._stop_reason, step=self.progress.step)
-            if self._stop_reason == "interrupted":
-                self.echo(f"interrupted: state saved to {self.out_dir / 'last.safetensors'}; "
-                          f"continue with --resume {self.out_dir / 'last.safetensors'}")
+            if self._stop_reason in STOP_SIGNALS.values():
+                self._say(f"{self._stop_reason}: state saved to "
+                          f"{self.out_dir / 'last.safetensors'}; continue with --resume "
+                          f"{self.out_dir / 'last.safetensors'}")
             return self.summary()
         finally:
-            self._restore_sigint(previous)
+            self._restore_signals(previous)
 
     def _train_epoch(self, started: float) -> None:
         cfg = self.config
@@ -401,23 +448,40 @@ class Trainer:
             self._snapshot["scheduler"] = copy.deepcopy(self.scheduler.state_dict())
         self._snapshot["progress"]["divergences"] = divergences
 
-    # ---------------------------------------------------------------- Ctrl-C
-    def _install_sigint(self) -> Any:
+    # ---------------------------------------------------------- stop signals
+    def _install_stop_signals(self) -> dict[int, Any]:
+        """Handle SIGINT, SIGTERM and SIGHUP (where they exist and are not ignored);
+        returns the handlers they replaced."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_reason == "interrupted":
-                raise KeyboardInterrupt
-            self._stop_reason = "interrupted"
-            self.echo("Ctrl-C: finishing the current step and saving (press again to abort)")
+            if self._stop_reason in STOP_SIGNALS.values():
+                raise Aborted(signum)  # the second one: no more waiting
+            name = signal.Signals(signum).name
+            self._stop_reason = STOP_SIGNALS[name]
+            what = "Ctrl-C" if signum == signal.SIGINT else name
+            self._say(f"{what}: finishing the current step and saving (again to abort)")
 
-        return signal.signal(signal.SIGINT, handler)
+        previous: dict[int, Any] = {}
+        for name in STOP_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # not on this system, or ignored on purpose (nohup)
+            previous[signum] = signal.signal(signum, handler)
+        return previous
 
     @staticmethod
-    def _restore_sigint(previous: Any) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def _restore_signals(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    def _say(self, message: str) -> None:
+        """``echo``, where a closed terminal (after SIGHUP) must not stop the save."""
+        try:
+            self.echo(message)
+        except (OSError, ValueError):
+            pass
 
     # ------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, *, training_state: bool = True) -> None:
@@ -430,10 +494,13 @@ class Trainer:
             "vocab": self.corpus.vocab.to_dict(),
             "train_config": self.config.to_dict(),
             "data_config": None if self.data_config is None else self.data_config.to_dict(),
+            "corpus_digest": self.corpus_digest,
             # a non-finite loss (of a model about to be rolled back) is saved as unknown
             "progress": {k: None if isinstance(v, float) and not math.isfinite(v) else v
                          for k, v in asdict(self.progress).items()},
         }
+        if self.corpus_bytes is not None:
+            meta["corpus_bytes"] = self.corpus_bytes
         if training_state:
             opt_arrays, opt_meta = st.optimizer_arrays(self.optimizer.state_dict())
             arrays.update(opt_arrays)
@@ -466,6 +533,13 @@ class Trainer:
             raise CheckpointError(f"{where}: its model configuration differs from this model's")
         if meta_get(meta, "vocab", dict, where) != self.corpus.vocab.to_dict():
             raise CheckpointError(f"{where}: its vocabulary differs from the corpus's")
+        digest = meta.get("corpus_digest")  # absent in checkpoints older than digests
+        if digest is not None and digest != self.corpus_digest:
+            raise CheckpointError(
+                f"{where}: the corpus differs from the one this checkpoint was trained on "
+                f"(the digest of its token ids is {self.corpus_digest}, the checkpoint "
+                f"records {str(digest)[:60]}); resuming on other data would not continue "
+                f"the same run")
         st.check_model_arrays(self.model, arrays, where)
         progress = Progress.from_meta(meta_get(meta, "progress", dict, where), where)
         best_params = self._read_best()
