@@ -123,7 +123,7 @@ def check_positive_int(value: Any, owner: str, arg: str, *, minimum: int = 1) ->
 
 def check_probability(value: Any, owner: str, arg: str) -> float:
     """Check a dropout probability in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{owner}: {arg} expected a float in [0, 1), got {type(value).__name__}")
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{owner}: {arg} expected a float in [0, 1), got {value}")
