@@ -142,6 +142,23 @@ def test_cli_streams_and_stops_on_ctrl_c(checkpoint, monkeypatch, capsys):
     assert "Traceback" not in err and "interrupted" in err
 
 
+class _ClosedPipe(io.StringIO):
+    """A stdout whose reader goes away after the first piece (``| head -c 5``)."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_cli_stops_quietly_when_the_reader_goes_away(checkpoint, monkeypatch, capsys):
+    pipe = _ClosedPipe()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["generate", str(checkpoint), "--prime", "to", "--length", "5000"]) == 141
+    assert pipe.getvalue() == "to"
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_output_is_unchanged(checkpoint, capsys):
     from rnnlab.train.state import load_model
 

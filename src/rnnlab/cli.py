@@ -284,15 +284,49 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from rnnlab.generate import generate
+    """Print the text as it is made (one flush per piece of tokens); Ctrl-C stops it with
+    what was printed kept and status 130; a reader that goes away (``| head``) ends it
+    quietly with status 141, as SIGPIPE ends other tools."""
+    from rnnlab.generate import generate_stream
     from rnnlab.train.state import load_model
 
     model, vocab, _ = load_model(args.checkpoint, device=args.device)
-    text = generate(model, vocab, args.prime, args.length, strategy=args.strategy,
-                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                    beam_width=args.beam_width, seed=args.seed, unknown=args.unknown)
-    print(text)
+    pieces = generate_stream(model, vocab, args.prime, args.length, strategy=args.strategy,
+                             temperature=args.temperature, top_k=args.top_k,
+                             top_p=args.top_p, beam_width=args.beam_width, seed=args.seed,
+                             unknown=args.unknown)
+    out = sys.stdout
+    try:
+        try:
+            for piece in pieces:
+                out.write(piece)
+                out.flush()
+        except KeyboardInterrupt:
+            out.write("\n")
+            out.flush()
+            print("rnnlab: generate: interrupted; the text above is what was made",
+                  file=sys.stderr)
+            return 130
+        out.write("\n")
+        out.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
     return 0
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of a
+    closed pipe prints no error at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. under a test)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
