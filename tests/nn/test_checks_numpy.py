@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab.nn._checks import check_positive_int, check_probability
+from rnnlab.nn.checks import check_positive_int, check_probability
 
 
 @pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), np.uint8(3)])

@@ -32,7 +32,7 @@ import numpy as np
 
 from rnnlab.backend import make_rng
 from rnnlab.nn import GRU, LSTM, RNN, Linear, Module
-from rnnlab.nn._checks import check_positive_int, check_probability, check_shape
+from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.module import require_cache
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}

@@ -32,7 +32,7 @@ from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, to_numpy
 from rnnlab.fast import engine_for
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
-from rnnlab.nn._checks import check_positive_int, check_probability, check_token_ids
+from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.scan import TokenInput
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}

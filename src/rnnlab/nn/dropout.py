@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnnlab.backend import make_rng, random_uniform
-from rnnlab.nn._checks import check_float_array, check_probability, check_shape
+from rnnlab.nn.checks import check_float_array, check_probability, check_shape
 from rnnlab.nn.module import Module, require_cache
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnlab.backend import make_rng
 from rnnlab.fast import engine_for
-from rnnlab.nn._checks import check_positive_int, check_shape, check_token_ids
+from rnnlab.nn.checks import check_positive_int, check_shape, check_token_ids
 from rnnlab.nn.module import Module, require_cache
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng
-from rnnlab.nn._checks import check_float_array, check_positive_int, check_shape
+from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnlab.backend import is_array, xp_of
 from rnnlab.fast import engine_for
-from rnnlab.nn._checks import check_float_array, check_shape
+from rnnlab.nn.checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
 
 _REDUCTIONS = ("mean", "sum")

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, random_uniform
-from rnnlab.nn._checks import (
+from rnnlab.nn.checks import (
     check_float_array,
     check_lengths,
     check_positive_int,

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, random_uniform
-from rnnlab.nn._checks import (
+from rnnlab.nn.cells import make_cell
+from rnnlab.nn.checks import (
     check_float_array,
     check_lengths,
     check_positive_int,
@@ -33,7 +34,6 @@ from rnnlab.nn._checks import (
     check_shape,
     check_token_ids,
 )
-from rnnlab.nn.cells import make_cell
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
 from rnnlab.nn.scan import (

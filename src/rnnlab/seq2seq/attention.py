@@ -27,7 +27,7 @@ import numpy as np
 
 from rnnlab.backend import make_rng
 from rnnlab.nn import Module
-from rnnlab.nn._checks import check_float_array, check_positive_int
+from rnnlab.nn.checks import check_float_array, check_positive_int
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import require_cache
 

@@ -22,7 +22,7 @@ import numpy as np
 from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
-from rnnlab.nn._checks import check_positive_int
+from rnnlab.nn.checks import check_positive_int
 from rnnlab.seq2seq.attention import check_score
 from rnnlab.seq2seq.data import IGNORE_INDEX, Batch
 from rnnlab.seq2seq.decoders import AttentionDecoder, BahdanauDecoder, Decoder
