@@ -49,7 +49,7 @@ def test_curves_with_nan_and_infinity_draw_what_is_finite(tmp_path, capsys):
 
     path = tmp_path / "metrics.jsonl"
     path.write_text(METRICS, encoding="utf-8")
-    fig = plot_training_curves(path, tmp_path / "c.png", dpi=40)
+    fig = plot_training_curves(path, dpi=40)  # not saved: the command line below saves one
     ax_loss, ax_ppl, ax_lr = fig.axes[:3]
     for ax in (ax_loss, ax_ppl, ax_lr):
         for line in ax.get_lines():
