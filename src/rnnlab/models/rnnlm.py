@@ -33,6 +33,7 @@ from rnnlab.backend import make_rng, to_numpy
 from rnnlab.fast import engine_for
 from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
+from rnnlab.nn.init import fill_normal, fill_uniform
 from rnnlab.nn.scan import TokenInput
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
@@ -76,6 +77,7 @@ class RNNLM(Module):
         V = check_positive_int(vocab_size, "RNNLM", "vocab_size")
         E = check_positive_int(embedding_dim, "RNNLM", "embedding_dim")
         H = check_positive_int(hidden_size, "RNNLM", "hidden_size")
+        num_layers = check_positive_int(num_layers, "RNNLM", "num_layers")
         check_probability(dropout, "RNNLM", "dropout")
         if not isinstance(tie_weights, bool):
             raise TypeError(f"RNNLM: tie_weights expected a bool, got {tie_weights!r}")
@@ -124,8 +126,6 @@ class RNNLM(Module):
     def _init_weights(self, init_range: float | None, init: str) -> None:
         # drawn in float64 a chunk at a time straight into the parameters: the values of one
         # float64 draw cast afterwards, without a float64 copy of the largest matrix
-        from rnnlab.nn.init import fill_normal, fill_uniform
-
         if init_range is not None:
             for _, param, _ in self.named_parameters():
                 fill_uniform(param, self.rng, float(init_range))

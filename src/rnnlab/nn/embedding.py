@@ -15,6 +15,7 @@ import numpy as np
 from rnnlab.backend import make_rng
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import check_positive_int, check_shape, check_token_ids
+from rnnlab.nn.init import normal_init
 from rnnlab.nn.module import Module, require_cache
 
 
@@ -57,10 +58,10 @@ class Embedding(Module):
                                  f"[0, {self.num_embeddings}), got {padding_idx}")
         self.padding_idx = padding_idx
         rng = make_rng(rng)
-        weight = rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
+        weight = normal_init(rng, (self.num_embeddings, self.embedding_dim), self.dtype, self.xp)
         if padding_idx is not None:
             weight[padding_idx] = 0
-        self.add_param("weight", weight if self.xp is np else self.xp.asarray(weight))
+        self.add_param("weight", weight)
         self._ids: Any = None
 
     def extra_repr(self) -> str:
