@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradcheck import assert_gradients
 from rnnlab import functional as Fn
 from rnnlab import nn
+from rnnlab.gradcheck import assert_gradients
 
 n_x, m, T_x, n_a, n_y = 3, 10, 4, 5, 2
 GATES = ("i", "f", "c", "o")  # PyTorch's i, f, g, o

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck import assert_gradients
+from rnnlab.gradcheck import assert_gradients
 from rnnlab.models.regressor import SequenceRegressor
 from rnnlab.nn import MSELoss
 

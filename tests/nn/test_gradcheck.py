@@ -3,7 +3,7 @@
 Each check builds a scalar loss ``sum(output * R)`` (plus the final states times their
 own random weights), runs the analytic backward once, then perturbs every entry of every
 parameter, of the input and of the initial state(s) and compares with
-:func:`gradcheck.assert_gradients` (relative error <= 1e-6). Shapes, flags and the seed
+:func:`rnnlab.gradcheck.assert_gradients` (relative error <= 1e-6). Shapes, flags and the seed
 are drawn by hypothesis; sizes stay small so that the whole file runs in seconds.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gradcheck import assert_gradients, numeric_gradient, relative_error
 from rnnlab import nn
+from rnnlab.gradcheck import assert_gradients, numeric_gradient, relative_error
 
 SEEDS = st.integers(0, 2**32 - 1)
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck import assert_gradients
 from rnnlab import backend, nn
+from rnnlab.gradcheck import assert_gradients
 from rnnlab.nn import minrnn_math as mm
 from rnnlab.optim import Adam
 

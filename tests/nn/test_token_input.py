@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gradcheck import assert_gradients
 from rnnlab import nn
+from rnnlab.gradcheck import assert_gradients
 
 LAYERS = [
     ("lstm", 1, False), ("lstm", 2, True), ("gru", 2, False), ("gru", 1, True),

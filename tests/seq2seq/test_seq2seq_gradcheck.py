@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck import assert_gradients
+from rnnlab.gradcheck import assert_gradients
 from rnnlab.seq2seq import Attention, Batch, Seq2Seq, Seq2SeqConfig
 from rnnlab.seq2seq.data import IGNORE_INDEX
 
