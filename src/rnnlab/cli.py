@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: Modules that add their own subcommands: each has ``add_parser(subparsers)``, which
 #: registers a parser whose ``handler(args) -> int`` default does the work. They must
 #: import quickly and without optional extras (import those inside the handler).
-EXTRA_COMMANDS: tuple[str, ...] = ("rnnlab.viz.cli", "rnnlab.seq2seq.cli")
+EXTRA_COMMANDS: tuple[str, ...] = ("rnnlab.viz.cli", "rnnlab.seq2seq.cli",
+                                   "rnnlab.gradcheck_cli", "rnnlab.export_cli")
 
 
 # --------------------------------------------------------------------- train
