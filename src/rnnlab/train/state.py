@@ -217,20 +217,24 @@ def weight_count(config: RNNLMConfig) -> int:
 
 
 def check_fits_in_memory(config: RNNLMConfig) -> None:
-    """Refuse (``ValueError``) sizes whose weights alone exceed this machine's memory,
-    before anything is allocated (instead of an out-of-memory kill)."""
+    """Refuse (``ValueError``) sizes that cannot even be built in this machine's memory,
+    before anything is allocated (instead of an out-of-memory kill). Building a model
+    allocates every weight and its gradient (the initialisation draws a small chunk at a
+    time into them), so it needs twice the weights' bytes; training needs more still
+    (the optimizer's state, the activations), which this check does not promise."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         weights = weight_count(config)
-        need = weights * np.dtype(config.dtype).itemsize
+        need = 2 * weights * np.dtype(config.dtype).itemsize
     except (ValueError, OSError, AttributeError, TypeError):
         return  # no figure for the memory, or sizes the model itself will refuse
     if need > total:
         c = config
         raise ValueError(f"RNNLM: vocab_size={c.vocab_size}, embedding_dim={c.embedding_dim}, "
                          f"hidden_size={c.hidden_size}, num_layers={c.num_layers} make at "
-                         f"least {_count(weights)} weights ({_count(need / 2**30)} GiB), more "
-                         f"than this machine's memory ({total / 2**30:,.1f} GiB)")
+                         f"least {_count(weights)} weights, which with their gradients need "
+                         f"{_count(need / 2**30)} GiB, more than this machine's memory "
+                         f"({total / 2**30:,.1f} GiB)")
 
 
 def _count(n: float) -> str:
