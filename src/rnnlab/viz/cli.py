@@ -187,14 +187,12 @@ def _model_and_ids(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _validation_ids(meta: dict[str, Any], where: str, vocab: Any) -> Any:
     from rnnlab.data import DataError
-    from rnnlab.train.config import DataConfig
-    from rnnlab.train.run import load_data
+    from rnnlab.train.run import corpus_of_checkpoint
 
-    data_meta = meta.get("data_config")
-    if not isinstance(data_meta, dict):
-        raise DataError(f"{where}: the checkpoint does not say which corpus it was trained "
-                        f"on; pass --text FILE or --string TEXT")
-    corpus = load_data(DataConfig.from_dict(data_meta))
+    # a checkpoint only names its corpus: used when it is a file that still holds the same
+    # token ids (never a folder walked on the checkpoint's word)
+    corpus, _ = corpus_of_checkpoint(meta, f"checkpoint {str(where)!r}",
+                                     ask="--text FILE or --string TEXT")
     if corpus.vocab != vocab:
         raise DataError(f"{where}: the corpus it names now has another vocabulary; pass "
                         f"--text FILE or --string TEXT")
