@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.backend import xp_of
 from rnnlab.fast import kernels as _kernels
 from rnnlab.fast.threads import cpu_workers, run_together
 
@@ -27,11 +28,11 @@ def softmax_xent(Z: Any, targets: Any, valid: Any, scale: float) -> float | None
     """Overwrite the logits ``Z`` (M, V) with ``scale * (softmax(Z) - onehot(targets))``
     (zero on rows that are not ``valid``) and return the summed loss of the valid rows;
     None when no kernel applies (the reference then runs)."""
-    xp = np if isinstance(Z, np.ndarray) else None
-    kernels = _kernels.for_arrays(xp if xp is not None else _module_of(Z), Z.dtype)
+    xp = xp_of(Z)
+    kernels = _kernels.for_arrays(xp, Z.dtype)
     if kernels is None:
         return None
-    if xp is None:  # CuPy's fused kernels
+    if xp is not np:  # CuPy's fused kernels
         return kernels.xent_rows(Z, targets, valid, scale)
     block = max(1, BLOCK_ELEMENTS // max(1, Z.shape[1]))
     threads = 1 if Z.size < 4 * BLOCK_ELEMENTS else cpu_workers()
@@ -41,8 +42,3 @@ def softmax_xent(Z: Any, targets: Any, valid: Any, scale: float) -> float | None
                                              block, counter), threads)
     return float(losses.sum())
 
-
-def _module_of(array: Any) -> Any:
-    import sys
-
-    return sys.modules[type(array).__module__.partition(".")[0]]
