@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import signal
@@ -118,6 +119,11 @@ def test_huge_learning_rate_is_caught_and_stops(tmp_path, corpus):
     with pytest.raises(DivergenceError, match="diverged 3 times"):
         trainer.fit()
     assert len([m for m in messages if "divergence at step" in m]) == 3
+    # never counted past the limit: two rollbacks of at most 2, then the stop
+    assert [m.rsplit("(", 1)[-1] for m in messages[:2]] == ["rollback 1 of at most 2)",
+                                                            "rollback 2 of at most 2)"]
+    assert "max_divergences allows 2 rollbacks, all made; stopping" in messages[2]
+    assert not any("3 of at most" in m or "3/2" in m for m in messages)
     arrays, meta = read_checkpoint(tmp_path / "x" / "last.safetensors")
     assert all(np.isfinite(v).all() for v in arrays.values())
     assert meta["progress"]["divergences"] == 3
@@ -180,22 +186,59 @@ def test_metrics_lines_are_json(tmp_path, corpus):
         assert isinstance(json.loads(line), dict)
 
 
-def test_progress_bar_shows_tokens_per_second(monkeypatch, capsys):
-    """The postfix shows the real rate (it once read tqdm's unset rate and showed 0)."""
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_shows_tokens_per_second(monkeypatch):
+    """The postfix shows the real rate (it once read tqdm's unset rate and showed 0),
+    counted from the end of the first step (which holds numba's compilation)."""
     from rnnlab.train import metrics
 
-    clock = iter([100.0, 101.0, 102.0, 103.0, 105.0])
+    clock = iter([100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 107.0])
     monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
-    bar = metrics.ProgressBar(10, 0, "epoch 1", tokens_per_batch=64)
-    bar.update(4, loss=2.0, lr=0.1)  # 4 batches in 1 s: 256 tokens/s
+    bar = metrics.ProgressBar(10, 0, "epoch 1", tokens_per_batch=64, file=_Terminal())
+    bar.update(1, loss=2.0, lr=0.1)  # the first step: no rate yet, however long it took
+    assert "tok_s" not in bar.bar.postfix and bar.bar.initial == 1
+    bar.update(5, loss=2.0, lr=0.1)  # 4 batches in 1 s: 256 tokens/s
     assert bar.bar.postfix is not None and "tok_s=256" in bar.bar.postfix
-    bar.update(8, loss=2.0, lr=0.1)  # 8 in 2 s
+    bar.update(9, loss=2.0, lr=0.1)  # 8 in 2 s
     assert "tok_s=256" in bar.bar.postfix
-    bar.reset(5)  # a rollback at t=103: counted afresh from batch 5, not as negative work
-    bar.update(7, loss=2.0, lr=0.1)  # 2 batches in 2 s
+    bar.reset(5)  # a rollback at t=104: counted afresh, not as negative work
+    bar.update(6, loss=2.0, lr=0.1)  # the first step after it is left out again
+    bar.update(8, loss=2.0, lr=0.1)  # 2 batches in 2 s
     assert "tok_s=64" in bar.bar.postfix
     bar.close()
-    capsys.readouterr()
+
+
+def test_progress_without_a_terminal_prints_plain_lines(monkeypatch):
+    """A log file gets whole lines every so often and at the epoch's end, no frames."""
+    from rnnlab.train import metrics
+
+    clock = iter([0.0, 1.0, 2.0, 40.0, 41.0, 90.0])
+    monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
+    log = io.StringIO()
+    bar = metrics.ProgressBar(5, 0, "epoch 2", tokens_per_batch=10, file=log)
+    assert bar.bar is None and bar.plain
+    for position in range(1, 6):
+        bar.update(position, loss=1.0, lr=0.01)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and len(lines) == 2
+    assert lines[0].startswith("epoch 2: 3/5 batches, loss 1.000, ppl 2.7, tok_s 1, lr 0.01")
+    assert "s left" in lines[0]
+    assert lines[1].startswith("epoch 2: 5/5 batches")
+
+
+def test_trainer_logs_plain_progress_to_a_file(tmp_path, corpus, monkeypatch):
+    import sys
+
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    Trainer(small_model(corpus), corpus, small_config(epochs=1, progress=True, max_steps=3),
+            tmp_path / "p", echo=lambda m: None).fit()
+    assert "\r" not in log.getvalue() and "epoch 1: 3/" in log.getvalue()
 
 
 def test_frozen_parameters_stay_and_resume_is_bit_exact(tmp_path, corpus):
@@ -291,3 +334,32 @@ def test_unigram_bias_needs_a_language_model(tmp_path, corpus):
 
     with pytest.raises(TypeError, match=r"expected a model with init_output_bias .*NoBias"):
         Trainer(NoBias(), corpus, small_config(unigram_bias=True), tmp_path / "x")
+
+
+def test_extending_a_cosine_run_replans_the_schedule(tmp_path, corpus):
+    """--resume ... --epochs 3 after a 1-epoch cosine run once trained at rate 0."""
+    Trainer(small_model(corpus), corpus, small_config(epochs=1, schedule="cosine"),
+            tmp_path / "r").fit()
+    messages = []
+    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=3, schedule="cosine"),
+                      tmp_path / "r", echo=messages.append)
+    trainer.restore(tmp_path / "r" / "last.safetensors")
+    per_epoch = len(trainer.batcher)
+    assert any("re-planned for 3 epochs" in m for m in messages)
+    # where a 3-epoch cosine stands after one epoch: well above 0
+    expected = 0.01 * (1 + math.cos(math.pi * per_epoch / (3 * per_epoch))) / 2
+    assert trainer.optimizer.lr == pytest.approx(expected) and trainer.optimizer.lr > 0.005
+    trainer.fit()
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "r" / "metrics.jsonl")
+           if r["event"] == "train" and r["epoch"] >= 1]
+    assert lrs and min(lrs[:-1]) > 0
+
+
+def test_early_stopping_message_is_singular_for_one_epoch(tmp_path, corpus, monkeypatch):
+    messages = []
+    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=5, patience=1),
+                      tmp_path / "p", echo=messages.append)
+    losses = iter([2.0, 3.0, 1.0])
+    monkeypatch.setattr(trainer, "evaluate", lambda split="valid": next(losses))
+    trainer.fit()
+    assert "early stopping: no improvement for 1 epoch" in messages

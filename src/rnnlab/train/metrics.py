@@ -72,45 +72,97 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class ProgressBar:
-    """A tqdm bar over the windows of an epoch showing loss, perplexity and tokens/s."""
+    """A tqdm bar over the batches of an epoch showing loss, perplexity and throughput.
+
+    When ``file`` (standard error by default) is not a terminal (a log, CI, ``nohup``), no
+    bar is drawn: a plain line is printed every ``interval`` seconds and at the end of the
+    epoch instead of carriage-return frames. The rate (and so tqdm's remaining time)
+    leaves out the first step after the start or a rollback, which holds one-off costs
+    (numba's compilation, the first allocation).
+    """
 
     def __init__(self, total: int, initial: int, desc: str, *, tokens_per_batch: int = 0,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, unit: str = "tok", show_ppl: bool = True,
+                 file: Any = None, interval: float = 30.0) -> None:
         self.bar = None
+        self.file = sys.stderr if file is None else file
         self._last = self._started = time.perf_counter()
         self._first = initial
+        self._timed = False  # whether the first step is over (the rate starts after it)
         self._tokens_per_batch = tokens_per_batch
         self._loss: float | None = None
+        self._unit, self._show_ppl = unit, show_ppl
+        self.total, self.desc, self.interval = total, desc, interval
+        self.plain = False
+        self._position = self._printed = initial
+        self._lr, self._rate = 0.0, None
         if enabled:
-            from tqdm.auto import tqdm
+            isatty = getattr(self.file, "isatty", None)
+            self.plain = not (callable(isatty) and isatty())
+            if not self.plain:
+                from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch",
-                            dynamic_ncols=True, leave=False, file=sys.stderr)
+                self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch",
+                                dynamic_ncols=True, leave=False, file=self.file)
+
+    def _postfix(self, lr: float, rate: float | None) -> dict[str, str]:
+        out = {"loss": f"{self._loss:.3f}"}
+        if self._show_ppl:
+            out["ppl"] = f"{math.exp(min(self._loss, 50)):.1f}"
+        if rate is not None:
+            out[f"{self._unit}_s"] = f"{rate * self._tokens_per_batch:,.0f}"
+        out["lr"] = f"{lr:.3g}"
+        return out
 
     def update(self, position: int, *, loss: float, lr: float) -> None:
-        if self.bar is None:
+        if self.bar is None and not self.plain:
             return
         self._loss = loss if self._loss is None else 0.9 * self._loss + 0.1 * loss
-        self.bar.n = position
+        self._position = position
         now = time.perf_counter()
+        if not self._timed:  # the first step is left out of the rate
+            self._timed, self._first, self._started = True, position, now
+            if self.bar is not None:
+                self.bar.start_t, self.bar.initial = self.bar._time(), position
+        done = position - self._first
+        rate = done / max(now - self._started, 1e-9) if done > 0 else None
+        self._lr, self._rate = lr, rate
+        if self.plain:
+            if now - self._last >= self.interval or position == self.total:
+                self._print_line(position, lr, rate)
+                self._last = now
+            return
+        assert self.bar is not None
+        self.bar.n = position
         if now - self._last > 0.5 or position == self.bar.total:
-            # batches/s since the bar started (tqdm's own rate stays unset: ``n`` is assigned)
-            rate = (position - self._first) / max(now - self._started, 1e-9)
-            self.bar.set_postfix(loss=f"{self._loss:.3f}",
-                                 ppl=f"{math.exp(min(self._loss, 50)):.1f}",
-                                 tok_s=f"{rate * self._tokens_per_batch:,.0f}", lr=f"{lr:.3g}",
-                                 refresh=False)
+            # batches/s since the first step (tqdm's own rate stays unset: ``n`` is assigned)
+            self.bar.set_postfix(**self._postfix(lr, rate), refresh=False)
             self.bar.refresh()
             self._last = now
+
+    def _print_line(self, position: int, lr: float, rate: float | None) -> None:
+        self._printed = position
+        fields = ", ".join(f"{k} {v}" for k, v in self._postfix(lr, rate).items())
+        line = f"{self.desc}: {position}/{self.total} batches, {fields}"
+        if rate is not None and rate > 0 and position < self.total:
+            line += f", about {(self.total - position) / rate:,.0f} s left"
+        try:
+            print(line, file=self.file, flush=True)
+        except (OSError, ValueError):  # the log went away: training goes on
+            pass
 
     def reset(self, position: int) -> None:
         """Back to ``position`` after a rollback; the rate is counted afresh from here."""
         self._first, self._started = position, time.perf_counter()
+        self._timed = False
         if self.bar is not None:
             self.bar.n = position
             self.bar.refresh()
 
     def close(self) -> None:
+        """End the bar (a plain log gets a last line where the epoch stopped, if unsaid)."""
+        if self.plain and self._loss is not None and self._printed != self._position:
+            self._print_line(self._position, self._lr, self._rate)
         if self.bar is not None:
             self.bar.close()
 

@@ -1,7 +1,31 @@
-"""``Trainer``: truncated-BPTT training of an :class:`~rnnlab.models.RNNLM` with
-validation each epoch, the best model kept, early stopping, JSON-lines metrics,
-atomic checkpoints with exact resume, a divergence guard and a clean stop on Ctrl-C,
-SIGTERM or SIGHUP.
+"""``Trainer``: training of any model that follows one small protocol, with validation
+each epoch, the best model kept, early stopping, JSON-lines metrics, atomic checkpoints
+with exact resume, a divergence guard and a clean stop on Ctrl-C, SIGTERM or SIGHUP.
+
+The protocol. The trainer trains a *task* (:mod:`rnnlab.train.tasks`), a small adapter
+around a model and its data:
+
+* the model: ``named_parameters()`` (``(name, param, grad)`` triples), ``zero_grad()``,
+  ``train()`` / ``eval()``, ``xp``, and optionally ``rng`` (a generator, saved exactly);
+* ``task.forward_loss(batch) -> float`` (the mean loss of a batch) and
+  ``task.backward()`` (its gradients, added into the parameters' gradients);
+* ``task.data``, the training batches: ``len(data)`` per epoch, ``data.position``,
+  ``data.batch(index)``, ``data.reset()`` (the next epoch), ``data.state_dict()`` /
+  ``data.load_state_dict()`` (the position, restored exactly);
+* ``task.evaluate(split, config) -> float`` (mean loss over ``"valid"`` or ``"test"``),
+  ``task.scores(split, config) -> dict`` (accuracy ...), ``task.has_split(split)``;
+* ``task.meta()`` / ``task.check_meta(meta, where)``: what a checkpoint says about the
+  model (kind, configuration, vocabulary) and the check that one fits; and
+  ``task.state_arrays()`` / ``task.restore_state(...)`` for state carried between
+  batches (the language model's recurrent state).
+
+``Trainer(model, data, config, out_dir)`` picks the task for an
+:class:`~rnnlab.models.RNNLM` (``data``: a corpus; truncated BPTT), a
+:class:`~rnnlab.models.SequenceRegressor` or a :class:`~rnnlab.models.SequenceClassifier`
+(``data``: ``{"train": ..., "valid": ..., "test": ...}`` of
+:class:`~rnnlab.train.tasks.Examples`); ``Trainer(model, None, config, out_dir,
+task=Seq2SeqTask(...))`` trains any other (a seq2seq model, or a model of your own with a
+task written for it).
 
 A run's folder holds ``last.safetensors`` (everything needed to resume bit-exactly: model,
 optimizer, schedule, random state, data position, carried state, progress),
@@ -11,12 +35,12 @@ optimizer, schedule, random state, data position, carried state, progress),
 the folder's lock (``rnnlab.lock``, :mod:`rnnlab.train.runfolder`): a second trainer in
 another process is refused.
 
-Every checkpoint records the digest of the corpus's token ids (``corpus_digest``, see
-:func:`rnnlab.data.core.ids_digest`), computed once when the trainer is built;
-:meth:`Trainer.restore` refuses a checkpoint whose digest differs from the corpus's (data
-edited in place, with the same vocabulary and length, would otherwise resume silently on
-other text). Checkpoints written before digests were recorded have none and are resumed
-as before.
+Every checkpoint records the digest of the training data (``corpus_digest``: for a
+corpus, of its token ids, see :func:`rnnlab.data.core.ids_digest`), computed once when
+the trainer is built; :meth:`Trainer.restore` refuses a checkpoint whose digest differs
+(data edited in place, with the same vocabulary and length, would otherwise resume
+silently on other text). Checkpoints written before digests were recorded have none and
+are resumed as before.
 
 Stopping: Ctrl-C (SIGINT), SIGTERM (``kill``, ``timeout``, ``docker stop``, Slurm) and
 SIGHUP (the terminal closed) finish the current step, save ``last.safetensors`` and end
@@ -30,7 +54,8 @@ Divergence guard: a step whose loss or gradient norm is NaN/inf, or whose loss e
 loss of a uniform guess), is not applied. The run rolls back to the last in-memory
 snapshot (taken every ``snapshot_every`` steps), multiplies the learning rate by
 ``divergence_lr_factor``, says so, and goes on; after ``max_divergences`` rollbacks it
-stops with :class:`DivergenceError`. An update that leaves a parameter NaN or infinite
+stops with :class:`DivergenceError` (``max_divergences=3`` allows three rollbacks; the
+fourth divergence ends the run). An update that leaves a parameter NaN or infinite
 (a finite loss and gradient times a huge learning rate) is a divergence too, caught before
 the state is snapshotted, evaluated or saved. A checkpoint is never written from a state
 holding NaN or infinity.
@@ -53,8 +78,6 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.data import BPTTBatcher, DataError
-from rnnlab.data.core import ids_digest
 from rnnlab.train import state as st
 from rnnlab.train.checkpoint import (
     CheckpointError,
@@ -64,10 +87,10 @@ from rnnlab.train.checkpoint import (
     write_checkpoint,
 )
 from rnnlab.train.config import DataConfig, TrainConfig
-from rnnlab.train.evaluate import evaluate_ids
 from rnnlab.train.factory import build_optimizer, build_scheduler, trained_parameters
 from rnnlab.train.metrics import MetricsLog, ProgressBar, perplexity
 from rnnlab.train.runfolder import RunLock
+from rnnlab.train.tasks import Task, make_task
 
 #: The signals that stop training with a checkpoint, and the stop reason of each.
 STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
@@ -128,27 +151,40 @@ class Progress:
 
 
 class Trainer:
-    """Train ``model`` on ``corpus`` with ``config``, writing into ``out_dir``."""
+    """Train ``model`` on ``data`` with ``config``, writing into ``out_dir``.
 
-    def __init__(self, model: Any, corpus: Any, config: TrainConfig, out_dir: str | Path, *,
-                 data_config: DataConfig | None = None, echo: Any = None) -> None:
-        if config.unigram_bias and not hasattr(model, "init_output_bias"):
+    ``data`` is a corpus for an :class:`~rnnlab.models.RNNLM`, a dict of splits for a
+    regressor or a classifier (see :func:`rnnlab.train.tasks.make_task`); ``task`` trains
+    any model a :class:`~rnnlab.train.tasks.Task` is written for (``model`` and ``data``
+    are then taken from it).
+    """
+
+    def __init__(self, model: Any, data: Any, config: TrainConfig, out_dir: str | Path, *,
+                 data_config: DataConfig | None = None, echo: Any = None,
+                 task: Task | None = None) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"Trainer: config expected a TrainConfig, got "
+                            f"{type(config).__name__}")
+        target = model if task is None else getattr(task, "model", None)
+        if config.unigram_bias and not hasattr(target, "init_output_bias"):
             raise TypeError(f"Trainer: unigram_bias=True expected a model with "
-                            f"init_output_bias (an RNNLM), got {type(model).__name__}")
-        self.model, self.corpus, self.config = model, corpus, config
+                            f"init_output_bias (an RNNLM), got {type(target).__name__}")
+        if task is None:
+            task = make_task(model, data, config)
+        elif not isinstance(task, Task):
+            raise TypeError(f"Trainer: task expected a rnnlab.train.tasks.Task, got "
+                            f"{type(task).__name__}")
+        task.check_config(config)
+        self.task = task
+        self.model, self.corpus, self.config = task.model, data, config
         self.data_config = data_config
         self.out_dir = Path(out_dir)
-        self.trained = trained_parameters(model, config)  # all but config.freeze
+        self.trained = trained_parameters(self.model, config)  # all but config.freeze
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.xp = model.xp
-        self.batcher = BPTTBatcher(corpus.train, config.batch_size, config.bptt)
-        if len(self.batcher) == 0:
-            raise ValueError(f"Trainer: the training split ({len(corpus.train)} tokens) is too "
-                             f"short for batch_size={config.batch_size}")
-        self._check_corpus()
+        self.xp = self.model.xp
+        self.batcher = task.data
         #: Identifies the data (saved in every checkpoint, compared by :meth:`restore`).
-        self.corpus_digest = ids_digest({"train": corpus.train, "valid": corpus.valid,
-                                         "test": corpus.test})
+        self.corpus_digest = task.digest()
         self.corpus_bytes = None if data_config is None else data_config.source_bytes()
         remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
         self.optimizer = build_optimizer(self.trained, config)
@@ -159,28 +195,6 @@ class Trainer:
         self._snapshot: dict[str, Any] | None = None
         self._stop_reason: str | None = None
         self._best_params: dict[str, Any] | None = None
-
-    def _check_corpus(self) -> None:
-        """Fail now, not after an epoch: the splits must fit the model's vocabulary."""
-        V = self.model.config.vocab_size
-        if len(self.corpus.valid) < 2:
-            raise DataError(f"Trainer: the validation split has {len(self.corpus.valid)} "
-                            f"token(s); it needs at least 2 (use a larger corpus or split)")
-        parts = [("validation", self.corpus.valid), ("test", self.corpus.test)]
-        if not isinstance(self.corpus.train, np.memmap):  # a memmap is only read by windows
-            parts.append(("training", self.corpus.train))
-        for name, ids in parts:
-            ids = np.asarray(ids)
-            if ids.size == 0:
-                continue
-            if ids.dtype.kind not in "iu":
-                raise DataError(f"Trainer: the {name} split expected integer ids, got dtype "
-                                f"{ids.dtype}")
-            low, high = int(ids.min()), int(ids.max())
-            if low < 0 or high >= V:
-                raise DataError(f"Trainer: the {name} split holds the id "
-                                f"{low if low < 0 else high}, outside the model's vocabulary "
-                                f"[0, {V}); the corpus and the model do not match")
 
     # ----------------------------------------------------------------- running
     def fit(self) -> dict[str, Any]:
@@ -197,9 +211,9 @@ class Trainer:
         cfg = self.config
         self._stop_reason = None
         started = time.perf_counter()
-        if cfg.unigram_bias and self.progress.step == 0:
+        if self.progress.step == 0:
             # an initialisation: only before the first step (a resumed run keeps its own)
-            self.model.init_output_bias(self.corpus.train)
+            self.task.start(cfg)
         previous = self._install_stop_signals()
         try:
             self._take_snapshot()
@@ -213,7 +227,7 @@ class Trainer:
                 prog = self.progress
                 prog.last_valid = self.evaluate("valid")
                 self.metrics.log("valid", epoch=prog.epoch, step=prog.step, loss=prog.last_valid,
-                                 ppl=perplexity(prog.last_valid))
+                                 **self._loss_fields(prog.last_valid))
             if self._stop_reason is None:  # the last epoch's end has just saved this state
                 self.progress.finished = True
                 return self._finish()
@@ -229,32 +243,36 @@ class Trainer:
 
     def _train_epoch(self, started: float) -> None:
         cfg = self.config
+        task = self.task
+        per_batch = cfg.batch_size * cfg.bptt if task.perplexity else cfg.batch_size
         bar = ProgressBar(len(self.batcher), self.batcher.position,
-                          f"epoch {self.progress.epoch + 1}",
-                          tokens_per_batch=cfg.batch_size * cfg.bptt, enabled=cfg.progress)
+                          f"epoch {self.progress.epoch + 1}", tokens_per_batch=per_batch,
+                          enabled=cfg.progress, unit=task.unit, show_ppl=task.perplexity)
         window_loss, window_steps, window_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         try:
             while self.batcher.position < len(self.batcher):
                 if self._should_stop(started):
                     return
-                x, y = self.batcher.batch(self.batcher.position)
+                batch = self.batcher.batch(self.batcher.position)
                 self.batcher.position += 1
-                loss = self._train_step(x, y)
+                loss = self._train_step(*batch)
                 if loss is None:  # rolled back
                     bar.reset(self.batcher.position)
                     window_loss, window_steps, window_tokens = 0.0, 0, 0
                     continue
                 window_loss += loss
                 window_steps += 1
-                window_tokens += x.size
+                window_tokens += task.items(batch)
                 bar.update(self.batcher.position, loss=loss, lr=self.optimizer.lr)
                 prog = self.progress  # read again after every step: a rollback replaces it
                 if prog.step % cfg.log_every == 0:
                     elapsed = time.perf_counter() - t0
                     mean = window_loss / window_steps
+                    rate = window_tokens / max(elapsed, 1e-9)
                     self.metrics.log("train", epoch=prog.epoch, step=prog.step, loss=mean,
-                                     ppl=perplexity(mean), lr=self.optimizer.lr,
-                                     tokens_per_s=window_tokens / max(elapsed, 1e-9))
+                                     **self._loss_fields(mean), lr=self.optimizer.lr,
+                                     **{"tokens_per_s" if task.perplexity else
+                                        "examples_per_s": rate})
                     window_loss, window_steps, window_tokens = 0.0, 0, 0
                     t0 = time.perf_counter()
                 if prog.step % cfg.snapshot_every == 0:
@@ -274,26 +292,26 @@ class Trainer:
             self._stop_reason = "max_time"
         return self._stop_reason is not None
 
-    def _train_step(self, x: Any, y: Any) -> float | None:
+    def _train_step(self, *batch: Any) -> float | None:
         """One optimizer step; ``None`` when the step diverged and the run rolled back.
 
         numpy's overflow and invalid-value warnings are silenced here: the guard checks
         the loss, the gradient norm and the parameters itself and reports a divergence.
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._guarded_step(x, y)
+            return self._guarded_step(batch)
 
-    def _guarded_step(self, x: Any, y: Any) -> float | None:
+    def _guarded_step(self, batch: tuple) -> float | None:
         from rnnlab.optim import clip_grad_norm, clip_grad_value
 
-        cfg, prog, model, xp = self.config, self.progress, self.model, self.xp
-        model.zero_grad()
-        loss = model.forward_loss(xp.asarray(x), xp.asarray(y))
+        cfg, prog, task = self.config, self.progress, self.task
+        self.model.zero_grad()
+        loss = task.forward_loss(batch)
         reason = None
         if not math.isfinite(loss):
             reason = f"loss {loss}"
         else:
-            model.backward()
+            task.backward()
             if cfg.clip_value is not None:
                 clip_grad_value(self.trained, cfg.clip_value)
             norm = clip_grad_norm(self.trained, cfg.clip_norm if cfg.clip_norm else math.inf)
@@ -332,11 +350,20 @@ class Trainer:
 
     def _reference_loss(self) -> float:
         """What a blow-up is measured against: the running mean of the loss once 20 steps
-        have passed, before that the loss of a uniform guess, log(V)."""
+        have passed, before that the loss of a uniform guess (log V for a language model;
+        infinity for a task without one: only NaN and infinity count in the first steps)."""
         prog = self.progress
         if prog.running_loss is not None and prog.step >= 20:
             return prog.running_loss
-        return math.log(self.model.config.vocab_size)
+        reference = self.task.reference_loss()
+        return math.inf if reference is None else reference
+
+    def _loss_fields(self, loss: float) -> dict[str, float]:
+        """``ppl`` beside a loss in nats per token (language models)."""
+        return {"ppl": perplexity(loss)} if self.task.perplexity else {}
+
+    def _describe(self, loss: float) -> str:
+        return f"ppl {perplexity(loss):.2f}" if self.task.perplexity else f"loss {loss:.4g}"
 
     def _end_epoch(self) -> None:
         cfg, prog = self.config, self.progress
@@ -345,6 +372,7 @@ class Trainer:
             self._rollback(f"validation loss {valid}")
             return
         prog.last_valid = valid
+        scores = self.task.scores("valid", cfg)
         improved = prog.best_valid is None or valid < prog.best_valid
         if improved:
             prog.best_valid, prog.bad_epochs = valid, 0
@@ -353,16 +381,18 @@ class Trainer:
         else:
             prog.bad_epochs += 1
         self.metrics.log("valid", epoch=prog.epoch, step=prog.step, loss=valid,
-                         ppl=perplexity(valid), lr=self.optimizer.lr, best=improved)
-        self.echo(f"epoch {prog.epoch + 1}: valid ppl {perplexity(valid):.2f}"
-                  f"{' (best)' if improved else ''}, lr {self.optimizer.lr:.4g}")
+                         **self._loss_fields(valid), lr=self.optimizer.lr, best=improved,
+                         **scores)
+        shown = "".join(f", {k.replace('_', ' ')} {100 * v:.2f} %" for k, v in scores.items())
+        self.echo(f"epoch {prog.epoch + 1}: valid {self._describe(valid)}"
+                  f"{' (best)' if improved else ''}{shown}, lr {self.optimizer.lr:.4g}")
         if self.scheduler is not None and not self.scheduler.per_step:
             self.scheduler.step(valid)
         prog.epoch += 1
-        self.batcher.reset()
-        self.model.reset_state()
+        self.task.end_epoch()
         if cfg.patience is not None and prog.bad_epochs >= cfg.patience:
-            self.echo(f"early stopping: no improvement for {prog.bad_epochs} epochs")
+            epochs = "epoch" if prog.bad_epochs == 1 else "epochs"
+            self.echo(f"early stopping: no improvement for {prog.bad_epochs} {epochs}")
             self.metrics.log("early_stop", epoch=prog.epoch, step=prog.step)
             prog.epoch = cfg.epochs
         self.save(self.out_dir / "last.safetensors")
@@ -373,11 +403,16 @@ class Trainer:
             own = {n: p for n, p, _ in self.model.named_parameters()}
             for name, value in self._best_params.items():
                 own[name][...] = value
-        if len(self.corpus.test) > 1:
+        if self.task.has_split("test"):
             test = self.evaluate("test")
-            self.metrics.log("test", step=self.progress.step, loss=test, ppl=perplexity(test))
-            self.echo(f"test ppl {perplexity(test):.2f}")
+            scores = self.task.scores("test", self.config)
+            self.metrics.log("test", step=self.progress.step, loss=test,
+                             **self._loss_fields(test), **scores)
+            shown = "".join(f", {k.replace('_', ' ')} {100 * v:.2f} %"
+                            for k, v in scores.items())
+            self.echo(f"test {self._describe(test)}{shown}")
             self.test_loss = test
+            self.test_scores = scores
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
@@ -387,14 +422,18 @@ class Trainer:
         for key, value in (("valid", prog.last_valid), ("best_valid", prog.best_valid),
                            ("test", getattr(self, "test_loss", None))):
             if value is not None:
-                out[f"{key}_loss"], out[f"{key}_ppl"] = value, perplexity(value)
+                out[f"{key}_loss"] = value
+                if self.task.perplexity:
+                    out[f"{key}_ppl"] = perplexity(value)
+        for name, value in getattr(self, "test_scores", {}).items():
+            out[f"test_{name}"] = value
         return out
 
     def evaluate(self, split: str = "valid") -> float:
-        """Mean loss (nats per token) over a whole split, state carried across windows."""
+        """Mean loss over a whole split (nats per token for a language model, its state
+        carried across windows)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return evaluate_ids(self.model, getattr(self.corpus, split),
-                                batch_size=self.config.eval_batch_size, bptt=self.config.bptt)
+            return self.task.evaluate(split, self.config)
 
     # --------------------------------------------------------------- rollbacks
     def _take_snapshot(self) -> None:
@@ -403,9 +442,10 @@ class Trainer:
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "scheduler": None if self.scheduler is None else
             copy.deepcopy(self.scheduler.state_dict()),
-            "rng": copy.deepcopy(self.model.rng.bit_generator.state),
+            "rng": None if self.task.rng is None else
+            copy.deepcopy(self.task.rng.bit_generator.state),
             "batcher": copy.deepcopy(self.batcher.state_dict()),
-            "carried": self.model.get_state(),
+            "carried": self.task.get_state(),
             "progress": copy.deepcopy(asdict(self.progress)),
         }
 
@@ -417,9 +457,10 @@ class Trainer:
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         if self.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap["scheduler"]))
-        self.model.rng.bit_generator.state = copy.deepcopy(snap["rng"])
+        if self.task.rng is not None:
+            self.task.rng.bit_generator.state = copy.deepcopy(snap["rng"])
         self.batcher.load_state_dict(copy.deepcopy(snap["batcher"]))
-        self.model.set_state(snap["carried"])
+        self.task.set_state(snap["carried"])
         self.progress = Progress(**copy.deepcopy(snap["progress"]))
 
     def _rollback(self, reason: str) -> None:
@@ -433,16 +474,21 @@ class Trainer:
         self.optimizer.lr = old_lr * cfg.divergence_lr_factor
         if self.scheduler is not None:
             self.scheduler.scale_base(cfg.divergence_lr_factor)
-        message = (f"divergence at step {failed_at + 1} ({reason}): rolled back to step "
-                   f"{self.progress.step}, learning rate {old_lr:.4g} -> {self.optimizer.lr:.4g}"
-                   f" ({divergences}/{cfg.max_divergences})")
-        self.echo(message)
         self.metrics.log("divergence", step=failed_at + 1, reason=reason,
                          rolled_back_to=self.progress.step, lr=self.optimizer.lr)
-        if divergences > cfg.max_divergences:
+        limit = cfg.max_divergences
+        allowed = f"{limit} rollback{'' if limit == 1 else 's'}"
+        if divergences > limit:
+            # the limit is spent: the state is saved as rolled back and the run stops
+            self.echo(f"divergence at step {failed_at + 1} ({reason}): max_divergences allows "
+                      f"{allowed}, all made; stopping")
             self.save(self.out_dir / "last.safetensors")
             raise DivergenceError(f"training diverged {divergences} times (last: {reason}); "
-                                  f"the last good state is in {self.out_dir / 'last.safetensors'}")
+                                  f"max_divergences allows {allowed}; the "
+                                  f"last good state is in {self.out_dir / 'last.safetensors'}")
+        self.echo(f"divergence at step {failed_at + 1} ({reason}): rolled back to step "
+                  f"{self.progress.step}, learning rate {old_lr:.4g} -> {self.optimizer.lr:.4g}"
+                  f" (rollback {divergences} of at most {limit})")
         self._snapshot["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
         if self.scheduler is not None:
             self._snapshot["scheduler"] = copy.deepcopy(self.scheduler.state_dict())
@@ -489,9 +535,7 @@ class Trainer:
         st.check_finite_params(self.model)
         arrays = st.model_arrays(self.model)
         meta: dict[str, Any] = {
-            "kind": "rnnlm",
-            "model_config": self.model.config.to_dict(),
-            "vocab": self.corpus.vocab.to_dict(),
+            **self.task.meta(),
             "train_config": self.config.to_dict(),
             "data_config": None if self.data_config is None else self.data_config.to_dict(),
             "corpus_digest": self.corpus_digest,
@@ -504,8 +548,9 @@ class Trainer:
         if training_state:
             opt_arrays, opt_meta = st.optimizer_arrays(self.optimizer.state_dict())
             arrays.update(opt_arrays)
-            arrays.update(st.state_arrays(self.model))
-            meta.update(optimizer=opt_meta, rng=st.rng_state(self.model.rng),
+            arrays.update(self.task.state_arrays())
+            rng = self.task.rng
+            meta.update(optimizer=opt_meta, rng=None if rng is None else st.rng_state(rng),
                         data=self.batcher.state_dict(),
                         scheduler=None if self.scheduler is None else
                         self.scheduler.state_dict())
@@ -522,17 +567,10 @@ class Trainer:
         """
         arrays, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
-        if meta.get("kind") != "rnnlm":
-            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
-                                  f"'rnnlm'")
+        self.task.check_meta(meta, where)
         if "optimizer" not in meta:
             raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
                                   f"resume from last.safetensors")
-        config = st.check_model_config(meta_get(meta, "model_config", dict, where), where)
-        if config != self.model.config.to_dict():
-            raise CheckpointError(f"{where}: its model configuration differs from this model's")
-        if meta_get(meta, "vocab", dict, where) != self.corpus.vocab.to_dict():
-            raise CheckpointError(f"{where}: its vocabulary differs from the corpus's")
         digest = meta.get("corpus_digest")  # absent in checkpoints older than digests
         if digest is not None and digest != self.corpus_digest:
             raise CheckpointError(
@@ -558,18 +596,35 @@ class Trainer:
                 self.batcher.load_state_dict(meta_get(meta, "data", dict, where))
             except (TypeError, ValueError, KeyError, OverflowError) as exc:
                 raise CheckpointError(f"{where}: training state does not fit ({exc})") from exc
-            st.restore_rng(self.model.rng, meta.get("rng"), where)
-            if self.batcher.position > 0 and not st.take_group(arrays, "state"):
-                raise CheckpointError(f"{where}: stopped inside an epoch (window "
-                                      f"{self.batcher.position}) but holds no carried state")
-            st.restore_carried_state(self.model, arrays, where,
-                                     batch_size=self.config.batch_size)
+            if self.task.rng is not None:
+                st.restore_rng(self.task.rng, meta.get("rng"), where)
+            self.task.restore_state(arrays, where, self.config)
+            self._replan_schedule()
         except BaseException:
             self._apply_snapshot(undo)
             raise
         self.progress = progress
         self.progress.finished = False
         self._best_params = best_params
+
+    def _replan_schedule(self) -> None:
+        """A cosine schedule restored from a run planned for another number of epochs
+        (``--resume ... --epochs 3``) is re-planned for this run's length: the remaining
+        steps follow the cosine a run of ``config.epochs`` epochs would follow from here
+        on (without this, the steps past the old plan would train at the final rate, 0)."""
+        cfg, sched = self.config, self.scheduler
+        if sched is None or not hasattr(sched.inner, "total_steps"):
+            return
+        inner = sched.inner
+        planned = max(cfg.warmup_steps + 1, cfg.epochs * len(self.batcher))
+        if inner.total_steps == planned:
+            return
+        old = inner.total_steps
+        inner.total_steps = planned
+        self.optimizer.lr = inner.lr_at(inner.step_count)
+        self.echo(f"cosine schedule re-planned for {cfg.epochs} epochs ({planned} steps; the "
+                  f"checkpoint planned {old}): learning rate at step {inner.step_count} "
+                  f"is {self.optimizer.lr:.4g}")
 
     def _read_best(self) -> dict[str, Any] | None:
         """The parameters of the run's ``best.safetensors``, checked to fit the model."""
