@@ -70,13 +70,17 @@ def _add_train(sub: Any) -> None:
     d.add_argument("--data-dir", help="folder holding the canonical files (else RNNLAB_DATA, "
                    "else download)")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=("lstm", "gru", "rnn"))
+    m.add_argument("--cell", choices=("lstm", "gru", "rnn", "mingru", "minlstm"))
     m.add_argument("--embedding-dim", type=positive_int)
     m.add_argument("--hidden-size", type=positive_int)
     m.add_argument("--num-layers", type=positive_int)
     m.add_argument("--dropout", type=nonneg_float)
     m.add_argument("--tie-weights", action="store_true", default=None)
     m.add_argument("--nonlinearity", choices=("tanh", "relu"))
+    m.add_argument("--block", action="store_true", default=None,
+                   help="mingru/minlstm: the paper's block per layer (layer norm, the min "
+                        "layer, a feed-forward, residuals); needs --embedding-dim equal "
+                        "to --hidden-size")
     m.add_argument("--init-range", type=nonneg_float)
     m.add_argument("--init", choices=("pytorch", "book"),
                    help="initialisation: PyTorch's LM example (default) or the textbook's")
@@ -190,7 +194,7 @@ EXTRA_COMMANDS: tuple[str, ...] = ("rnnlab.viz.cli", "rnnlab.seq2seq.cli",
 
 # --------------------------------------------------------------------- train
 _MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "num_layers", "dropout", "tie_weights",
-                "nonlinearity", "init_range", "init", "dtype")
+                "nonlinearity", "init_range", "init", "dtype", "block")
 _DATA_FLAGS = ("corpus", "level", "max_chars", "max_size", "min_freq", "data_dir")
 
 

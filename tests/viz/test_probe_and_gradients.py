@@ -147,11 +147,12 @@ def test_gradient_flow_study_is_reproducible(trained):
           "batch_size": 4, "bptt": 8, "seed": 5}
     flow = gradient_flow_study(ids, len(trained.vocab), **kw)
     again = gradient_flow_study(ids, len(trained.vocab), **kw)
-    assert flow.variants == ["rnn-tanh", "rnn-relu", "lstm", "gru"]
+    assert flow.variants == ["rnn-tanh", "rnn-relu", "lstm", "gru", "mingru",
+                             "minlstm"]
     assert flow.stages == ["init", "init-scaled", "trained"]
     assert flow.max_lag == 6
     for v in flow.variants:
-        for s in flow.stages:
+        for s in flow.norms[v]:  # min cells: no scaled stage (no W_hh)
             np.testing.assert_array_equal(flow.norms[v][s], again.norms[v][s])
             assert flow.norms[v][s].shape == (3, 7)
     summary = flow.summary()

@@ -31,12 +31,25 @@ import numpy as np
 from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, to_numpy
 from rnnlab.fast import engine_for
-from rnnlab.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear, Module, SoftmaxCrossEntropy
+from rnnlab.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    Dropout,
+    Embedding,
+    Linear,
+    MinGRU,
+    MinLSTM,
+    Module,
+    SoftmaxCrossEntropy,
+)
 from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.init import fill_normal, fill_uniform
 from rnnlab.nn.scan import TokenInput
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN, "mingru": MinGRU, "minlstm": MinLSTM}
+#: Cells whose gates read the input only (rnnlab.nn.minrnn): no token table, no engine.
+MIN_CELLS = ("mingru", "minlstm")
 INITS = ("pytorch", "book")
 _COUNT_CHUNK = 1 << 24  # token ids counted at a time by RNNLM.init_output_bias
 
@@ -49,13 +62,16 @@ class RNNLMConfig(ConfigDict):
     embedding_dim: int = 128
     hidden_size: int = 256
     num_layers: int = 1
-    cell: str = "lstm"  # "lstm", "gru" or "rnn"
+    cell: str = "lstm"  # "lstm", "gru", "rnn", "mingru" or "minlstm"
     dropout: float = 0.0  # on the embedding output, between layers and before the output
     tie_weights: bool = False  # share the embedding and output matrices
     nonlinearity: str = "tanh"  # for cell="rnn": "tanh" or "relu"
     init_range: float | None = None  # uniform [-r, r] for every parameter when set
     dtype: str = "float32"
     init: str = "pytorch"  # "pytorch" or "book" (ignored when init_range is set)
+    # mingru/minlstm: the paper's block (norm, min layer, feed-forward, residuals;
+    # rnnlab.models.minblock), needs embedding_dim == hidden_size
+    block: bool = False
 
 
 
@@ -70,7 +86,7 @@ class RNNLM(Module):
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
                  tie_weights: bool = False, *, nonlinearity: str = "tanh",
                  init_range: float | None = None, init: str = "pytorch", rng: Any = None,
-                 device: str | None = None, dtype: Any = None) -> None:
+                 device: str | None = None, dtype: Any = None, block: bool = False) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
@@ -97,19 +113,31 @@ class RNNLM(Module):
         if init != "pytorch" and init_range is not None:
             raise ValueError(f"RNNLM: init={init!r} and init_range={init_range!r} both set; "
                              f"init_range replaces the whole initialisation, give one")
+        if not isinstance(block, bool):
+            raise TypeError(f"RNNLM: block expected a bool, got {block!r}")
+        if block and (cell not in MIN_CELLS or E != H):
+            raise ValueError(f"RNNLM: block=True needs cell in {list(MIN_CELLS)} and "
+                             f"embedding_dim == hidden_size, got cell={cell!r}, {E} and {H}")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
-                                  nonlinearity, init_range, self.dtype.name, init)
+                                  nonlinearity, init_range, self.dtype.name, init, block=block)
         self.rng = make_rng(rng)
         common = {"rng": self.rng, "device": device, "dtype": self.dtype}
         self.embedding = Embedding(V, E, **common)
         self.drop_in = Dropout(dropout, **common)
         rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True, **rnn_kwargs,
-                               **common)
+        if block:
+            from rnnlab.models.minblock import MinBlockStack
+
+            self.rnn = MinBlockStack(cell, H, num_layers, dropout, **common)
+        else:
+            self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True,
+                                   **rnn_kwargs, **common)
         self.drop_out = Dropout(dropout, **common)
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
         self._init_weights(init_range, init)
+        if block:  # the normalisations start as the identity, whatever the init
+            self.rnn.reset_norms()
         self._tokens = False  # whether the last forward went through forward_tokens
         if tie_weights:
             self.decoder.tie("weight", self.embedding, "weight")
@@ -121,7 +149,7 @@ class RNNLM(Module):
         return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,
                    c.dropout, c.tie_weights, nonlinearity=c.nonlinearity,
                    init_range=c.init_range, init=c.init, rng=rng, device=device,
-                   dtype=c.dtype)
+                   dtype=c.dtype, block=c.block)
 
     def _init_weights(self, init_range: float | None, init: str) -> None:
         # drawn in float64 a chunk at a time straight into the parameters: the values of one
@@ -180,7 +208,8 @@ class RNNLM(Module):
         (:meth:`Recurrent.forward_tokens`); the result is the same."""
         emb = self.embedding
         inactive = not self.drop_in.training or self.drop_in.p == 0
-        self._tokens = inactive and TokenInput.pays(emb.num_embeddings, int(ids.size))
+        self._tokens = inactive and self.config.cell not in MIN_CELLS \
+            and TokenInput.pays(emb.num_embeddings, int(ids.size))
         if self._tokens:
             return self.rnn.forward_tokens(ids, emb.params["weight"], emb.grads["weight"])
         return self.rnn(self.drop_in(emb(ids)))
@@ -207,14 +236,18 @@ class RNNLM(Module):
         """
         dlogits = self.criterion.backward(dloss)
         engine = engine_for(self.xp, self.dtype)
-        if self.config.tie_weights or not engine.beside_pays(*self._backward_macs(dlogits)):
+        if self.config.tie_weights or self.config.cell in MIN_CELLS \
+                or not engine.beside_pays(*self._backward_macs(dlogits)):
             self._backward_recurrent(self.decoder.backward(dlogits))
             return
         dh, parts = self.decoder.backward_split(dlogits)
         engine.run_beside(lambda add: self._backward_recurrent(dh, add), parts)
 
     def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
-        dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
+        if self.config.cell in MIN_CELLS:  # no deferred weight gradients
+            dxs = self.rnn.backward(self.drop_out.backward(dh))
+        else:
+            dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
 
@@ -224,8 +257,9 @@ class RNNLM(Module):
         weight gradients two products: each rows x G*H x (input + hidden)."""
         cfg = self.config
         rows = dlogits.size // cfg.vocab_size
-        G = self.rnn.cell.n_gates
-        layers = sum(rows * G * cfg.hidden_size * (d + cfg.hidden_size)
+        G = _n_gates(self.rnn)
+        rec = 0 if cfg.cell in MIN_CELLS else cfg.hidden_size  # min cells: no W_hh
+        layers = sum(rows * G * cfg.hidden_size * (d + rec)
                      for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
         return rows * cfg.hidden_size * cfg.vocab_size + layers, layers
 
@@ -257,6 +291,11 @@ class RNNLM(Module):
                 f"hidden={c.hidden_size}, tied={c.tie_weights}")
 
 
+def _n_gates(rnn: Any) -> int:
+    """Gate blocks per layer: ``rnn.cell.n_gates``, or ``rnn.n_gates`` (min layers)."""
+    return rnn.n_gates if isinstance(rnn.cell, str) else rnn.cell.n_gates
+
+
 class LMStepper:
     """Feeds one token per row and returns next-token logits, for generation and beam search.
 
@@ -273,9 +312,11 @@ class LMStepper:
 
         self.model, self.xp = model, model.xp
         rnn = model.rnn
-        self.inner = Stepper(rnn, batch)
+        minimal = model.config.cell in MIN_CELLS
+        self.inner = rnn.stepper(batch) if minimal else Stepper(rnn, batch)
         emb = model.embedding.params["weight"]
-        if emb.shape[0] * rnn.cell.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
+        if emb.shape[0] * _n_gates(rnn) * rnn.hidden_size <= self.TABLE_LIMIT \
+                and hasattr(self.inner, "input_table"):  # a block stepper has none
             self.inner.table = self.inner.input_table(emb)
         self._w = model.decoder.params["weight"]
         self._b = model.decoder.params["bias"]

@@ -5,6 +5,7 @@ All sequence arrays are batch-first, ``(N, T, D)``.
 
 from rnnlab.nn.dropout import Dropout, LockedDropout
 from rnnlab.nn.embedding import Embedding
+from rnnlab.nn.layernorm import LayerNorm
 from rnnlab.nn.linear import Linear
 from rnnlab.nn.losses import MSELoss, SoftmaxCrossEntropy
 from rnnlab.nn.minrnn import MinGRU, MinLSTM
@@ -20,6 +21,7 @@ __all__ = [
     "Embedding",
     "GRUCell",
     "LSTMCell",
+    "LayerNorm",
     "Linear",
     "LockedDropout",
     "MSELoss",

@@ -126,6 +126,8 @@ class MinRecurrent(Module):
         self._cache: dict[str, Any] | None = None
         self.h_n: Any = None
         self.dh0: Any = None
+        self.dh_states: list[Any] | None = None
+        self._record: list[Any] | None = None
 
     @staticmethod
     def suffix(layer: int, direction: int) -> str:
@@ -154,6 +156,12 @@ class MinRecurrent(Module):
     def reset_state(self) -> None:
         """Forget the carried state: the next forward of a stateful layer starts from zeros."""
         self._state = None
+
+    def get_state(self) -> tuple[Any, None] | None:
+        """A copy of the carried state ``(L*K, N, H)`` of a stateful layer and ``None``
+        (no cell state; the form of :meth:`Recurrent.get_state`), or None when there is
+        none."""
+        return None if self._state is None else (self._state.copy(), None)
 
     def set_state(self, state: Any) -> None:
         """Set the state ``(L*K, N, H)`` the next forward starts from."""
@@ -244,10 +252,14 @@ class MinRecurrent(Module):
                 "valid": valid, "parallel": parallel}
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None) -> Any:
+    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False) -> Any:
         """Backward of the last forward; return ``dxs`` ``(N, T, D)`` and set ``dh0``.
 
-        ``dhs`` may be ``None`` when only the final state receives a gradient."""
+        ``dhs`` may be ``None`` when only the final state receives a gradient. With
+        ``record`` the gradient of every state ``h_t`` (through the outputs and the
+        recurrence, the ``dh_t`` of the reverse scan) is kept in :attr:`dh_states`, one
+        ``(N, T, H)`` array per layer and direction (index ``layer * K + direction``,
+        time in the input's order): the gradient flow through time."""
         cache = require_cache(self, self._cache)
         xp, N, T, H, K = self.xp, cache["N"], cache["T"], self.hidden_size, self.num_directions
         owner = f"{self.name}.backward"
@@ -259,6 +271,7 @@ class MinRecurrent(Module):
                         dtype=self.dtype, check_finite=self.check_finite)
         dY = None if dhs is None else dhs.transpose(1, 0, 2)  # (T, N, K*H) view
         dh0 = [None] * (self.num_layers * K)
+        self._record = [None] * (self.num_layers * K) if record else None
         for layer in range(self.num_layers - 1, -1, -1):
             X = cache["layers"][layer]["X"]
             dX = xp.zeros(X.shape, dtype=self.dtype)
@@ -271,6 +284,8 @@ class MinRecurrent(Module):
             if layer > 0 and cache["layers"][layer - 1]["drop"] is not None:
                 dY = dY * cache["layers"][layer - 1]["drop"]
         self.dh0 = xp.stack(dh0)
+        self.dh_states = self._record
+        self._record = None
         return dY.transpose(1, 0, 2).copy()
 
     def _back(self, run: dict[str, Any], X: Any, layer: int, direction: int, dy: Any,
@@ -289,6 +304,10 @@ class MinRecurrent(Module):
             dh, dh0 = grad_scan_log(xp, run["saved"]["la"], dy, dh_n)
         else:
             dh, dh0 = grad_scan_sequential(xp, run["a"], dy, dh_n)
+        if self._record is not None:
+            seen = dh[::-1] if direction else dh
+            self._record[layer * self.num_directions + direction] = \
+                seen.transpose(1, 0, 2).copy()
         dP = self._gate_grads(xp, run["saved"], dh * h[:-1], dh)  # da = dh h_{t-1}, db = dh
         if valid is not None:
             dP *= valid

@@ -167,10 +167,11 @@ def restore_carried_state(model: RNNLM, arrays: Mapping[str, np.ndarray], where:
         raise CheckpointError(f"{where}: carried state does not fit the model ({exc})") from exc
 
 
-_CONFIG_CHOICES = {"cell": ("lstm", "gru", "rnn"), "nonlinearity": ("tanh", "relu"),
+_CONFIG_CHOICES = {"cell": ("lstm", "gru", "rnn", "mingru", "minlstm"),
+                   "nonlinearity": ("tanh", "relu"),
                    "dtype": ("float32", "float64"), "init": ("pytorch", "book")}
 _CONFIG_SIZES = ("vocab_size", "embedding_dim", "hidden_size", "num_layers")
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}
 
 
 def _is_real(value: Any) -> bool:
@@ -198,7 +199,7 @@ def check_model_config(config: Any, where: str) -> dict[str, Any]:
         elif key == "dropout":
             if not _is_real(value) or not 0 <= value < 1:
                 bad = "a number in [0, 1)"
-        elif key == "tie_weights":
+        elif key in ("tie_weights", "block"):
             if not isinstance(value, bool):
                 bad = "true or false"
         elif key == "init_range" and value is not None and (not _is_real(value) or value <= 0):
@@ -213,6 +214,10 @@ def weight_count(config: RNNLMConfig) -> int:
     recurrent and output matrices; biases left out): a lower bound on its parameters."""
     V, E, H, L = config.vocab_size, config.embedding_dim, config.hidden_size, config.num_layers
     G = _GATES.get(config.cell, 1)
+    if config.cell in ("mingru", "minlstm"):  # input weights only (and the block's FF)
+        ff = 8 * H * H * L if getattr(config, "block", False) else 0
+        return V * E + G * H * E + G * H * H * (L - 1) + ff \
+            + (0 if config.tie_weights else V * H)
     return V * E + G * H * E + G * H * H * (2 * L - 1) + (0 if config.tie_weights else V * H)
 
 

@@ -95,7 +95,8 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(plot_run=_run_predictions)
 
     p = sub.add_parser(
-        "gradients", help="gradient flow through time: tanh/relu RNN, LSTM, GRU",
+        "gradients", help="gradient flow through time: tanh/relu RNN, LSTM, GRU, minGRU, "
+        "minLSTM",
         description="||dL/dh(t-k)|| against k. Without checkpoints: trains one small model "
         "of each kind on the same text and measures them at initialisation, with the "
         "recurrent weights scaled up, and after training. With checkpoints: measures those "
@@ -106,8 +107,9 @@ def add_parser(subparsers: Any) -> None:
                    "the offline stdlib corpus, or the checkpoints' validation text)")
     p.add_argument("--max-chars", type=positive_int, default=300_000,
                    help="characters of the text used (default 300000)")
-    p.add_argument("--variants", nargs="+", choices=("rnn-tanh", "rnn-relu", "lstm", "gru"),
-                   help="models to compare (default all four)")
+    p.add_argument("--variants", nargs="+",
+                   choices=("rnn-tanh", "rnn-relu", "lstm", "gru", "mingru", "minlstm"),
+                   help="models to compare (default all six)")
     p.add_argument("--steps", type=nonneg_int, default=200,
                    help="training steps per model (0: initialisation only; default 200)")
     p.add_argument("--hidden-size", type=positive_int, default=64)

@@ -11,6 +11,12 @@ ReLU RNN multiplies by ``W_hh^T diag(1[h > 0])`` and grows geometrically once th
 spectral radius of ``W_hh`` passes 1 (exploding). The LSTM's cell path (``dc_{t-1} =
 f_t * dc_t``) and the GRU's update gate let the gradient through far longer.
 
+minGRU and minLSTM (and their blocks) are measured with their own backward instead
+(:meth:`~rnnlab.nn.MinGRU.backward` with ``record=True``): the gradient of the state is
+the reverse scan ``dh_t = dy_t + a_{t+1} dh_{t+1}``, so the curve is the running product
+of the gates ``a`` (``1 - z`` or the normalised forget gate), with no recurrent matrix.
+They have no ``W_hh``, so no spectral radius and no scaled-weights panel.
+
 :func:`gradient_flow_study` trains one model of each kind for a few hundred steps on
 the same data and measures the curves at initialisation and after training on the same
 windows; :func:`plot_gradient_flow` draws them.
@@ -28,7 +34,16 @@ import numpy as np
 
 from rnnlab.backend import make_rng, to_numpy
 from rnnlab.nn import LSTMCell
-from rnnlab.viz.probe import _decode, _embed, layer_cells, run_cells, softmax
+from rnnlab.viz.probe import (
+    _decode,
+    _embed,
+    host_min_layer,
+    is_min,
+    layer_cells,
+    run_cells,
+    run_min,
+    softmax,
+)
 
 #: The model variants compared by default: name -> RNNLM keyword arguments.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -36,10 +51,12 @@ VARIANTS: dict[str, dict[str, str]] = {
     "rnn-relu": {"cell": "rnn", "nonlinearity": "relu"},
     "lstm": {"cell": "lstm"},
     "gru": {"cell": "gru"},
+    "mingru": {"cell": "mingru"},
+    "minlstm": {"cell": "minlstm"},
 }
 #: One colour per variant, the same in every figure (colour-blind safe, Okabe-Ito).
 VARIANT_COLORS = {"rnn-tanh": "#0072B2", "rnn-relu": "#D55E00", "lstm": "#009E73",
-                  "gru": "#CC79A7"}
+                  "gru": "#CC79A7", "mingru": "#E69F00", "minlstm": "#56B4E9"}
 
 
 def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -> np.ndarray:
@@ -59,6 +76,8 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
         raise ValueError(f"gradient_norms: targets expected ({windows.shape[0]},), got "
                          f"{targets.shape}")
     B, K = windows.shape
+    if is_min(model):
+        return _min_gradient_norms(model, windows, targets, layer)
     cells = layer_cells(model.rnn)
     n_layers = len(cells)
     if not -n_layers <= layer < n_layers:
@@ -87,6 +106,32 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
             if k > 0:
                 dh[k - 1] = dh[k - 1] + dx
     return norms
+
+
+def _min_gradient_norms(model: Any, windows: np.ndarray, targets: np.ndarray, layer: int
+                        ) -> np.ndarray:
+    """:func:`gradient_norms` of a min-cell model: its layer's own forward and backward
+    (on a host copy), the output gradient at the last step only, ``dL/dh_t`` recorded."""
+    rnn = host_min_layer(model.rnn)
+    n_layers = rnn.num_layers
+    if not -n_layers <= layer < n_layers:
+        raise ValueError(f"gradient_norms: layer expected in [{-n_layers}, {n_layers - 1}], "
+                         f"got {layer}")
+    B = windows.shape[0]
+    out = rnn.forward(_embed(model, windows).astype(rnn.dtype))
+    probs = softmax(_decode(model, out[:, -1]))
+    probs[np.arange(B), targets] -= 1.0
+    w_dec = to_numpy(model.decoder.params["weight"]).astype(np.float64)
+    dout = np.zeros_like(out)
+    dout[:, -1] = probs @ w_dec
+    rnn.backward(dout, record=True)
+    dh = rnn.dh_states[layer % n_layers].astype(np.float64)  # (B, K, H), time order
+    return np.linalg.norm(dh[:, ::-1], axis=2)
+
+
+def _radius(model: Any, layer: int = 0) -> float | None:
+    """:func:`recurrent_radius`, or None for a model without ``weight_hh`` (min cells)."""
+    return None if is_min(model) else recurrent_radius(model, layer)
 
 
 def sample_windows(ids: Any, count: int, length: int, rng: Any = None
@@ -143,6 +188,9 @@ class GradientFlow:
 
 def recurrent_radius(model: Any, layer: int = 0) -> float:
     """Largest spectral radius among the ``H x H`` gate blocks of ``weight_hh`` of a layer."""
+    if is_min(model):
+        raise ValueError(f"recurrent_radius: a {model.config.cell} model has no recurrent "
+                         f"matrix weight_hh (its gates read the input only)")
     rnn = model.rnn
     w = to_numpy(rnn.params[f"weight_hh{rnn.suffix(layer, 0)}"]).astype(np.float64)
     H = rnn.hidden_size
@@ -200,9 +248,11 @@ def _train(model: Any, ids: np.ndarray, steps: int, *, batch_size: int, bptt: in
 
 
 def _window_loss(model: Any, windows: np.ndarray, targets: np.ndarray) -> float:
-    cells = layer_cells(model.rnn)
-    hs, _, _ = run_cells(cells, _embed(model, windows))
-    p = softmax(_decode(model, hs[-1][:, -1]))
+    if is_min(model):
+        top = run_min(model, windows)[1][:, -1]
+    else:
+        top = run_cells(layer_cells(model.rnn), _embed(model, windows))[0][-1][:, -1]
+    p = softmax(_decode(model, top))
     return float(-np.log(p[np.arange(len(targets)), targets] + 1e-300).mean())
 
 
@@ -240,8 +290,8 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
         model.eval()
         result.norms[name] = {"init": gradient_norms(model, win, tgt)}
         result.losses[name] = {"init": _window_loss(model, win, tgt)}
-        result.radius[name] = {"init": recurrent_radius(model)}
-        if scale is not None:
+        result.radius[name] = {"init": _radius(model)}
+        if scale is not None and not is_min(model):  # min cells: no W_hh to scale
             scaled = RNNLM(vocab_size, embedding_dim, hidden_size, 1, rng=seed, device="cpu",
                            **VARIANTS[name])
             scaled.eval()
@@ -258,7 +308,7 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
                 result.notes[name] = note
             result.norms[name]["trained"] = gradient_norms(model, win, tgt)
             result.losses[name]["trained"] = _window_loss(model, win, tgt)
-            result.radius[name]["trained"] = recurrent_radius(model)
+            result.radius[name]["trained"] = _radius(model)
     return result
 
 
@@ -273,7 +323,7 @@ def gradient_flow_of_models(models: dict[str, Any], ids: Any, *, max_lag: int = 
     for name, model in models.items():
         result.norms[name] = {stage: gradient_norms(model, win, tgt, layer=layer)}
         result.losses[name] = {stage: _window_loss(model, win, tgt)}
-        result.radius[name] = {stage: recurrent_radius(model, layer % model.rnn.num_layers)}
+        result.radius[name] = {stage: _radius(model, layer % model.rnn.num_layers)}
     return result
 
 

@@ -22,6 +22,49 @@ from rnnlab.backend import to_numpy
 from rnnlab.nn import GRUCell, LSTMCell, RNNCell
 
 _CELL_CLASSES = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
+#: Cells run through their own layer (parallel scan) and stepper, not one-step cells.
+MIN_CELLS = ("mingru", "minlstm")
+
+
+def is_min(model: Any) -> bool:
+    """Whether ``model`` (an RNNLM) has a minGRU / minLSTM stack (plain or in blocks)."""
+    return model.config.cell in MIN_CELLS
+
+
+def host_min_layer(rnn: Any) -> Any:
+    """A host (NumPy), non-stateful copy of a :class:`~rnnlab.nn.MinGRU` /
+    :class:`~rnnlab.nn.MinLSTM` or a :class:`~rnnlab.models.minblock.MinBlockStack`,
+    in eval mode with zero gradients (the model's own layer is left as it was)."""
+    from rnnlab.models.minblock import MinBlockStack
+
+    if isinstance(rnn, MinBlockStack):
+        copy = MinBlockStack(rnn.cell, rnn.hidden_size, rnn.num_layers, ff_mult=rnn.ff_mult,
+                             mode=rnn.mode, stateful=False, device="cpu", dtype=rnn.dtype)
+    else:
+        copy = type(rnn)(rnn.input_size, rnn.hidden_size, rnn.num_layers, bias=rnn.bias,
+                         mode=rnn.mode, device="cpu", dtype=rnn.dtype)
+    own = {name: param for name, param, _ in rnn.named_parameters()}
+    for name, param, _ in copy.named_parameters():
+        param[...] = to_numpy(own[name])
+    return copy.eval()
+
+
+def run_min(model: Any, ids: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Run a min-cell model's stepper over token ids ``(N, T)`` from a zero state:
+    each layer's state ``(N, T, H)`` (for blocks, each block's min layer) and the stack's
+    output ``(N, T, H)`` (what the decoder reads)."""
+    xp, rnn = model.xp, model.rnn
+    emb = model.embedding.params["weight"]
+    ids_dev = xp.asarray(np.asarray(ids))
+    N, T = ids.shape
+    stepper = rnn.stepper(N)
+    hs = [np.empty((N, T, rnn.hidden_size), dtype=rnn.dtype) for _ in range(rnn.num_layers)]
+    top = np.empty((N, T, rnn.hidden_size), dtype=rnn.dtype)
+    for t in range(T):
+        top[:, t] = to_numpy(stepper.step(emb[ids_dev[:, t]]))
+        for k in range(rnn.num_layers):
+            hs[k][:, t] = to_numpy(stepper.h[k])
+    return hs, top
 
 
 def layer_cells(rnn: Any) -> list[Any]:
@@ -135,9 +178,12 @@ class States:
 
 
 def model_label(model: Any) -> str:
-    """``"lstm"``, ``"gru"``, ``"rnn-tanh"`` or ``"rnn-relu"``."""
+    """``"lstm"``, ``"gru"``, ``"rnn-tanh"``, ``"rnn-relu"``, ``"mingru"``, ``"minlstm"``
+    (``"mingru-block"`` ... with the paper's block)."""
     cfg = model.config
-    return f"rnn-{cfg.nonlinearity}" if cfg.cell == "rnn" else cfg.cell
+    if cfg.cell == "rnn":
+        return f"rnn-{cfg.nonlinearity}"
+    return f"{cfg.cell}-block" if getattr(cfg, "block", False) else cfg.cell
 
 
 def run_cells(cells: list[Any], xs: np.ndarray, *, keep_caches: bool = False
@@ -189,12 +235,17 @@ def collect_states(model: Any, ids: Any, *, vocab: Any = None) -> States:
     V = model.config.vocab_size
     if int(ids.min()) < 0 or int(ids.max()) >= V:
         raise ValueError(f"collect_states: ids expected in [0, {V})")
-    cells = layer_cells(model.rnn)
-    xs = _embed(model, ids)[None]
-    hs, cs, _ = run_cells(cells, xs)
-    h = [a[0] for a in hs]
-    c = None if cs is None else [a[0] for a in cs]
-    logits = _decode(model, h[-1])
+    if is_min(model):
+        hs, top = run_min(model, ids[None])
+        h, c = [a[0] for a in hs], None
+        logits = _decode(model, top[0])
+    else:
+        cells = layer_cells(model.rnn)
+        xs = _embed(model, ids)[None]
+        hs, cs, _ = run_cells(cells, xs)
+        h = [a[0] for a in hs]
+        c = None if cs is None else [a[0] for a in cs]
+        logits = _decode(model, h[-1])
     itos = list(vocab.itos) if vocab is not None else [str(i) for i in range(V)]
     tokens = [itos[i] for i in ids.tolist()]
     level = getattr(vocab, "level", "char") if vocab is not None else "word"
