@@ -37,7 +37,7 @@ def test_train_prints_a_summary(tmp_path, run, capsys):
                  "--hidden-size", "8", "--embedding-dim", "4", "--epochs", "3",
                  "--max-steps", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "train / 10 test pairs" in text and "epoch   1/3" in text
+    assert "train / 10 test pairs" in text and "epoch 1: valid loss" in text
     summary = last_json(text)
     assert summary["steps"] == 2 and summary["checkpoint"] == str(out)
     assert 0.0 <= summary["test_exact_match"] <= 1.0

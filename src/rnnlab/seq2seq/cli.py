@@ -27,6 +27,8 @@ EPILOG_TRAIN = """examples:
   rnnlab seq2seq train --task date --decoder attention --lr 1e-3 --schedule constant
   rnnlab seq2seq train --task addition --source generated --n 20000 --data-seed 7
   rnnlab seq2seq train --task pairs.txt --decoder attention --score general --cell gru
+  rnnlab seq2seq train --task date --patience 2               # early stopping
+  rnnlab seq2seq train --resume runs/seq2seq-addition --epochs 30   # continue a run
 
 --task addition|date reads the book's addition.txt/date.txt (from --data-dir,
 $RNNLAB_DATA or ../shared/data next to the repository) and falls back to the
@@ -73,7 +75,8 @@ def add_parser(subparsers: Any) -> None:
     p = sub.add_parser("train", help="train a seq2seq model", epilog=EPILOG_TRAIN,
                        formatter_class=fmt)
     d = p.add_argument_group("data")
-    d.add_argument("--task", required=True, help="addition, date, or a path to a text file")
+    d.add_argument("--task", help="addition, date, or a path to a text file (required, "
+                   "except with --resume)")
     d.add_argument("--source", choices=("auto", "file", "generated"), default="auto",
                    help="for addition/date: the book's file, the generator, or file if found")
     d.add_argument("--n", type=positive_int, default=50_000, help="generated pairs")
@@ -100,7 +103,17 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--warmup-steps", type=int, default=0)
     t.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
     t.add_argument("--max-steps", type=positive_int)
-    t.add_argument("--out", help="checkpoint file (default runs/seq2seq-<task>.safetensors)")
+    t.add_argument("--patience", type=positive_int,
+                   help="stop after this many epochs without a better validation loss")
+    t.add_argument("--out", help="the trained model's file (default "
+                   "runs/seq2seq-<task>.safetensors); the run (last.safetensors, "
+                   "best.safetensors, metrics.jsonl) goes to the folder of the same name "
+                   "without the suffix")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run in that folder")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue a run (its folder or its last.safetensors) exactly where it "
+                        "stopped; --epochs, --max-steps and --patience may change")
     t.add_argument("--device", choices=("cpu", "gpu"))
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(handler=cmd_train)
@@ -134,11 +147,53 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 # ---------------------------------------------------------------------- train
+#: What ``--resume`` may change (the run's budget); everything else comes from the run.
+_RESUME_OPTIONS = ("epochs", "max_steps", "patience")
+
+
+def _summary(out: Path, summary: dict[str, Any], history: list[dict[str, Any]],
+             seconds: float) -> str:
+    last = history[-1] if history else {}
+    return json.dumps({"checkpoint": str(out), "run": summary.get("run"),
+                       "epochs": summary["epochs"], "steps": summary["steps"],
+                       "stopped": summary.get("stopped"),
+                       "loss": None if not history else round(last["loss"], 6),
+                       "valid_loss": summary.get("valid_loss"),
+                       "test_exact_match": last.get("test_acc"),
+                       "seconds": round(seconds, 1)}, indent=2)
+
+
+def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: Any,
+                    out: Path) -> int:
+    """Train, write the best model to ``out`` in the format eval/translate read, print the
+    summary; the exit status of a run stopped by a signal is 128 + its number."""
+    import time
+
+    from rnnlab.cli import STOP_STATUS
+    from rnnlab.seq2seq.training import history_of, save_checkpoint
+
+    started = time.perf_counter()
+    summary = trainer.fit()
+    summary["run"] = str(trainer.out_dir)
+    history = history_of(trainer.out_dir / "metrics.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, trainer.model, codec, data=source, options=options, history=history)
+    print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
+    return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume:
+        return _resume(args)
     from rnnlab.seq2seq.data import Codec, split_pairs
     from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-    from rnnlab.seq2seq.training import TrainOptions, fit, load_task, save_checkpoint
+    from rnnlab.seq2seq.training import TrainOptions, load_task, make_task, train_config
+    from rnnlab.train import Trainer
+    from rnnlab.train.runfolder import check_new_run_folder, claim_new_run_folder
 
+    if args.task is None:
+        raise ValueError("seq2seq train: --task expected (addition, date or a file), or "
+                         "--resume RUN")
     defaults = TASK_DEFAULTS.get(args.task, GENERIC_DEFAULTS)
     decoder = args.decoder or defaults["decoder"]
     reverse = defaults["reverse"] if args.reverse is None else args.reverse
@@ -149,6 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                            schedule=args.schedule or defaults["schedule"],
                            warmup_steps=args.warmup_steps, seed=args.seed,
                            max_steps=args.max_steps)
+    name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
+    out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
+    folder = out.with_suffix("")
+    check_new_run_folder(folder, overwrite=args.overwrite)  # before the data is loaded
     pairs, source = load_task(args.task, args.source, args.n, args.data_seed, args.data_dir)
     source.update(split_seed=args.split_seed, test_fraction=0.1)
     train, test = split_pairs(pairs, args.split_seed)
@@ -156,8 +215,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = Seq2SeqConfig(len(codec.vocab), args.embedding_dim, hidden, args.cell, decoder,
                            args.score, reverse, args.bidirectional, args.dtype)
     model = Seq2Seq(config, rng=args.seed, device=args.device)
-    name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
-    out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
     if not args.quiet:
         c = config
         print(f"{source['task']} ({source['source']}): {len(train):,} train / {len(test):,} "
@@ -165,23 +222,103 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{f' ({c.attention_score} score)' if c.attention_score else ''}, embedding "
               f"{c.embedding_dim}, hidden {hidden}{', bidirectional' if c.bidirectional else ''}"
               f"{', reversed input' if c.reverse else ''}, {model.num_parameters():,} "
-              f"parameters", flush=True)
-    history: list[dict[str, Any]] = []
+              f"parameters; run folder {folder}", flush=True)
+    train_cfg = train_config(options, patience=args.patience, progress=not args.quiet)
+    task = make_task(model, codec, train, test if len(test) else train, train_cfg,
+                     source=source)
+    lock, _ = claim_new_run_folder(folder, overwrite=args.overwrite)
+    try:
+        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(args))
+        return _fit_and_export(trainer, codec, source, options, out)
+    finally:
+        lock.release()
 
-    def report(record: dict[str, Any]) -> None:
-        history.append(record)
-        save_checkpoint(out, model, codec, data=source, options=options, history=history)
+
+def _echo(args: argparse.Namespace) -> Any:
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(message, flush=True)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``--resume RUN``: rebuild the model, data and trainer from the run's
+    ``last.safetensors`` and go on exactly where it stopped."""
+    from dataclasses import replace
+
+    from rnnlab.seq2seq.data import Codec, split_pairs
+    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+    from rnnlab.seq2seq.training import KIND, TrainOptions, make_task
+    from rnnlab.train import TrainConfig, Trainer
+    from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
+    from rnnlab.train.run import run_checkpoint
+    from rnnlab.train.runfolder import RunLock
+
+    if args.task is not None:
+        raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
+                         "expected none, got " + repr(args.task))
+    path = run_checkpoint(args.resume)
+    folder = path.parent
+    where = f"checkpoint {str(path)!r}"
+    with RunLock(folder):
+        arrays, meta = read_checkpoint(path)
+        del arrays
+        if meta.get("kind") != KIND:
+            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
+                                  f"{KIND!r}")
+        try:
+            config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
+            codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
+            saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: {exc}") from exc
+        overrides = {"max_steps": None, "max_time": None}
+        overrides.update({k: getattr(args, k) for k in _RESUME_OPTIONS
+                          if getattr(args, k) is not None})
+        train_cfg = replace(saved, **overrides, progress=not args.quiet)
+        source = meta.get("data_source")
+        if not isinstance(source, dict):
+            raise CheckpointError(f"{where}: does not record its data (data_source)")
+        pairs, _ = _source_pairs(source, args.data_dir)
+        train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
+                                  float(source.get("test_fraction", 0.1)))
+        model = Seq2Seq(config, rng=train_cfg.seed, device=args.device)
+        task = make_task(model, codec, train, test if len(test) else train, train_cfg,
+                         source=source)
+        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(args))
+        trainer.restore(path)
         if not args.quiet:
-            print(f"epoch {record['epoch']:>3}/{options.epochs}  loss {record['loss']:.4f}  "
-                  f"test exact match {100 * record['test_acc']:6.2f} %  "
-                  f"({record['seconds']:.1f} s)", flush=True)
+            print(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
+                  f"{trainer.progress.step}", flush=True)
+        options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
+                               lr=saved.lr, clip_norm=train_cfg.clip_norm,
+                               schedule="cosine" if train_cfg.schedule == "cosine"
+                               else "constant", warmup_steps=train_cfg.warmup_steps,
+                               seed=train_cfg.seed, max_steps=train_cfg.max_steps)
+        out = Path(args.out) if args.out else folder.with_suffix(".safetensors")
+        return _fit_and_export(trainer, codec, source, options, out)
 
-    fit(model, codec, train, test, options, callback=report)
-    last = history[-1]
-    print(json.dumps({"checkpoint": str(out), "epochs": last["epoch"], "steps": last["steps"],
-                      "loss": round(last["loss"], 6), "test_exact_match": last["test_acc"],
-                      "seconds": round(sum(r["seconds"] for r in history), 1)}, indent=2))
-    return 0
+
+def _source_pairs(info: dict[str, Any], data_dir: str | None) -> tuple[Any, str]:
+    """All the pairs of the data a run records (before its split)."""
+    from rnnlab.data import DataError
+    from rnnlab.seq2seq.data import read_pairs
+    from rnnlab.seq2seq.training import load_task
+    from rnnlab.train.checkpoint import CheckpointError
+
+    if not isinstance(info.get("task"), str):
+        raise CheckpointError("the checkpoint does not record its data")
+    try:
+        if info.get("source") == "generated":
+            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
+        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
+            pairs = read_pairs(info["path"])
+        elif info["task"] in TASK_DEFAULTS:
+            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
+        else:
+            raise DataError(f"the run's data file {info.get('path')!r} is gone")
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r})") from None
+    return pairs, info["task"]
 
 
 # ----------------------------------------------------------------------- eval
@@ -194,7 +331,7 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
 
     if data is not None:
         return read_pairs(data), data
-    info = meta.get("data")
+    info = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
         raise CheckpointError("the checkpoint does not record its data; pass --data FILE")
     try:

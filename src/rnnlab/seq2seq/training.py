@@ -7,16 +7,17 @@
 >>> history = fit(model, codec, train, test, TrainOptions(epochs=25))
 >>> save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
 
-One training step is teacher forcing on a padded batch: mean cross-entropy over the
-answer characters, backward, global gradient-norm clipping, an Adam step. After each
-epoch the test set is decoded greedily and scored by exact match.
+Training goes through :class:`rnnlab.train.Trainer` (:class:`~rnnlab.train.tasks.Seq2SeqTask`):
+one step is teacher forcing on a padded batch (mean cross-entropy over the answer
+characters), backward, global gradient-norm clipping, an Adam step; after each epoch the
+validation pairs are scored (loss, and exact match of greedy decoding), with the
+trainer's early stopping, divergence rollback, checkpoints and exact resume.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +26,12 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng
 from rnnlab.data import DataError
-from rnnlab.optim import Adam, CosineAnnealing, clip_grad_norm
-from rnnlab.seq2seq.data import Codec, find_data_file, iterate_batches, read_pairs
+from rnnlab.seq2seq.data import Codec, find_data_file, read_pairs
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-from rnnlab.seq2seq.search import exact_match
 from rnnlab.seq2seq.tasks import GENERATORS, Pairs
 from rnnlab.train.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from rnnlab.train.state import load_model_arrays
-from rnnlab.train.trainer import DivergenceError
 
 SCHEDULES = ("constant", "cosine")
 KIND = "seq2seq"
@@ -106,55 +103,83 @@ class TrainOptions(ConfigDict):
                              f"{self.max_steps!r}")
 
 
+def train_config(options: TrainOptions, *, patience: int | None = None,
+                 progress: bool = False) -> Any:
+    """The :class:`~rnnlab.train.TrainConfig` of ``options`` (Adam, the options' clipping,
+    a constant or cosine learning rate)."""
+    from rnnlab.train import TrainConfig
+
+    return TrainConfig(epochs=options.epochs, batch_size=options.batch_size, optimizer="adam",
+                       lr=options.lr, clip_norm=options.clip_norm,
+                       schedule="cosine" if options.schedule == "cosine" else "none",
+                       warmup_steps=options.warmup_steps, seed=options.seed,
+                       max_steps=options.max_steps, patience=patience, progress=progress,
+                       log_every=1, checkpoint_every=1000, snapshot_every=100)
+
+
+def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """One record per epoch from a run's ``metrics.jsonl``: ``epoch`` (1-based), ``steps``,
+    ``loss`` (mean training loss logged in the epoch), ``valid_loss``, ``test_acc``
+    (exact match on the validation pairs), ``lr``, ``seconds`` (from the epoch's first
+    logged step, or the previous epoch's end, to its validation)."""
+    from rnnlab.train.metrics import read_metrics
+
+    history: list[dict[str, Any]] = []
+    losses: list[float] = []
+    since = None
+    for record in read_metrics(metrics_path):
+        event = record.get("event")
+        if event == "train":
+            losses.append(record["loss"])
+            since = record["time"] if since is None else since
+        elif event == "valid" and "exact_match" in record:
+            history.append({"epoch": record["epoch"] + 1, "steps": record["step"],
+                            "loss": sum(losses) / len(losses) if losses else math.nan,
+                            "valid_loss": record["loss"], "test_acc": record["exact_match"],
+                            "lr": record["lr"],
+                            "seconds": record["time"] - (since or record["time"])})
+            losses, since = [], record["time"]
+    return history
+
+
+def make_task(model: Seq2Seq, codec: Codec, train: Pairs, valid: Pairs, config: Any, *,
+              source: dict[str, Any] | None = None, beam_width: int = 1) -> Any:
+    """The :class:`~rnnlab.train.tasks.Seq2SeqTask` the trainer trains."""
+    from rnnlab.train.tasks import Seq2SeqTask
+
+    return Seq2SeqTask(model, {"train": train, "valid": valid}, config, codec=codec,
+                       source=source, beam_width=beam_width)
+
+
 def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
         options: TrainOptions | None = None,
-        callback: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train ``model`` on ``train``; after each epoch score ``test`` (if given).
+        callback: Callable[[dict[str, Any]], None] | None = None, *,
+        out_dir: str | os.PathLike[str] | None = None, patience: int | None = None,
+        echo: Any = None) -> list[dict[str, Any]]:
+    """Train ``model`` on ``train`` with :class:`~rnnlab.train.Trainer`, validating on
+    ``test`` (``train`` itself when None) after each epoch.
 
-    Returns one record per epoch: ``epoch``, ``steps``, ``loss`` (mean per character),
-    ``test_acc`` (exact match, or None), ``lr`` and ``seconds`` (training and
-    evaluation time of the epoch). ``callback(record)`` is called after each epoch.
+    The run's checkpoints and metrics go to ``out_dir`` (a temporary folder when None,
+    removed afterwards); the model ends with the parameters of its best validation loss.
+    Returns one record per epoch (see :func:`history_of`); ``callback(record)`` is called
+    for each when training ends.
     """
+    import tempfile
+
+    from rnnlab.train import Trainer
+
     opts = options or TrainOptions()
-    data = codec.batch(train)
-    rng = make_rng(opts.seed)
-    optimizer = Adam(model, lr=opts.lr)
-    per_epoch = math.ceil(len(train) / opts.batch_size)
-    total = per_epoch * opts.epochs if opts.max_steps is None else \
-        min(per_epoch * opts.epochs, opts.max_steps)
-    schedule = CosineAnnealing(optimizer, total, warmup_steps=opts.warmup_steps) \
-        if opts.schedule == "cosine" else None
-    history: list[dict[str, Any]] = []
-    steps = 0
-    model.train()
-    for epoch in range(1, opts.epochs + 1):
-        started, losses, weights = time.perf_counter(), 0.0, 0
-        for batch in iterate_batches(data, opts.batch_size, rng):
-            model.zero_grad()
-            loss = model.forward_loss(batch)
-            if not math.isfinite(loss):
-                raise DivergenceError(f"fit: the loss became {loss} at step {steps + 1}; "
-                                      f"lower the learning rate")
-            model.backward()
-            if opts.clip_norm is not None:
-                clip_grad_norm(model, opts.clip_norm)
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            steps += 1
-            losses += loss * len(batch)
-            weights += len(batch)
-            if opts.max_steps is not None and steps >= opts.max_steps:
-                break
-        acc = None if test is None else exact_match(model, codec, test, opts.eval_beam_width)
-        model.train()
-        record = {"epoch": epoch, "steps": steps, "loss": losses / weights, "test_acc": acc,
-                  "lr": optimizer.lr, "seconds": time.perf_counter() - started}
-        history.append(record)
+    config = train_config(opts, patience=patience)
+    valid = test if test is not None and len(test) else train
+    task = make_task(model, codec, train, valid, config, beam_width=opts.eval_beam_width)
+    quiet = echo if echo is not None else (lambda message: None)
+    with tempfile.TemporaryDirectory(prefix="rnnlab-seq2seq-") as tmp:
+        folder = Path(out_dir) if out_dir is not None else Path(tmp)
+        Trainer(model, None, config, folder, echo=quiet, task=task).fit()
+        history = history_of(folder / "metrics.jsonl")
+    for record in history:
         if callback is not None:
             callback(record)
-        if opts.max_steps is not None and steps >= opts.max_steps:
-            break
     return history
 
 
@@ -212,13 +237,15 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
         raise CheckpointError(f"{where}: model vocab_size {config.vocab_size} does not match "
                               f"the vocabulary ({len(codec.vocab)} tokens)")
     _check_declared_size(config, arrays, where)
-    unexpected = sorted(k for k in arrays if not k.startswith("model/"))
+    # a run's last.safetensors also holds the optimizer's buffers: not needed here
+    unexpected = sorted(k for k in arrays if not k.startswith(("model/", "optim/")))
     if unexpected:
         raise CheckpointError(f"{where}: unexpected arrays {unexpected}")
     try:
         model = Seq2Seq(config, rng=0, device=device)
     except (TypeError, ValueError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{where}: model_config is invalid ({exc})") from exc
-    load_model_arrays(model, arrays, where)
+    load_model_arrays(model, {k: v for k, v in arrays.items() if k.startswith("model/")},
+                      where)
     model.eval()
     return model, codec, meta

@@ -502,7 +502,8 @@ class Seq2SeqTask(ExampleTask):
     accuracy of greedy (or beam) decoding.
 
     ``data``: ``{"train": Pairs, "valid": Pairs, "test": Pairs or None}``; ``codec`` turns
-    them into ids; ``source`` (JSON) records where the pairs came from.
+    them into ids; ``source`` (JSON) records where the pairs came from (saved as
+    ``data_source``: ``data`` is the trainer's position in the batches).
     """
 
     kind = "seq2seq"
@@ -548,7 +549,7 @@ class Seq2SeqTask(ExampleTask):
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_config": self.model.config.to_dict(),
-                "codec": self.codec.to_dict(), "data": self.source}
+                "codec": self.codec.to_dict(), "data_source": self.source}
 
     def check_meta(self, meta: Mapping[str, Any], where: str) -> None:
         super().check_meta(meta, where)
