@@ -578,10 +578,19 @@ class Check:
         else:
             args += ["--max-time", f"{TRAIN_SECONDS['char'] * self.scale:g}",
                      "--sample-length", "300"]
+        corpus = "this Python's stdlib source (the quick start's corpus)"
+        if stdlib_chars() < 1_000_000:  # a slim image without the .py files
+            text = self.work / "char-corpus.txt"  # a file: a checkpoint names it for eval
+            with open(text, "w", encoding="utf-8") as fh:
+                for path in sorted(SRC.rglob("*.py")):
+                    fh.write(path.read_text(encoding="utf-8", errors="replace"))
+            args += ["--corpus", str(text), "--level", "char"]
+            corpus = "rnnlab's own .py files (this Python has no stdlib source)"
         ran = self.run("char-train", self.gpu_cmd("-m", "rnnlab", *args), self.limit("char-train"))
         metrics = read_jsonl(run_dir / "metrics.jsonl")
         copy_if(run_dir / "metrics.jsonl", self.logs / "char-metrics.jsonl")
         stats = train_stats(metrics)
+        stats["corpus"] = corpus
         ckpt = run_dir / "last.safetensors"
         gpu_sample = ran.stdout.partition("--- sample ---")[2].strip()
         stats["gpu_sample"] = gpu_sample[:400]
@@ -591,7 +600,7 @@ class Check:
             status = "cut"
         else:
             status = "FAIL"
-        result = describe_training(stats)
+        result = describe_training(stats) + f"; corpus: {corpus}"
         if status != "ok":
             result = f"{why(ran)}; {result}"
         self.add(Row("char-train", status, ran.seconds, self.budget("char-train"), result,
@@ -936,6 +945,21 @@ def pack_logs(folder: Path, target: Path, cap: int = 2 << 20) -> None:
             info.size, info.mtime = len(data), int(path.stat().st_mtime)
             tar.addfile(info, io.BytesIO(data))
     tmp.replace(target)
+
+
+def stdlib_chars(enough: int = 1_000_000) -> int:
+    """Bytes of ``.py`` source in this Python's standard library (counted up to ``enough``)."""
+    import sysconfig
+
+    total = 0
+    for path in Path(sysconfig.get_paths()["stdlib"]).rglob("*.py"):
+        if "site-packages" in path.parts or "dist-packages" in path.parts:
+            continue
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+        if total >= enough:
+            break
+    return total
 
 
 def copy_if(src: Path, dst: Path) -> None:
