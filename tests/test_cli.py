@@ -185,3 +185,29 @@ def test_a_fifo_or_stdin_as_corpus_says_what_it_is(tmp_path, capsys):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "/dev/stdin: is a named pipe (FIFO), not a regular file" in result.stderr
+
+
+def test_train_with_locked_dropout(tmp_path, capsys):
+    from rnnlab.train.checkpoint import read_checkpoint
+
+    text = tmp_path / "t.txt"
+    text.write_text("abcabcabd " * 60, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "--corpus", str(text), "--dropout", "0.2", "--dropout-kind", "locked",
+                 "--hidden-size", "8", "--embedding-dim", "4", "--epochs", "1", "--batch-size",
+                 "4", "--bptt", "8", "--max-steps", "2", "--out", str(out), "--no-progress",
+                 "--sample-length", "0"]) == 0
+    capsys.readouterr()
+    _, meta = read_checkpoint(out / "last.safetensors")
+    assert meta["model_config"]["dropout_kind"] == "locked"
+
+
+def test_gpu_without_cupy_fails_before_the_corpus_loads(tmp_path, capsys):
+    from rnnlab.backend import gpu_available
+
+    if gpu_available():
+        pytest.skip("CuPy and a GPU are here")
+    code = main(["train", "--device", "gpu", "--corpus", str(tmp_path / "absent.txt"),
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "device 'gpu'" in err and "absent.txt" not in err

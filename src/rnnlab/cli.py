@@ -75,6 +75,9 @@ def _add_train(sub: Any) -> None:
     m.add_argument("--hidden-size", type=positive_int)
     m.add_argument("--num-layers", type=positive_int)
     m.add_argument("--dropout", type=nonneg_float)
+    m.add_argument("--dropout-kind", choices=("step", "locked"),
+                   help="dropout on the embeddings and outputs: a new mask every step "
+                        "(default) or one mask per sequence (locked, variational)")
     m.add_argument("--tie-weights", action="store_true", default=None)
     m.add_argument("--nonlinearity", choices=("tanh", "relu"))
     m.add_argument("--block", action="store_true", default=None,
@@ -194,7 +197,7 @@ EXTRA_COMMANDS: tuple[str, ...] = ("rnnlab.viz.cli", "rnnlab.seq2seq.cli",
 
 # --------------------------------------------------------------------- train
 _MODEL_FLAGS = ("cell", "embedding_dim", "hidden_size", "num_layers", "dropout", "tie_weights",
-                "nonlinearity", "init_range", "init", "dtype", "block")
+                "nonlinearity", "init_range", "init", "dtype", "block", "dropout_kind")
 _DATA_FLAGS = ("corpus", "level", "max_chars", "max_size", "min_freq", "data_dir")
 
 

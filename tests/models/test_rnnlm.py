@@ -238,3 +238,24 @@ def test_init_output_bias_rejects_bad_input(ids, kw, error, match):
     with pytest.raises(error, match=match):
         model.init_output_bias(ids, **kw)
     np.testing.assert_array_equal(model.decoder.params["bias"], before)
+
+
+def test_locked_dropout_option_and_old_configs():
+    """dropout_kind="locked": one mask over time on the embeddings and outputs; a config
+    without the field (an older checkpoint) is per-step dropout."""
+    import numpy as np
+
+    from rnnlab.models import RNNLM, RNNLMConfig
+    from rnnlab.nn.dropout import LockedDropout
+
+    model = RNNLM(11, 6, 6, dropout=0.5, dropout_kind="locked", rng=0)
+    assert isinstance(model.drop_in, LockedDropout) and model.config.dropout_kind == "locked"
+    model.train()
+    emb = np.ones((2, 5, 6), dtype=np.float32)
+    out = model.drop_in(emb)
+    assert (out == out[:, :1]).all()  # the same mask at every step
+    old = RNNLMConfig.from_dict({"vocab_size": 11})
+    assert old.dropout_kind == "step"
+    assert not isinstance(RNNLM.from_config(old).drop_in, LockedDropout)
+    with pytest.raises(ValueError, match="dropout_kind expected one of"):
+        RNNLM(11, dropout_kind="time")

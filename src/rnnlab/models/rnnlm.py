@@ -44,6 +44,7 @@ from rnnlab.nn import (
     SoftmaxCrossEntropy,
 )
 from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
+from rnnlab.nn.dropout import LockedDropout
 from rnnlab.nn.init import fill_normal, fill_uniform
 from rnnlab.nn.scan import TokenInput
 
@@ -52,6 +53,10 @@ CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN, "mingru": MinGRU, "minlstm": MinL
 MIN_CELLS = ("mingru", "minlstm")
 INITS = ("pytorch", "book")
 _COUNT_CHUNK = 1 << 24  # token ids counted at a time by RNNLM.init_output_bias
+
+
+#: ``dropout_kind`` -> the dropout layer on the embedding output and before the output layer.
+DROPOUT_KINDS = {"step": Dropout, "locked": LockedDropout}
 
 
 @dataclass
@@ -72,6 +77,9 @@ class RNNLMConfig(ConfigDict):
     # mingru/minlstm: the paper's block (norm, min layer, feed-forward, residuals;
     # rnnlab.models.minblock), needs embedding_dim == hidden_size
     block: bool = False
+    # dropout on the embedding output and before the output layer: "step" draws a new mask
+    # at every step, "locked" one mask per sequence shared by all its steps (LockedDropout)
+    dropout_kind: str = "step"
 
 
 
@@ -86,7 +94,8 @@ class RNNLM(Module):
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
                  tie_weights: bool = False, *, nonlinearity: str = "tanh",
                  init_range: float | None = None, init: str = "pytorch", rng: Any = None,
-                 device: str | None = None, dtype: Any = None, block: bool = False) -> None:
+                 device: str | None = None, dtype: Any = None, block: bool = False,
+                 dropout_kind: str = "step") -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
@@ -113,17 +122,22 @@ class RNNLM(Module):
         if init != "pytorch" and init_range is not None:
             raise ValueError(f"RNNLM: init={init!r} and init_range={init_range!r} both set; "
                              f"init_range replaces the whole initialisation, give one")
+        if dropout_kind not in DROPOUT_KINDS:
+            raise ValueError(f"RNNLM: dropout_kind expected one of {list(DROPOUT_KINDS)}, got "
+                             f"{dropout_kind!r}")
         if not isinstance(block, bool):
             raise TypeError(f"RNNLM: block expected a bool, got {block!r}")
         if block and (cell not in MIN_CELLS or E != H):
             raise ValueError(f"RNNLM: block=True needs cell in {list(MIN_CELLS)} and "
                              f"embedding_dim == hidden_size, got cell={cell!r}, {E} and {H}")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
-                                  nonlinearity, init_range, self.dtype.name, init, block=block)
+                                  nonlinearity, init_range, self.dtype.name, init, block=block,
+                                  dropout_kind=dropout_kind)
         self.rng = make_rng(rng)
         common = {"rng": self.rng, "device": device, "dtype": self.dtype}
         self.embedding = Embedding(V, E, **common)
-        self.drop_in = Dropout(dropout, **common)
+        drop = DROPOUT_KINDS[dropout_kind]
+        self.drop_in = drop(dropout, **common)
         rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         if block:
             from rnnlab.models.minblock import MinBlockStack
@@ -132,7 +146,7 @@ class RNNLM(Module):
         else:
             self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True,
                                    **rnn_kwargs, **common)
-        self.drop_out = Dropout(dropout, **common)
+        self.drop_out = drop(dropout, **common)
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
         self._init_weights(init_range, init)
@@ -149,7 +163,7 @@ class RNNLM(Module):
         return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,
                    c.dropout, c.tie_weights, nonlinearity=c.nonlinearity,
                    init_range=c.init_range, init=c.init, rng=rng, device=device,
-                   dtype=c.dtype, block=c.block)
+                   dtype=c.dtype, block=c.block, dropout_kind=c.dropout_kind)
 
     def _init_weights(self, init_range: float | None, init: str) -> None:
         # drawn in float64 a chunk at a time straight into the parameters: the values of one

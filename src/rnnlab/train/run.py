@@ -162,9 +162,12 @@ def start_run(model_kw: dict[str, Any], train_kw: dict[str, Any], data_kw: dict[
     :class:`~rnnlab.train.runfolder.RunFolderError` otherwise, or when another trainer
     holds the folder.
     """
+    from rnnlab.backend import get_xp
+
     echo = echo or ProgressBar.write
     data_cfg = DataConfig.from_dict(data_kw)
     train_cfg = TrainConfig.from_dict(train_kw)
+    get_xp(device)  # a GPU without CuPy fails now, not after the corpus has loaded
     if out is not None:
         check_new_run_folder(out, overwrite=overwrite)  # before the data is loaded
     corpus = load_data(data_cfg)

@@ -169,7 +169,8 @@ def restore_carried_state(model: RNNLM, arrays: Mapping[str, np.ndarray], where:
 
 _CONFIG_CHOICES = {"cell": ("lstm", "gru", "rnn", "mingru", "minlstm"),
                    "nonlinearity": ("tanh", "relu"),
-                   "dtype": ("float32", "float64"), "init": ("pytorch", "book")}
+                   "dtype": ("float32", "float64"), "init": ("pytorch", "book"),
+                   "dropout_kind": ("step", "locked")}
 _CONFIG_SIZES = ("vocab_size", "embedding_dim", "hidden_size", "num_layers")
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}
 
