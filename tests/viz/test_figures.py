@@ -194,6 +194,7 @@ def test_prediction_heat_map_by_rank(trained, tmp_path):
 # ------------------------------------------------------------ gradient flow
 def test_gradient_flow_figure(trained, tmp_path):
     flow = gradient_flow_study(trained.corpus.train, len(trained.vocab), steps=10,
+                               variants=("rnn-tanh", "rnn-relu", "lstm", "gru"),
                                hidden_size=12, embedding_dim=6, max_lag=20, windows=6,
                                batch_size=4, bptt=12, seed=0)
     out = tmp_path / "gradients.png"
