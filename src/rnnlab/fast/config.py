@@ -15,9 +15,8 @@ variable                    what it switches                                    
 
 Switches take ``1/0``, ``on/off``, ``true/false``, ``yes/no`` (any case) and ``auto``
 (or empty: the default). An unknown word is a :class:`ValueError` naming the
-variable. :func:`settings` parses the environment once and keeps the result until one
-of these variables changes; :func:`rnnlab.fast.set_enabled` overrides ``RNNLAB_FAST``
-from Python.
+variable. :func:`switch` reads one variable and parses each value it takes once;
+:func:`rnnlab.fast.set_enabled` overrides ``RNNLAB_FAST`` from Python.
 """
 
 from __future__ import annotations
@@ -77,40 +76,47 @@ def _count(name: str, raw: str, words: tuple[str, ...]) -> int | str | None:
     return value
 
 
+_PARSERS = {
+    "RNNLAB_FAST": lambda name, raw: _on(name, raw, True),
+    "RNNLAB_KERNELS": lambda name, raw: _on(name, raw, True),
+    "RNNLAB_PACKED": lambda name, raw: _switch(name, raw, auto=True),
+    "RNNLAB_LOOP_TRANSPOSED": lambda name, raw: _switch(name, raw, auto=True),
+    "RNNLAB_LOOP_THREADS": lambda name, raw: _count(name, raw, ("all",)),
+    "RNNLAB_BESIDE": lambda name, raw: _switch(name, raw, auto=True),
+    "RNNLAB_RELEASE_BLAS": lambda name, raw: _on(name, raw, True),
+    "RNNLAB_CPU_WORKERS": lambda name, raw: _count(name, raw, ()),
+}
+
+
+def _on(name: str, raw: str, default: bool) -> bool:
+    value = _switch(name, raw, auto=False)
+    return default if value is None else value
+
+
 def parse(env: dict[str, str]) -> Settings:
     """The :class:`Settings` of the environment ``env`` (a mapping like ``os.environ``)."""
-    def on(name: str, default: bool) -> bool:
-        value = _switch(name, env.get(name, ""), auto=False)
-        return default if value is None else value
-
-    workers = _count("RNNLAB_CPU_WORKERS", env.get("RNNLAB_CPU_WORKERS", ""), ())
-    return Settings(
-        fast=on("RNNLAB_FAST", True),
-        kernels=on("RNNLAB_KERNELS", True),
-        packed=_switch("RNNLAB_PACKED", env.get("RNNLAB_PACKED", ""), auto=True),
-        loop_transposed=_switch("RNNLAB_LOOP_TRANSPOSED",
-                                env.get("RNNLAB_LOOP_TRANSPOSED", ""), auto=True),
-        loop_threads=_count("RNNLAB_LOOP_THREADS", env.get("RNNLAB_LOOP_THREADS", ""),
-                            ("all",)),
-        beside=_switch("RNNLAB_BESIDE", env.get("RNNLAB_BESIDE", ""), auto=True),
-        release_blas=on("RNNLAB_RELEASE_BLAS", True),
-        cpu_workers=workers if isinstance(workers, int) else None,
-    )
+    return Settings(*(_PARSERS[name](name, env.get(name, "")) for name in _NAMES))
 
 
-_CACHE: tuple[tuple[str | None, ...], Settings] | None = None
+_CACHE: dict[tuple[str, str | None], object] = {}
 _ENABLED: bool | None = None  # set_enabled's override of RNNLAB_FAST
 
 
+def switch(name: str) -> object:
+    """One switch's value now (``name`` one of the variables above): its variable is read
+    at each call and parsed once for each value it takes."""
+    raw = os.environ.get(name)
+    key = (name, raw)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        value = _CACHE[key] = _PARSERS[name](name, raw or "")
+        return value
+
+
 def settings() -> Settings:
-    """The switches now: parsed once for each distinct value of the variables."""
-    global _CACHE
-    raw = tuple(os.environ.get(name) for name in _NAMES)
-    cached = _CACHE
-    if cached is None or cached[0] != raw:
-        cached = _CACHE = (raw, parse({k: v for k, v in zip(_NAMES, raw, strict=True)
-                                       if v is not None}))
-    return cached[1]
+    """All the switches now."""
+    return Settings(*(switch(name) for name in _NAMES))
 
 
 def set_enabled(enabled: bool | None) -> None:
@@ -124,4 +130,4 @@ def set_enabled(enabled: bool | None) -> None:
 
 def enabled() -> bool:
     """Whether the engine runs (``set_enabled``, else ``RNNLAB_FAST``)."""
-    return settings().fast if _ENABLED is None else _ENABLED
+    return switch("RNNLAB_FAST") if _ENABLED is None else _ENABLED  # type: ignore[return-value]

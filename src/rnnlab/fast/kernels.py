@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.fast.config import settings
+from rnnlab.fast.config import switch
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, Any] = {}
@@ -44,7 +44,7 @@ def _load(name: str) -> Any:
 def get() -> Any:
     """numba's kernels (:mod:`rnnlab.fast.numba_kernels`), or None when numba is missing
     or ``RNNLAB_KERNELS`` is off."""
-    return _load("numba_kernels") if settings().kernels else None
+    return _load("numba_kernels") if switch("RNNLAB_KERNELS") else None
 
 
 def enabled() -> bool:
@@ -55,7 +55,7 @@ def enabled() -> bool:
 def for_arrays(xp: Any, dtype: Any) -> Any:
     """The kernels for arrays of this module and dtype: numba's for NumPy float32,
     CuPy's (:mod:`rnnlab.fast.cuda_kernels`) on a GPU, else None."""
-    if not settings().kernels:
+    if not switch("RNNLAB_KERNELS"):
         return None
     if getattr(xp, "__name__", "") == "cupy":
         return _load("cuda_kernels")

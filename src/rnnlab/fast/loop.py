@@ -24,7 +24,7 @@ import weakref
 from typing import Any
 
 from rnnlab.fast.cells import FastCell, _step_product
-from rnnlab.fast.config import settings
+from rnnlab.fast.config import switch
 from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan
 from rnnlab.fast.threads import blas_thread_count, blas_threads, solo
 
@@ -36,7 +36,7 @@ LOOP_SHARE_MACS = 2_000_000
 def loop_threads(macs: int) -> int | None:
     """BLAS threads for a loop's per-step products of ``macs`` multiply-adds: one below
     :data:`LOOP_SHARE_MACS`, all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
-    chosen = settings().loop_threads
+    chosen = switch("RNNLAB_LOOP_THREADS")
     if chosen == "all":
         return None
     if isinstance(chosen, int):
@@ -47,7 +47,7 @@ def loop_threads(macs: int) -> int | None:
 def loop_transposed(limit: int | None) -> bool:
     """Whether a loop under ``blas_threads(limit)`` computes its per-step products
     transposed: with two or more BLAS threads; ``RNNLAB_LOOP_TRANSPOSED`` overrides."""
-    forced = settings().loop_transposed
+    forced = switch("RNNLAB_LOOP_TRANSPOSED")
     if forced is not None:
         return forced
     return (limit if limit is not None else blas_thread_count()) > 1

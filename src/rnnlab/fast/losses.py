@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnlab.backend import xp_of
 from rnnlab.fast import kernels as _kernels
-from rnnlab.fast.threads import cpu_workers, run_together
+from rnnlab.fast.threads import cpu_workers, release_blas_threads, run_together
 
 #: rows handled per block: a block of a 10,000-word softmax stays in a core's L2 cache
 BLOCK_ELEMENTS = 1 << 17
@@ -38,6 +38,8 @@ def softmax_xent(Z: Any, targets: Any, valid: Any, scale: float) -> float | None
     threads = 1 if Z.size < 4 * BLOCK_ELEMENTS else cpu_workers()
     losses = np.empty(Z.shape[0], np.float64)
     counter = np.zeros(1, np.int64)
+    if threads > 1:
+        release_blas_threads()  # idle BLAS workers would spin on the second core
     run_together(lambda: kernels.xent_blocks(Z, targets, valid, float(scale), losses,
                                              block, counter), threads)
     return float(losses.sum())

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.fast.config import settings
+from rnnlab.fast.config import switch
 from rnnlab.fast.threads import can_release_blas_threads, release_blas_threads, run_together
 
 #: a loop on one thread runs per-step products from this size (multiply-adds) packed
@@ -61,7 +61,7 @@ def fast_on_this_cpu() -> bool:
 
 def _forced() -> bool | None:
     """``RNNLAB_PACKED``: True for on, False for off, None for ``auto``."""
-    return settings().packed
+    return switch("RNNLAB_PACKED")
 
 
 def packed_allowed(kernels: Any) -> bool:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from rnnlab.fast.config import settings
+from rnnlab.fast.config import switch
 
 _local = threading.local()  # .limit (innermost blas_threads limit), .beside (bool)
 
@@ -98,7 +98,7 @@ def owns_process() -> bool:
 def cpu_workers() -> int:
     """Host threads for the row sweeps: ``RNNLAB_CPU_WORKERS``, else the cores this
     process may use, at most 8."""
-    chosen = settings().cpu_workers
+    chosen = switch("RNNLAB_CPU_WORKERS")
     if chosen is not None:
         return chosen
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -193,7 +193,7 @@ def can_release_blas_threads() -> bool:
     """Whether this BLAS's idle workers can be ended at all (OpenBLAS on pthreads, and
     ``RNNLAB_RELEASE_BLAS`` not off). A machine fact: the plans that depend on it do not
     change with the threads alive."""
-    return settings().release_blas and bool(_blas_releasers())
+    return switch("RNNLAB_RELEASE_BLAS") and bool(_blas_releasers())
 
 
 def release_blas_threads() -> bool:
@@ -209,13 +209,14 @@ def release_blas_threads() -> bool:
 # ------------------------------------------------------------------- host threads
 def run_together(fn: Callable[[], None], threads: int) -> None:
     """Call ``fn()`` on ``threads`` threads at once, this thread being one of them (for
-    compiled kernels that release the GIL and take their work from a shared counter).
+    compiled kernels that release the GIL and take their work from a shared counter; the
+    caller ends OpenBLAS's idle workers first where they would hold the cores, once per
+    pass, as :class:`rnnlab.fast.packed.PackedProducts` does).
     When this thread does not own the process, or a side job runs, ``fn()`` runs once,
     here, and does all the work itself."""
     if threads <= 1 or solo() or not owns_process():
         fn()
         return
-    release_blas_threads()
     pool = _pool(max(threads - 1, cpu_workers()))
     futures = [pool.submit(fn) for _ in range(threads - 1)]
     try:
@@ -256,7 +257,7 @@ def beside_pays(side_macs: int, main_macs: int) -> bool:
     main work (``python benchmarks/bench_loop_products.py --beside``). ``RNNLAB_BESIDE``
     overrides. Machine facts and sizes only, so the choice, and the arithmetic that
     follows from it, is the same whichever threads are alive."""
-    forced = settings().beside
+    forced = switch("RNNLAB_BESIDE")
     if forced is False or solo() or cpu_workers() < 2 or not can_release_blas_threads():
         return False
     if forced:
