@@ -11,7 +11,7 @@ operation                   asked by
 ==========================  ===============================================================
 ``scan_forward``            :func:`rnnlab.nn.scan.scan_forward`: the loop over ``t``
 ``scan_backward``           :func:`rnnlab.nn.scan.scan_backward`: the loop back over ``t``
-``step``                    :class:`rnnlab.nn.stepper.Stepper`: one step, inference only
+``step_fn``                 :class:`rnnlab.nn.stepper.Stepper`: one step, inference only
 ``softmax_xent``            :class:`rnnlab.nn.SoftmaxCrossEntropy`: loss and gradient rows
 ``scatter_add_rows``        :func:`rnnlab.nn.embedding.scatter_add_rows`
 ``add_matmul``              :meth:`rnnlab.nn.Module.matmul_into_grad`: ``grad += a @ b``
@@ -24,6 +24,7 @@ operation                   asked by
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,9 +52,10 @@ class ReferenceEngine:
         """Run the backward loop of a scan into ``bw``; False to decline."""
         return False
 
-    def step(self, cell: Any, tr: Any, W_hh: Any, b_rest: Any) -> bool:
-        """Run step 0 of the one-step trace ``tr``; False to decline."""
-        return False
+    def step_fn(self, cell: Any, tr: Any) -> Callable[[Any, Any], None] | None:
+        """A function ``(W_hh, b_rest)`` that runs step 0 of the one-step trace ``tr``
+        again and again (a stepper's layer), or None to decline."""
+        return None
 
     def softmax_xent(self, Z: Any, targets: Any, valid: Any, scale: float) -> float | None:
         """Overwrite ``Z`` with the gradient, return the summed loss; None to decline."""
@@ -120,10 +122,9 @@ class Engine(ReferenceEngine):
                            _kernels.for_arrays(self.xp, self.dtype))
         return True
 
-    def step(self, cell: Any, tr: Any, W_hh: Any, b_rest: Any) -> bool:
-        rec = loop.step_plan(tr, _kernels.for_arrays)
-        self._steps_for(cell).step(tr, rec, 0, W_hh, b_rest)
-        return True
+    def step_fn(self, cell: Any, tr: Any) -> Callable[[Any, Any], None] | None:
+        return functools.partial(self._steps_for(cell).step, tr,
+                                 loop.step_plan(tr, _kernels.for_arrays), 0)
 
     def softmax_xent(self, Z: Any, targets: Any, valid: Any, scale: float) -> float | None:
         from rnnlab.fast.losses import softmax_xent

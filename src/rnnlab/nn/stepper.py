@@ -16,6 +16,7 @@ Inference only: no dropout, no backward.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rnnlab.fast import engine_for
@@ -31,7 +32,7 @@ class Stepper:
             raise ValueError(f"Stepper: {rnn.name} is bidirectional; a stepper runs forward only")
         self.rnn, self.xp, self.batch = rnn, rnn.xp, int(batch)
         self.cell = rnn.cell
-        self.engine = engine_for(self.xp, rnn.dtype)
+        engine = engine_for(self.xp, rnn.dtype)
         H, G = rnn.hidden_size, rnn.cell.n_gates
         self.layers = []
         for layer in range(rnn.num_layers):
@@ -39,13 +40,15 @@ class Stepper:
             bias, rest = fold_bias(self.cell, w, H)
             D = rnn.input_size if layer == 0 else H
             tr = Trace(self.xp, 1, self.batch, D, H, G, rnn.dtype, self.cell.has_cell)
-            self.layers.append((tr, w, bias, rest))
+            # step 0 of the one-step trace: the engine's form, or the cell's own
+            step = engine.step_fn(self.cell, tr) or functools.partial(self.cell.step, tr, 0)
+            self.layers.append((tr, w, bias, rest, step))
         self.table = table
         self.reset()
 
     def input_table(self, embedding_weight: Any) -> Any:
         """``embedding_weight (V, D) @ W_ih^T + bias`` for layer 0: ``(V, G*H)``."""
-        tr, w, bias, _ = self.layers[0]
+        tr, w, bias, *_ = self.layers[0]
         return input_table(tr.xp, embedding_weight, w.W_ih, bias)
 
     def reset(self) -> None:
@@ -81,7 +84,7 @@ class Stepper:
         """One time step from inputs ``x`` (N, D), or table rows ``rows`` (N,) of layer 0;
         returns the top layer's new state (a view, valid until the next step)."""
         xp, out = self.xp, None
-        for k, (tr, w, bias, rest) in enumerate(self.layers):
+        for k, (tr, w, bias, rest, step) in enumerate(self.layers):
             xw = tr.xw[0]
             if k == 0 and rows is not None:
                 xp.take(self.table, rows, axis=0, out=xw)
@@ -89,8 +92,7 @@ class Stepper:
                 xp.matmul(x if k == 0 else out, w.W_ih.T, out=xw)
                 if bias is not None:
                     xw += bias
-            if not self.engine.step(self.cell, tr, w.W_hh, rest):
-                self.cell.step(tr, 0, w.W_hh, rest)
+            step(w.W_hh, rest)
             tr.h[0] = tr.h[1]
             if tr.c is not None:
                 tr.c[0] = tr.c[1]
