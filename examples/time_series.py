@@ -8,7 +8,9 @@ B. a compound oscillation, 0.6 sin(2 pi t / 24) + 0.4 sin(2 pi t / 9.3 + 1), who
 
 The first 1000 steps of each are for training, the next 500 for testing. Both use
 ``rnnlab.models.SequenceRegressor`` (an LSTM and a Linear head, MSE loss, Adam with a
-cosine learning-rate decay):
+cosine learning-rate decay), on windows cut by ``rnnlab.data.series.make_windows`` (the
+command ``rnnlab train --task forecast --csv FILE --column NAME`` trains the many-to-one
+form on a column of a CSV file):
 
 * A, **many-to-one**: a window of the last 24 observations -> the next observation.
 * B, **many-to-many**: a window of 48 observations -> the next observation at every
@@ -38,6 +40,7 @@ import time
 
 import numpy as np
 
+from rnnlab.data.series import make_windows
 from rnnlab.models.regressor import SequenceRegressor
 from rnnlab.optim import Adam, CosineAnnealing, clip_grad_norm
 
@@ -69,20 +72,6 @@ def make_series(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, np.ndar
                                ("B: compound oscillation", compound, 0.05)):
         series[name] = (clean, clean + noise * rng.standard_normal(N_STEPS), noise)
     return series
-
-
-def windows(x: np.ndarray, width: int, many_to_many: bool,
-            stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs ``(N, width, 1)`` and next-step targets from the 1-D series ``x``.
-
-    Many-to-one: the target of ``x[s : s + width]`` is ``x[s + width]`` -> ``(N, 1)``.
-    Many-to-many: its target is ``x[s + 1 : s + width + 1]`` -> ``(N, width, 1)``.
-    """
-    starts = np.arange(0, len(x) - width, stride)
-    steps = starts[:, None] + np.arange(width)[None, :]  # (N, width) indices
-    inputs = x[steps][:, :, None]
-    targets = x[steps + 1][:, :, None] if many_to_many else x[starts + width][:, None]
-    return inputs.astype(np.float32), targets.astype(np.float32)
 
 
 # ------------------------------------------------------------------- training
@@ -148,9 +137,9 @@ def task_many_to_one(name: str, clean: np.ndarray, obs: np.ndarray, noise: float
     print(f"{name}: many-to-one, window {width} -> next value, LSTM({args.hidden}), "
           f"{epochs} epochs")
     model = SequenceRegressor(1, args.hidden, 1, cell="lstm", rng=rng)
-    train(model, *windows(obs[:N_TRAIN], width, many_to_many=False), epochs, rng, args.lr)
+    train(model, *make_windows(obs[:N_TRAIN], width, many_to_many=False), epochs, rng, args.lr)
     # one-step forecasts over the test part (windows end inside it)
-    x_test, y_test = windows(obs[N_TRAIN - width :], width, many_to_many=False)
+    x_test, y_test = make_windows(obs[N_TRAIN - width :], width, many_to_many=False)
     one_step = model.forward(x_test)[:, 0]
     mse = float(np.mean((one_step - y_test[:, 0]) ** 2))
     naive = float(np.mean((x_test[:, -1, 0] - y_test[:, 0]) ** 2))  # persistence
@@ -168,7 +157,7 @@ def task_many_to_many(name: str, clean: np.ndarray, obs: np.ndarray, noise: floa
     print(f"{name}: many-to-many, window {width} -> next value at every step, "
           f"LSTM({args.hidden}), {epochs} epochs")
     model = SequenceRegressor(1, args.hidden, 1, cell="lstm", many_to_many=True, rng=rng)
-    train(model, *windows(obs[:N_TRAIN], width, many_to_many=True, stride=2), epochs, rng,
+    train(model, *make_windows(obs[:N_TRAIN], width, many_to_many=True, stride=2), epochs, rng,
           args.lr)
     # one-step: run over the whole test part in one sequence, after a warm-up on training data
     start = N_TRAIN - warmup

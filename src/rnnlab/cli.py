@@ -36,6 +36,9 @@ EPILOG_TRAIN = """examples:
   rnnlab train --corpus notes.txt --level word --max-size 20000
   rnnlab train --resume runs/stdlib-lstm/last.safetensors --epochs 3
   rnnlab train --corpus notes.txt --out runs/notes --overwrite   # replace the run there
+  rnnlab train --task forecast --csv sales.csv --column units --window 24 --horizon 1 \
+      --epochs 30 --hidden-size 32 --out runs/sales     # a forecaster, plot in runs/sales
+  rnnlab train --task forecast --resume runs/sales --epochs 50
 """
 EPILOG_EVAL = """examples:
   rnnlab eval runs/ptb-lstm/best.safetensors                 # validation and test perplexity
@@ -127,6 +130,22 @@ def _add_train(sub: Any) -> None:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--sample-length", type=int, default=300,
                    help="characters/words to sample at the end (0: none)")
+    f = p.add_argument_group(
+        "forecasting (--task forecast: a SequenceRegressor predicts the next --horizon "
+        "values of a CSV column from the --window before them; --cell, --hidden-size, "
+        "--num-layers, --dropout, --dtype and the training and run options apply)")
+    f.add_argument("--task", choices=("lm", "forecast"), default="lm",
+                   help="lm: a language model (default); forecast: a time-series forecaster")
+    f.add_argument("--csv", metavar="FILE", help="the CSV file (a header row, one row per "
+                   "time step); with --resume, where it is now")
+    f.add_argument("--column", metavar="NAME", help="the column to forecast")
+    f.add_argument("--window", type=positive_int, help="values read per forecast (default 24)")
+    f.add_argument("--horizon", type=positive_int, help="values forecast (default 1)")
+    f.add_argument("--valid-fraction", type=float,
+                   help="the last part of the series kept for validation (default 0.2)")
+    f.add_argument("--plot", metavar="PNG", help="the figure of the forecast against the "
+                   "truth on the validation part (default <run folder>/forecast.png; needs "
+                   "matplotlib, the viz extra; '' for none)")
     p.set_defaults(handler=cmd_train)
 
 
@@ -245,6 +264,11 @@ _RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_
 def cmd_train(args: argparse.Namespace) -> int:
     from rnnlab.train.run import resume_run, run_checkpoint, start_run
 
+    if args.task == "forecast":
+        return _train_forecast(args)
+    for name in _FORECAST_FLAGS:
+        if getattr(args, name) is not None:
+            raise UsageError(f"--{name.replace('_', '-')} is an option of --task forecast")
     model_kw, train_kw, data_kw = _configs_from_args(args)
     if args.resume:
         changed = sorted((set(model_kw) | set(data_kw) | set(train_kw)) - _RESUME_FLAGS)
@@ -270,6 +294,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=2))
     if text:
         print("\n--- sample ---\n" + text)
+    return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
+_FORECAST_FLAGS = ("csv", "column", "window", "horizon", "valid_fraction", "plot")
+#: Options of a language model that a forecaster does not take.
+_FORECAST_REFUSED = ("corpus", "level", "max_chars", "max_size", "min_freq", "data_dir",
+                     "embedding_dim", "tie_weights", "nonlinearity", "init_range", "init",
+                     "block", "dropout_kind", "bptt", "unigram_bias", "config")
+_FORECAST_MODEL = ("cell", "hidden_size", "num_layers", "dropout", "dtype")
+
+
+def _train_forecast(args: argparse.Namespace) -> int:
+    """``rnnlab train --task forecast``: a forecaster of a CSV column."""
+    from rnnlab.train.run import resume_forecast, run_checkpoint, start_forecast
+
+    given = [n for n in _FORECAST_REFUSED if getattr(args, n, None) not in (None, False)]
+    if given:
+        raise UsageError(f"--task forecast does not take "
+                         f"{', '.join('--' + n.replace('_', '-') for n in given)} (options "
+                         f"of a language model)")
+    if args.cell in ("mingru", "minlstm"):
+        raise UsageError(f"--cell {args.cell}: --task forecast expected lstm, gru or rnn")
+    if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
+        raise UsageError(f"--valid-fraction expected a number in (0, 1), got "
+                         f"{args.valid_fraction}")
+    model_kw = {n: getattr(args, n) for n in _FORECAST_MODEL if getattr(args, n) is not None}
+    train_kw = {n: getattr(args, n) for n in _train_flags()
+                if getattr(args, n, None) is not None}
+    if train_kw.get("clip_norm") == 0:
+        train_kw["clip_norm"] = None
+    if args.no_progress:
+        train_kw["progress"] = False
+    if args.resume:
+        changed = sorted(set(model_kw) | set(train_kw) - _RESUME_FLAGS
+                         | {n for n in ("column", "window", "horizon", "valid_fraction")
+                            if getattr(args, n) is not None})
+        if changed:
+            raise UsageError(f"--resume continues a run with its saved configuration; these "
+                             f"options cannot change: {', '.join(changed)}")
+        if args.overwrite:
+            raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
+                             "--resume")
+        folder = run_checkpoint(args.resume).parent
+        if args.out is not None and not _same_folder(args.out, folder):
+            raise UsageError(f"--out {args.out}: a resumed run continues in its own folder "
+                             f"({folder})")
+        summary = resume_forecast(args.resume, train_kw, csv=args.csv, device=args.device,
+                                  plot=args.plot)
+    else:
+        missing = [f"--{n}" for n in ("csv", "column") if getattr(args, n) is None]
+        if missing:
+            raise UsageError(f"--task forecast expected {' and '.join(missing)} (the CSV file "
+                             f"and the column to forecast)")
+        window = 24 if args.window is None else args.window
+        horizon = 1 if args.horizon is None else args.horizon
+        fraction = 0.2 if args.valid_fraction is None else args.valid_fraction
+        summary = start_forecast(args.csv, args.column, model_kw, train_kw, window=window,
+                                 horizon=horizon, valid_fraction=fraction, out=args.out,
+                                 overwrite=args.overwrite, device=args.device, plot=args.plot)
+    print(json.dumps(summary, indent=2))
     return STOP_STATUS.get(summary.get("stopped"), 0)
 
 

@@ -26,6 +26,9 @@ Modules:
 * :mod:`~rnnlab.data.ids`: :func:`save_ids`/:func:`open_ids` (``.npy``, memory-mapped)
   and :func:`encode_to_npy` for corpora larger than memory.
 * :mod:`~rnnlab.data.batching`: :class:`BPTTBatcher`, resumable ``(N, T)`` windows.
+* :mod:`~rnnlab.data.series`: time series for forecasting: :func:`read_csv_column` (one
+  column of a CSV file), :func:`make_windows` and :func:`forecast_windows` (a split in
+  time, standardised by the training part, no training target in the validation part).
 
 Ids are int32 everywhere. Every failure the user can fix raises :class:`DataError`
 (a ``ValueError``) with a message that says what and where.
@@ -36,6 +39,7 @@ from rnnlab.data.corpus import Corpus, load_corpus, load_text
 from rnnlab.data.errors import DataError
 from rnnlab.data.ids import encode_to_npy, open_ids, save_ids
 from rnnlab.data.remote import load_ptb, load_tinyshakespeare
+from rnnlab.data.series import ForecastWindows, forecast_windows, make_windows, read_csv_column
 from rnnlab.data.stdlib import load_stdlib
 from rnnlab.data.tokens import EOS, ID_DTYPE, UNK, detokenize, tokenize
 from rnnlab.data.vocab import Vocab
@@ -47,15 +51,19 @@ __all__ = [
     "BPTTBatcher",
     "Corpus",
     "DataError",
+    "ForecastWindows",
     "Vocab",
     "detokenize",
     "encode_to_npy",
+    "forecast_windows",
     "load_corpus",
     "load_ptb",
     "load_stdlib",
     "load_text",
     "load_tinyshakespeare",
+    "make_windows",
     "open_ids",
+    "read_csv_column",
     "save_ids",
     "tokenize",
 ]

@@ -225,6 +225,9 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
     with RunLock(folder):  # before anything is read: a trainer already there is refused
         arrays, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
+        if "forecast" in meta:
+            raise CheckpointError(f"{where}: holds a forecasting run; continue it with "
+                                  f"rnnlab train --task forecast --resume {path}")
         if meta.get("kind") != "rnnlm":
             raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
                                   f"'rnnlm'")
@@ -294,3 +297,214 @@ def evaluate_checkpoint(path: str | Path, *, text: str | None = None, split: str
         loss = evaluate_ids(model, ids, batch_size=batch_size, bptt=bptt)
         result[name] = {"loss": loss, "ppl": perplexity(loss), "tokens": len(ids)}
     return result
+
+
+# ------------------------------------------------------------------- forecasting
+#: Training defaults of a forecasting run (a small regressor on a few hundred windows).
+FORECAST_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "lr": 0.01, "batch_size": 32}
+#: Model defaults of a forecasting run (``SequenceRegressor`` arguments).
+FORECAST_MODEL_DEFAULTS: dict[str, Any] = {"hidden_size": 32, "num_layers": 1, "cell": "lstm",
+                                           "dropout": 0.0, "dtype": "float32"}
+
+
+def _forecast_data(csv: str | Path, column: str, window: int, horizon: int,
+                   valid_fraction: float) -> Any:
+    from rnnlab.data.series import forecast_windows, read_csv_column
+
+    values = read_csv_column(csv, column)
+    return forecast_windows(values, window, horizon, valid_fraction=valid_fraction,
+                            where=f"{csv}, column {column!r}")
+
+
+def _forecast_model(config: dict[str, Any], seed: int, device: str | None) -> Any:
+    from rnnlab.models.regressor import SequenceRegressor
+
+    kw = dict(config)
+    dtype = kw.pop("dtype", None)
+    return SequenceRegressor(**kw, rng=seed, device=device, dtype=dtype)
+
+
+def _forecast_task(model: Any, windows: Any, train_cfg: TrainConfig, csv: str | Path,
+                   column: str, valid_fraction: float) -> Any:
+    from rnnlab.train.tasks import ForecastTask
+
+    return ForecastTask(model, windows, train_cfg,
+                        source={"csv": str(csv), "column": column,
+                                "valid_fraction": valid_fraction})
+
+
+def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
+                   train_kw: dict[str, Any], *, window: int = 24, horizon: int = 1,
+                   valid_fraction: float = 0.2, out: str | Path | None = None,
+                   overwrite: bool = False, device: str | None = None,
+                   plot: str | Path | None = None, echo: Any = None) -> dict[str, Any]:
+    """Train a forecaster of column ``column`` of the CSV file ``csv``; return the summary.
+
+    A many-to-one :class:`~rnnlab.models.SequenceRegressor` reads ``window`` values and
+    predicts the next ``horizon`` (see :func:`rnnlab.data.series.forecast_windows`) through
+    the :class:`Trainer` (checkpoints, resume, early stopping, the run folder's guard and
+    lock as for a language model). The run goes to ``out``, or ``runs/forecast-<column>``
+    (or the first free ``runs/forecast-<column>-<k>``). ``plot`` (default
+    ``<run>/forecast.png``; ``""`` for none) is the figure of the best model's forecast
+    against the truth on the validation part (:func:`plot_forecast`).
+    """
+    from rnnlab.backend import get_xp
+
+    echo = echo or ProgressBar.write
+    train_cfg = TrainConfig.from_dict({**FORECAST_TRAIN_DEFAULTS, **train_kw})
+    model_cfg = {**FORECAST_MODEL_DEFAULTS, **model_kw}
+    get_xp(device)
+    if out is not None:
+        check_new_run_folder(out, overwrite=overwrite)
+    windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+    echo(f"{csv}, column {column!r}: {len(windows.series)} values; "
+         f"{len(windows.train[0])} training and {len(windows.valid[0])} validation windows "
+         f"of {window} -> {horizon}")
+    model = _forecast_model({"input_size": 1, "output_size": horizon, **model_cfg},
+                            train_cfg.seed, device)
+    task = _forecast_task(model, windows, train_cfg, csv, column, valid_fraction)
+    if out is not None:
+        out = Path(out)
+        lock, removed = claim_new_run_folder(out, overwrite=overwrite)
+    else:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in column) or "column"
+        base = Path("runs") / f"forecast-{safe}"
+        out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
+        if out != base:
+            echo(f"{base} holds another run; this run goes to {out} (--overwrite replaces "
+                 f"{base}, --out chooses a folder)")
+    try:
+        if removed:
+            echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
+        echo(f"model: {model_cfg['cell']} x{model_cfg['num_layers']}, hidden "
+             f"{model_cfg['hidden_size']}, {model.num_parameters():,} parameters; run folder "
+             f"{out}")
+        trainer = Trainer(model, None, train_cfg, out, echo=echo, task=task)
+        summary = trainer.fit()
+    finally:
+        lock.release()
+    summary["run"] = str(out)
+    summary["plot"] = _forecast_plot(model, windows, out, plot, echo)
+    return summary
+
+
+def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | None = None,
+                    device: str | None = None, plot: str | Path | None = None,
+                    echo: Any = None) -> dict[str, Any]:
+    """Continue the forecasting run saved in ``path`` (its ``last.safetensors``).
+
+    ``overrides`` as for :func:`resume_run`; ``csv`` says where the CSV file is now (by
+    default the path the checkpoint records, read only when it is a regular file). The
+    values must be those the run was trained on (the checkpoint's digest is checked).
+    """
+    echo = echo or ProgressBar.write
+    path = run_checkpoint(path)
+    folder = path.parent
+    with RunLock(folder):
+        _, meta = read_checkpoint(path)
+        where = f"checkpoint {str(path)!r}"
+        source = meta.get("forecast")
+        if meta.get("kind") != "regressor" or not isinstance(source, dict):
+            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected a "
+                                  f"forecasting run (rnnlab train --task forecast)")
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
+                                  f"resume from last.safetensors")
+        try:
+            train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+            train_cfg = replace(train_cfg, **{"max_steps": None, "max_time": None,
+                                              **overrides})
+            column, named = source["column"], source["csv"]
+            window, horizon = source["window"], source["horizon"]
+            valid_fraction = source["valid_fraction"]
+            model_cfg = dict(meta_get(meta, "model_config", dict, where))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{where}: its forecasting run is described invalidly "
+                                  f"({exc})") from exc
+        if csv is None:
+            if not isinstance(named, str) or not os.path.isfile(named):
+                raise CheckpointError(f"{where}: the CSV file it names, {str(named)[:200]!r}, "
+                                      f"is not a readable file; pass --csv FILE")
+            csv = named
+        windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+        try:
+            model = _forecast_model(model_cfg, train_cfg.seed, device)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: its model configuration is invalid ({exc})") \
+                from exc
+        task = _forecast_task(model, windows, train_cfg, csv, column, valid_fraction)
+        trainer = Trainer(model, None, train_cfg, folder, echo=echo, task=task)
+        trainer.restore(path)
+        echo(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
+             f"{trainer.progress.step}")
+        summary = trainer.fit()
+    summary["run"] = str(folder)
+    summary["plot"] = _forecast_plot(model, windows, folder, plot, echo)
+    return summary
+
+
+def _forecast_plot(model: Any, windows: Any, folder: Path, plot: str | Path | None,
+                   echo: Any) -> str | None:
+    """Draw the best model's validation forecast (``plot``: a path, None for the run
+    folder's ``forecast.png``, ``""`` for none); say so and return None without
+    matplotlib."""
+    from rnnlab.train import state as st
+
+    if plot == "":
+        return None
+    target = Path(plot) if plot is not None else folder / "forecast.png"
+    best = folder / "best.safetensors"
+    if best.exists():
+        st.load_model_arrays(model, read_checkpoint(best)[0], f"{str(best)!r}")
+    try:
+        fig = plot_forecast(model, windows)
+    except ImportError as exc:
+        echo(f"plot skipped: {exc}")
+        return None
+    fig.savefig(target, dpi=120)
+    echo(f"plot of the forecast against the truth written to {target}")
+    return str(target)
+
+
+def forecast(model: Any, windows: Any) -> Any:
+    """The model's forecasts of the validation windows, in the series' units
+    (``(N, horizon)``; row ``i`` forecasts the values from ``windows.valid_times[i]`` on)."""
+    import numpy as np
+
+    from rnnlab.backend import to_numpy
+
+    was_training = model.training
+    model.eval()
+    try:
+        pred = to_numpy(model.forward(model.xp.asarray(windows.valid[0], dtype=model.dtype)))
+    finally:
+        model.train(was_training)
+    return windows.to_series(np.asarray(pred))
+
+
+def plot_forecast(model: Any, windows: Any) -> Any:
+    """A figure of the forecasts of the validation part against the series (the truth):
+    the one-step forecasts, and the ``horizon``-step ones when the horizon is longer.
+    Raises ImportError (naming the ``viz`` extra) without matplotlib."""
+    import numpy as np
+
+    from rnnlab.viz._mpl import new_figure
+
+    pred = forecast(model, windows)
+    fig = new_figure(figsize=(10, 3.5))
+    ax = fig.add_subplot()
+    series, split, h = windows.series, windows.split, windows.horizon
+    start = max(0, split - 2 * windows.window)
+    t = np.arange(start, len(series))
+    ax.plot(t, series[start:], color="k", lw=1, label="truth")
+    ax.axvline(split - 0.5, color="0.6", ls="--", lw=1, label="validation starts")
+    ax.plot(windows.valid_times, pred[:, 0], color="tab:blue", lw=1.2,
+            label="forecast, 1 step ahead")
+    if h > 1:
+        ax.plot(windows.valid_times + h - 1, pred[:, -1], color="tab:red", lw=1.2,
+                label=f"forecast, {h} steps ahead")
+    mse = float(np.mean((pred[:, 0] - series[windows.valid_times]) ** 2))
+    ax.set_title(f"forecast against truth on the validation part (one-step MSE {mse:.4g})")
+    ax.set_xlabel("time step")
+    ax.legend(loc="upper left", fontsize="small")
+    return fig
