@@ -22,13 +22,18 @@ class MetricsLog:
     """Append one JSON object per event to ``path`` (flushed at once, safe to tail).
 
     A symbolic link at ``path`` is refused, not written through; a failed write (a full
-    disk) raises an ``OSError`` that names ``path``.
+    disk) raises an ``OSError`` that names ``path``. Every record carries ``world_size``
+    (the number of processes training, 1 for a single process); with ``enabled=False``
+    (the ranks other than 0 of a run on many processes) nothing is written.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, world_size: int = 1, enabled: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.world_size, self.enabled = int(world_size), bool(enabled)
         self.started = time.time()
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._end_torn_line()
 
     def _end_torn_line(self) -> None:
@@ -46,7 +51,10 @@ class MetricsLog:
                     fh.write(b"\n")
 
     def log(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = {"event": event, "time": round(time.time(), 3), **fields}
+        record = {"event": event, "time": round(time.time(), 3),
+                  "world_size": self.world_size, **fields}
+        if not self.enabled:
+            return record
         for key, value in record.items():
             if isinstance(value, float) and not math.isfinite(value):
                 record[key] = str(value)  # JSON has no NaN / inf

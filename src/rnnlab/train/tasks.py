@@ -70,6 +70,9 @@ class ExampleBatches:
         self.position = 0
         self.epoch = 0
         self._order: np.ndarray | None = None
+        #: ``(rank, size)`` of a run on many processes: :meth:`batch` gives this rank's
+        #: contiguous share of each global batch (None when the share is empty).
+        self.shard: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
@@ -81,7 +84,13 @@ class ExampleBatches:
 
     def batch(self, index: int) -> tuple:
         start = int(index) * self.batch_size
-        return self.take(self.order()[start:start + self.batch_size])
+        chosen = self.order()[start:start + self.batch_size]
+        if self.shard is not None:
+            rank, size = self.shard
+            chosen = chosen[rank * len(chosen) // size:(rank + 1) * len(chosen) // size]
+            if len(chosen) == 0:
+                return None
+        return self.take(chosen)
 
     def reset(self) -> None:
         """The next epoch: position 0, a new order."""
@@ -171,6 +180,14 @@ class Task:
 
     model: Any
     data: Any
+    #: The processes training together (:mod:`rnnlab.train.distributed`); None: one.
+    world: Any = None
+
+    def shard(self, world: Any, config: Any) -> None:
+        """Train on ``world.size`` processes, this one being ``world.rank`` (called by the
+        trainer when more than one process trains)."""
+        raise TypeError(f"Trainer: a {type(self).__name__} cannot train on many processes "
+                        f"(it has no shard() method)")
 
     def check_config(self, config: Any) -> None:
         """Refuse options that make no sense for this task (called by the trainer)."""
@@ -262,6 +279,11 @@ class LanguageModelTask(Task):
     def check_config(self, config: Any) -> None:
         pass
 
+    def shard(self, world: Any, config: Any) -> None:
+        world.check_batch(config.batch_size)
+        self.world = world
+        self._rows = world.share(config.batch_size)
+
     def start(self, config: Any) -> None:
         if config.unigram_bias:
             self.model.init_output_bias(self.corpus.train)
@@ -292,13 +314,19 @@ class LanguageModelTask(Task):
         c = self.corpus
         return ids_digest({"train": c.train, "valid": c.valid, "test": c.test})
 
-    def items(self, batch: tuple) -> int:
-        return int(batch[0].size)
-
     def forward_loss(self, batch: tuple) -> float:
         x, y = batch
         xp = self.model.xp
+        if self.world is not None:  # this rank's streams
+            lo, hi = self._rows
+            x, y = x[lo:hi], y[lo:hi]
         return self.model.forward_loss(xp.asarray(x), xp.asarray(y))
+
+    def items(self, batch: tuple) -> int:
+        if self.world is None:
+            return int(batch[0].size)
+        lo, hi = self._rows  # this rank's streams
+        return (hi - lo) * int(batch[0].shape[1])
 
     def reference_loss(self) -> float:
         return math.log(self.model.config.vocab_size)
@@ -309,8 +337,36 @@ class LanguageModelTask(Task):
     def evaluate(self, split: str, config: Any) -> float:
         from rnnlab.train.evaluate import evaluate_ids
 
-        return evaluate_ids(self.model, getattr(self.corpus, split),
-                            batch_size=config.eval_batch_size, bptt=config.bptt)
+        ids = getattr(self.corpus, split)
+        if self.world is None:
+            return evaluate_ids(self.model, ids, batch_size=config.eval_batch_size,
+                                bptt=config.bptt)
+        return self._evaluate_shared(ids, config)
+
+    def _evaluate_shared(self, ids: Any, config: Any) -> float:
+        """:func:`~rnnlab.train.evaluate.evaluate_ids` with the streams divided between the
+        ranks: each sums its tokens' losses, one reduction adds them up."""
+        if len(ids) < 2:
+            raise ValueError(f"evaluate: need at least 2 tokens, got {len(ids)}")
+        model = self.model
+        batch_size = max(1, min(config.eval_batch_size, len(ids) - 1))
+        lo, hi = self.world.share(batch_size)
+        carried, was_training = model.get_state(), model.training
+        model.eval()
+        model.reset_state()
+        total, count = 0.0, 0
+        try:
+            if hi > lo:
+                for x, y in BPTTBatcher(ids, batch_size, config.bptt):
+                    x, y = x[lo:hi], y[lo:hi]
+                    loss = model.forward_loss(model.xp.asarray(x), model.xp.asarray(y))
+                    total += loss * y.size
+                    count += y.size
+        finally:
+            model.set_state(carried)
+            model.train(was_training)
+        total, count = self.world.allreduce_sum([total, count])
+        return float(total / count)
 
     def get_state(self) -> Any:
         return self.model.get_state()
@@ -325,7 +381,11 @@ class LanguageModelTask(Task):
     def state_arrays(self) -> dict[str, Any]:
         from rnnlab.train import state as st
 
-        return st.state_arrays(self.model)
+        arrays = st.state_arrays(self.model)
+        if self.world is None:
+            return arrays
+        gathered = {k: self.world.gather_rows(v, axis=1) for k, v in arrays.items()}
+        return gathered if self.world.is_root else arrays
 
     def restore_state(self, arrays: Mapping[str, np.ndarray], where: str, config: Any) -> None:
         from rnnlab.train import state as st
@@ -334,6 +394,12 @@ class LanguageModelTask(Task):
             raise CheckpointError(f"{where}: stopped inside an epoch (window "
                                   f"{self.data.position}) but holds no carried state")
         st.restore_carried_state(self.model, arrays, where, batch_size=config.batch_size)
+        carried = self.model.get_state()
+        if self.world is not None and carried is not None:  # this rank's streams
+            lo, hi = self._rows
+            xp = self.model.xp
+            self.model.set_state(tuple(None if a is None else xp.ascontiguousarray(a[:, lo:hi])
+                                       for a in carried))
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_config": self.model.config.to_dict(),
@@ -377,6 +443,10 @@ class ExampleTask(Task):
     def has_split(self, split: str) -> bool:
         return self.splits.get(split) is not None
 
+    def shard(self, world: Any, config: Any) -> None:
+        self.world = world
+        self.data.shard = (world.rank, world.size)
+
     def forward_loss(self, batch: tuple) -> float:
         raise NotImplementedError
 
@@ -390,10 +460,18 @@ class ExampleTask(Task):
         total = 0.0
         try:
             for start in range(0, n, size):
-                batch = self._take(data, np.arange(start, min(start + size, n)))
+                index = np.arange(start, min(start + size, n))
+                if self.world is not None:  # this rank's share; the sum is reduced below
+                    lo, hi = self.world.share(len(index))
+                    index = index[lo:hi]
+                    if len(index) == 0:
+                        continue
+                batch = self._take(data, index)
                 total += self.forward_loss(batch) * self.items(batch)
         finally:
             self.model.train(was_training)
+        if self.world is not None:
+            total = float(self.world.allreduce_sum([total])[0])
         return total / n
 
 
@@ -444,6 +522,33 @@ def regressor_config(model: Any) -> dict[str, Any]:
             "bidirectional": rnn.num_directions == 2, "dropout": float(rnn.dropout),
             "nonlinearity": getattr(rnn, "nonlinearity", "tanh"),
             "dtype": np.dtype(model.dtype).name}
+
+
+class ForecastTask(RegressionTask):
+    """A many-to-one :class:`~rnnlab.models.SequenceRegressor` forecasting a series from
+    windows of it (:func:`rnnlab.data.series.forecast_windows`): a regression task whose
+    checkpoints also record where the series came from and how it was windowed and
+    standardised (``forecast``: ``csv``, ``column``, ``window``, ``horizon``,
+    ``valid_fraction``, ``mean``, ``std``), so a run can be resumed and its forecasts put
+    back in the series' units."""
+
+    def __init__(self, model: Any, windows: Any, config: Any, *,
+                 source: Mapping[str, Any]) -> None:
+        super().__init__(model, {"train": windows.train, "valid": windows.valid}, config)
+        self.windows = windows
+        self.source = {**source, "window": windows.window, "horizon": windows.horizon,
+                       "mean": windows.mean, "std": windows.std}
+
+    def meta(self) -> dict[str, Any]:
+        return {**super().meta(), "forecast": dict(self.source)}
+
+    def check_meta(self, meta: Mapping[str, Any], where: str) -> None:
+        super().check_meta(meta, where)
+        saved = meta_get(meta, "forecast", dict, where)
+        for key in ("column", "window", "horizon", "valid_fraction"):
+            if saved.get(key) != self.source.get(key):
+                raise CheckpointError(f"{where}: was trained with {key}={saved.get(key)!r}, "
+                                      f"this run has {key}={self.source.get(key)!r}")
 
 
 class ClassificationTask(ExampleTask):

@@ -60,6 +60,22 @@ fourth divergence ends the run). An update that leaves a parameter NaN or infini
 the state is snapshotted, evaluated or saved. A checkpoint is never written from a state
 holding NaN or infinity.
 
+Many processes (MPI): a :class:`Trainer` detects by itself a world of more than one
+process (a program started by ``mpiexec -n K`` with mpi4py installed) and trains with
+synchronous data parallelism; ``distributed=False`` forces one process, and a
+:class:`~rnnlab.train.distributed.World` may be passed. The batch size stays the global
+batch: rank ``r`` takes its contiguous share of each batch's rows (streams for truncated
+BPTT: the batch size must be divisible by ``K``), the gradients are summed with one
+reduction of one flat buffer per step, weighted by each rank's token or example count, so
+that the result is the single-process mean over the global batch; clipping and the
+optimizer step follow on every rank. Dropout masks are drawn for the global batch and do
+not depend on ``K``. Rank 0 alone writes checkpoints, metrics (each record carries
+``world_size``) and the progress bar; validation and test losses are computed over the
+whole split, divided between the ranks. A checkpoint resumes with any ``K``. An exception
+on one rank prints the rank and the cause and ends every rank (``MPI_Abort``). See
+:mod:`rnnlab.train.distributed` (CuPy arrays are reduced through host memory; NCCL is
+later work).
+
 Before training starts the validation and test splits are checked (at least two tokens,
 every id inside the vocabulary; the training split too when it is in memory), so that a
 bad corpus fails at once rather than at the end of the first epoch.
@@ -87,6 +103,12 @@ from rnnlab.train.checkpoint import (
     write_checkpoint,
 )
 from rnnlab.train.config import DataConfig, TrainConfig
+from rnnlab.train.distributed import (
+    flatten_grads,
+    shard_rngs,
+    unflatten_grads,
+    world_of,
+)
 from rnnlab.train.factory import build_optimizer, build_scheduler, trained_parameters
 from rnnlab.train.metrics import MetricsLog, ProgressBar, perplexity
 from rnnlab.train.runfolder import RunLock
@@ -161,7 +183,7 @@ class Trainer:
 
     def __init__(self, model: Any, data: Any, config: TrainConfig, out_dir: str | Path, *,
                  data_config: DataConfig | None = None, echo: Any = None,
-                 task: Task | None = None) -> None:
+                 task: Task | None = None, distributed: Any = None) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"Trainer: config expected a TrainConfig, got "
                             f"{type(config).__name__}")
@@ -175,6 +197,14 @@ class Trainer:
             raise TypeError(f"Trainer: task expected a rnnlab.train.tasks.Task, got "
                             f"{type(task).__name__}")
         task.check_config(config)
+        #: The processes training together (:mod:`rnnlab.train.distributed`).
+        self.world = world = world_of(distributed)
+        if world.size > 1:
+            task.shard(world, config)
+            rng = task.rng
+            if rng is not None:
+                lo, hi = world.share(config.batch_size)
+                shard_rngs(task.model, rng, lo, hi, config.batch_size)
         self.task = task
         self.model, self.corpus, self.config = task.model, data, config
         self.data_config = data_config
@@ -186,12 +216,16 @@ class Trainer:
         #: Identifies the data (saved in every checkpoint, compared by :meth:`restore`).
         self.corpus_digest = task.digest()
         self.corpus_bytes = None if data_config is None else data_config.source_bytes()
-        remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
+        if world.is_root:
+            remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
         self.optimizer = build_optimizer(self.trained, config)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.batcher))
         self.progress = Progress()
-        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
-        self.echo = echo or ProgressBar.write
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl", world_size=world.size,
+                                  enabled=world.is_root)
+        self.echo = (echo or ProgressBar.write) if world.is_root else (lambda *a, **k: None)
+        self._pending_stop: str | None = None
+        self._global_items = 0
         self._snapshot: dict[str, Any] | None = None
         self._stop_reason: str | None = None
         self._best_params: dict[str, Any] | None = None
@@ -204,18 +238,32 @@ class Trainer:
         Raises :class:`~rnnlab.train.runfolder.RunFolderError` when another process
         trains in the same folder.
         """
-        with RunLock(self.out_dir):
+        if self.world.size == 1:
+            with RunLock(self.out_dir):
+                return self._fit()
+        try:
+            if self.world.is_root:
+                with RunLock(self.out_dir):
+                    return self._fit()
             return self._fit()
+        except BaseException as exc:  # one rank failing must end them all, not hang them
+            self.world.abort(exc)
+            raise
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.config
         self._stop_reason = None
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
+        self._pending_stop = None
         if self.progress.step == 0:
             # an initialisation: only before the first step (a resumed run keeps its own)
             self.task.start(cfg)
         previous = self._install_stop_signals()
         try:
+            if self.world.size > 1:
+                self.echo(f"training on {self.world.size} processes (MPI), global batch "
+                          f"{cfg.batch_size}, {cfg.batch_size // self.world.size} per process")
+                self._check_drift()
             self._take_snapshot()
             while self.progress.epoch < cfg.epochs and self._stop_reason is None:
                 self.model.train()
@@ -247,7 +295,8 @@ class Trainer:
         per_batch = cfg.batch_size * cfg.bptt if task.perplexity else cfg.batch_size
         bar = ProgressBar(len(self.batcher), self.batcher.position,
                           f"epoch {self.progress.epoch + 1}", tokens_per_batch=per_batch,
-                          enabled=cfg.progress, unit=task.unit, show_ppl=task.perplexity)
+                          enabled=cfg.progress and self.world.is_root, unit=task.unit,
+                          show_ppl=task.perplexity)
         window_loss, window_steps, window_tokens, t0 = 0.0, 0, 0, time.perf_counter()
         try:
             while self.batcher.position < len(self.batcher):
@@ -262,7 +311,7 @@ class Trainer:
                     continue
                 window_loss += loss
                 window_steps += 1
-                window_tokens += task.items(batch)
+                window_tokens += self._global_items
                 bar.update(self.batcher.position, loss=loss, lr=self.optimizer.lr)
                 prog = self.progress  # read again after every step: a rollback replaces it
                 if prog.step % cfg.log_every == 0:
@@ -275,6 +324,8 @@ class Trainer:
                                         "examples_per_s": rate})
                     window_loss, window_steps, window_tokens = 0.0, 0, 0
                     t0 = time.perf_counter()
+                if self.world.size > 1 and prog.step % self.world.check_every == 0:
+                    self._check_drift()
                 if prog.step % cfg.snapshot_every == 0:
                     self._take_snapshot()
                 if prog.step % cfg.checkpoint_every == 0:
@@ -286,6 +337,10 @@ class Trainer:
         cfg = self.config
         if self._stop_reason is not None:
             return True
+        if self.world.size > 1:  # stops by time or signal are agreed in the reduction
+            if cfg.max_steps is not None and self.progress.step >= cfg.max_steps:
+                self._stop_reason = "max_steps"
+            return self._stop_reason is not None
         if cfg.max_steps is not None and self.progress.step >= cfg.max_steps:
             self._stop_reason = "max_steps"
         elif cfg.max_time is not None and time.perf_counter() - started >= cfg.max_time:
@@ -306,12 +361,17 @@ class Trainer:
 
         cfg, prog, task = self.config, self.progress, self.task
         self.model.zero_grad()
-        loss = task.forward_loss(batch)
+        if self.world.size > 1:
+            loss = self._distributed_gradients(batch)
+        else:
+            loss = task.forward_loss(batch)
+            self._global_items = task.items(batch)
         reason = None
         if not math.isfinite(loss):
             reason = f"loss {loss}"
         else:
-            task.backward()
+            if self.world.size == 1:
+                task.backward()
             if cfg.clip_value is not None:
                 clip_grad_value(self.trained, cfg.clip_value)
             norm = clip_grad_norm(self.trained, cfg.clip_norm if cfg.clip_norm else math.inf)
@@ -335,6 +395,47 @@ class Trainer:
         prog.running_loss = loss if prog.running_loss is None else \
             0.98 * prog.running_loss + 0.02 * loss
         return loss
+
+    def _distributed_gradients(self, batch: tuple | None) -> float:
+        """This rank's share of the batch forward and backward, then one reduction of one
+        flat buffer: the gradients times this rank's item count, the loss times it, the
+        count, and a stop flag. Returns the global mean loss; the gradients become the
+        global mean gradients."""
+        task, world, cfg = self.task, self.world, self.config
+        if batch is None:  # an example batch too small to give this rank a share
+            loss, items = 0.0, 0
+        else:
+            loss, items = task.forward_loss(batch), task.items(batch)
+            task.backward()  # also after a non-finite loss: the ranks must stay in step
+        stop = self._pending_stop is not None or (
+            cfg.max_time is not None and time.perf_counter() - self._started >= cfg.max_time)
+        pairs = [(name, grad) for name, _, grad in self.trained]
+        grad_dtype = pairs[0][1].dtype
+        buffer = flatten_grads(pairs, self.xp, grad_dtype, 3)
+        if items:
+            buffer[:-3] *= grad_dtype.type(items)
+        else:
+            buffer[:-3] = 0
+        buffer[-3:] = self.xp.asarray([loss * items, items, 1.0 if stop else 0.0],
+                                      dtype=grad_dtype)
+        buffer = world.allreduce_grads(buffer, self.xp)
+        tail = [float(v) for v in (buffer[-3:].get() if hasattr(buffer, "get")
+                                   else buffer[-3:])]
+        total_loss, total_items, stops = tail
+        unflatten_grads(buffer, pairs, 1.0 / total_items)
+        self._global_items = round(total_items)
+        if stops > 0 and self._stop_reason is None:
+            self._stop_reason = self._pending_stop or "max_time"
+        return total_loss / total_items
+
+    def _check_drift(self) -> None:
+        """Stop with a DriftError when the ranks' parameters differ (cheap checksums)."""
+        xp = self.xp
+        sums = [0.0, 0.0]
+        for k, (_, p, _) in enumerate(self.model.named_parameters()):
+            sums[0] += float(xp.sum(p, dtype=xp.float64))
+            sums[1] += float(xp.sum(p * (k + 1.0) / (1 + (k % 7)), dtype=xp.float64))
+        self.world.check_same(np.asarray(sums), self.progress.step)
 
     def _keeps_state_after(self, step: int) -> bool:
         """Whether the state after ``step`` is snapshotted, saved or evaluated."""
@@ -502,10 +603,13 @@ class Trainer:
             return {}
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_reason in STOP_SIGNALS.values():
+            if self._stop_reason in STOP_SIGNALS.values() or self._pending_stop is not None:
                 raise Aborted(signum)  # the second one: no more waiting
             name = signal.Signals(signum).name
-            self._stop_reason = STOP_SIGNALS[name]
+            if self.world.size > 1:  # the ranks agree on the stop in the next reduction
+                self._pending_stop = STOP_SIGNALS[name]
+            else:
+                self._stop_reason = STOP_SIGNALS[name]
             what = "Ctrl-C" if signum == signal.SIGINT else name
             self._say(f"{what}: finishing the current step and saving (again to abort)")
 
@@ -548,12 +652,14 @@ class Trainer:
         if training_state:
             opt_arrays, opt_meta = st.optimizer_arrays(self.optimizer.state_dict())
             arrays.update(opt_arrays)
-            arrays.update(self.task.state_arrays())
+            arrays.update(self.task.state_arrays())  # gathered on rank 0 (a collective)
             rng = self.task.rng
             meta.update(optimizer=opt_meta, rng=None if rng is None else st.rng_state(rng),
                         data=self.batcher.state_dict(),
                         scheduler=None if self.scheduler is None else
                         self.scheduler.state_dict())
+        if not self.world.is_root:
+            return
         write_checkpoint(path, st.host(arrays), meta)
         if training_state:
             self.metrics.log("checkpoint", step=self.progress.step, path=str(path))

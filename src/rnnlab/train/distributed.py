@@ -1,0 +1,260 @@
+"""Synchronous data-parallel training on MPI: the world the trainer runs in.
+
+:func:`detect` returns the MPI world (``mpi4py``'s ``COMM_WORLD``) when mpi4py is
+importable and the program was started by ``mpiexec -n K`` with ``K > 1``; otherwise a
+:class:`World` of one process whose collectives do nothing, so a program started without
+``mpiexec`` behaves exactly as before.
+
+What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.Trainer`):
+
+* the batch size stays the global batch; rank ``r`` takes the contiguous share
+  :meth:`World.share` of each batch's rows (for truncated BPTT the streams
+  ``r*B/K ... (r+1)*B/K - 1``, so its carried state is the one a single process carries
+  for those streams; ``B`` must be divisible by ``K``);
+* after the backward pass each rank's gradients, times its item count (tokens or
+  examples), its loss times that count, the count and a stop flag go into one flat
+  buffer reduced with a single ``Allreduce`` (:meth:`World.allreduce_grads`); dividing by
+  the global count gives the single-process mean over the global batch. Clipping and the
+  optimizer step follow on every rank from the same numbers;
+* random draws of the dropout masks are made for the whole global batch on every rank and
+  each rank keeps its rows (:class:`ShardedRNG`), so the masks, and the generator's state
+  saved in checkpoints, do not depend on ``K``;
+* every ``check_every`` steps a checksum of the parameters (one ``Allreduce`` of two
+  numbers) stops the run with :class:`DriftError` if the ranks differ.
+
+GPU arrays (CuPy) are staged through host memory for the reduction: the device is
+synchronised, the flat buffer is copied to the host once, reduced, and copied back once.
+A direct device reduction (NCCL) is later work. On a GPU the dropout masks come from a
+device generator seeded from the shared generator and are not independent of ``K``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+
+class DriftError(RuntimeError):
+    """The parameters of the ranks differ (they must stay identical)."""
+
+
+class World:
+    """A single process (``rank`` 0 of ``size`` 1): every collective is the identity."""
+
+    rank = 0
+    size = 1
+    comm: Any = None
+
+    def __init__(self, check_every: int = 50) -> None:
+        if isinstance(check_every, bool) or not isinstance(check_every, int) \
+                or check_every < 1:
+            raise ValueError(f"World: check_every expected an int >= 1, got {check_every!r}")
+        self.check_every = check_every
+        #: Number of gradient reductions made (one per training step).
+        self.reductions = 0
+        #: Seconds spent in the gradient reductions (staging and the ``Allreduce``).
+        self.reduce_seconds = 0.0
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def share(self, n: int) -> tuple[int, int]:
+        """The rows ``[lo, hi)`` of ``n`` that this rank takes (contiguous, as even as can be)."""
+        return self.rank * n // self.size, (self.rank + 1) * n // self.size
+
+    def check_batch(self, batch_size: int, what: str = "batch_size") -> None:
+        if batch_size % self.size:
+            raise ValueError(f"Trainer: {what}={batch_size} expected a multiple of the number "
+                             f"of processes ({self.size}): each process takes an equal share "
+                             f"of the streams")
+
+    def allreduce_grads(self, buffer: Any, xp: Any) -> Any:
+        """Sum ``buffer`` (a flat array) over the ranks, in place; one collective call."""
+        return buffer
+
+    def allreduce_sum(self, values: Any) -> np.ndarray:
+        """Sum of a few host numbers over the ranks."""
+        return np.asarray(values, dtype=np.float64)
+
+    def gather_rows(self, array: Any, axis: int = 1) -> Any:
+        """The arrays of all ranks concatenated along ``axis`` on rank 0 (None elsewhere)."""
+        return array
+
+    def check_same(self, values: np.ndarray, step: int) -> None:
+        """Raise :class:`DriftError` when ``values`` differ between the ranks."""
+
+    def abort(self, exc: BaseException) -> None:
+        """End every rank after ``exc`` on this one (nothing for a single process)."""
+
+
+class MPIWorld(World):
+    """The ranks of an MPI communicator (``mpi4py``)."""
+
+    def __init__(self, comm: Any, check_every: int = 50) -> None:
+        super().__init__(check_every)
+        from mpi4py import MPI
+
+        self._MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    def allreduce_grads(self, buffer: Any, xp: Any) -> Any:
+        import time
+
+        t0 = time.perf_counter()
+        if xp is np:
+            self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        else:  # CuPy: through host memory, one copy each way, after the stream is done
+            cuda = getattr(xp, "cuda", None)
+            if cuda is not None:
+                cuda.get_current_stream().synchronize()
+            host = np.ascontiguousarray(buffer.get())  # device -> host
+            self.comm.Allreduce(self._MPI.IN_PLACE, host, op=self._MPI.SUM)
+            buffer = xp.asarray(host)  # host -> device
+        self.reductions += 1
+        self.reduce_seconds += time.perf_counter() - t0
+        return buffer
+
+    def allreduce_sum(self, values: Any) -> np.ndarray:
+        values = np.array(values, dtype=np.float64)
+        self.comm.Allreduce(self._MPI.IN_PLACE, values, op=self._MPI.SUM)
+        return values
+
+    def gather_rows(self, array: Any, axis: int = 1) -> Any:
+        parts = self.comm.gather(np.asarray(array), root=0)
+        return np.concatenate(parts, axis=axis) if self.rank == 0 else None
+
+    def check_same(self, values: np.ndarray, step: int) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        both = np.concatenate([values, -values])
+        self.comm.Allreduce(self._MPI.IN_PLACE, both, op=self._MPI.MAX)
+        n = values.size
+        if not np.array_equal(both[:n], -both[n:]):
+            raise DriftError(f"the parameters of the {self.size} processes differ at step "
+                             f"{step} (checksums from {(-both[n:]).tolist()} to "
+                             f"{both[:n].tolist()}); they must stay identical: is every "
+                             f"process running the same program, data and seed?")
+
+    def abort(self, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(f"rnnlab: rank {self.rank} of {self.size} failed, ending all "
+                         f"ranks: {type(exc).__name__}: {exc}\n{text}")
+        sys.stderr.flush()
+        self.comm.Abort(1)
+
+
+_WORLD: World | None = None
+
+
+def detect(check_every: int = 50) -> World:
+    """The MPI world when mpi4py is importable and more than one process runs, else a
+    single-process :class:`World`. ``RNNLAB_MPI=0`` forces a single process."""
+    global _WORLD
+    if os.environ.get("RNNLAB_MPI", "1").strip().lower() in ("0", "off", "false", "no"):
+        return World(check_every)
+    if not any(k.startswith(("PMI_", "OMPI_COMM_WORLD", "PMIX_", "MPI_LOCALNRANKS"))
+               for k in os.environ):
+        return World(check_every)  # not started by mpiexec: mpi4py is not even imported
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return World(check_every)
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() < 2:
+        return World(check_every)
+    if _WORLD is None or _WORLD.comm is not comm:
+        _WORLD = MPIWorld(comm, check_every)
+    _WORLD.check_every = check_every
+    return _WORLD
+
+
+def world_of(distributed: Any) -> World:
+    """The world a trainer's ``distributed=`` argument names: None (detect), False (one
+    process), True (detect; the same), or a :class:`World`."""
+    if distributed is None or distributed is True:
+        return detect()
+    if distributed is False:
+        return World()
+    if isinstance(distributed, World):
+        return distributed
+    raise TypeError(f"Trainer: distributed expected None, True, False or a "
+                    f"rnnlab.train.distributed.World, got {type(distributed).__name__}")
+
+
+class ShardedRNG:
+    """A generator that draws uniform numbers for all ``total`` rows of the global batch
+    (the batch on ``axis``: 0 for batch-first arrays, 1 for the time-major ones of the
+    recurrent layers) and hands back the rows ``[lo, hi)`` of this rank. Draws whose
+    ``axis`` is not this rank's row count, and every other method, go to the wrapped
+    generator unchanged, so the generator's stream is the one a single process draws."""
+
+    def __init__(self, rng: np.random.Generator, lo: int, hi: int, total: int,
+                 axis: int = 0) -> None:
+        self._rng, self.lo, self.hi, self.total, self.axis = rng, lo, hi, total, axis
+
+    def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
+        a = self.axis
+        if out is None and isinstance(size, tuple) and len(size) > a \
+                and size[a] == self.hi - self.lo:
+            full = self._rng.random((*size[:a], self.total, *size[a + 1:]), dtype=dtype)
+            return np.ascontiguousarray(full[(slice(None),) * a + (slice(self.lo, self.hi),)])
+        return self._rng.random(size, dtype=dtype, out=out)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rng, name)
+
+
+def shard_rngs(model: Any, rng: Any, lo: int, hi: int, total: int) -> None:
+    """Replace ``rng`` by a :class:`ShardedRNG` wherever ``model`` and its children hold
+    it: with the batch on axis 1 in the recurrent layers (time-major), else on axis 0."""
+    from rnnlab.nn.recurrent import Recurrent
+
+    seen: set[int] = set()
+
+    def walk(obj: Any) -> None:
+        if id(obj) in seen or not hasattr(obj, "__dict__"):
+            return
+        seen.add(id(obj))
+        axis = 1 if isinstance(obj, Recurrent) else 0
+        for key, value in list(vars(obj).items()):
+            if value is rng:
+                setattr(obj, key, ShardedRNG(rng, lo, hi, total, axis))
+            elif hasattr(value, "params") and hasattr(value, "__dict__"):
+                walk(value)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    if hasattr(item, "params"):
+                        walk(item)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    if hasattr(item, "params"):
+                        walk(item)
+
+    walk(model)
+
+
+def flatten_grads(pairs: list[tuple[Any, Any]], xp: Any, dtype: Any, extra: int) -> Any:
+    """One flat buffer of the gradients (in order) and ``extra`` trailing slots."""
+    total = sum(int(g.size) for _, g in pairs)
+    buffer = xp.empty(total + extra, dtype=dtype)
+    at = 0
+    for _, g in pairs:
+        n = int(g.size)
+        buffer[at:at + n] = g.reshape(-1)
+        at += n
+    return buffer
+
+
+def unflatten_grads(buffer: Any, pairs: list[tuple[Any, Any]], scale: float) -> None:
+    """Write ``buffer * scale`` back into the gradients (in place)."""
+    at = 0
+    for _, g in pairs:
+        n = int(g.size)
+        g[...] = (buffer[at:at + n] * scale).reshape(g.shape)
+        at += n
