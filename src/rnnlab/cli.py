@@ -379,14 +379,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Print the text as it is made (one flush per piece of tokens); Ctrl-C stops it with
     what was printed kept and status 130; a reader that goes away (``| head``) ends it
     quietly with status 141, as SIGPIPE ends other tools."""
-    from rnnlab.generate import generate_stream
+    import warnings
+
+    from rnnlab.generate import (
+        UnknownSymbolsError,
+        UnknownSymbolsWarning,
+        generate_stream,
+        shown_symbols,
+    )
     from rnnlab.train.state import load_model
 
     model, vocab, _ = load_model(args.checkpoint, device=args.device)
-    pieces = generate_stream(model, vocab, args.prime, args.length, strategy=args.strategy,
-                             temperature=args.temperature, top_k=args.top_k,
-                             top_p=args.top_p, beam_width=args.beam_width, seed=args.seed,
-                             unknown=args.unknown)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownSymbolsWarning)
+            pieces = generate_stream(model, vocab, args.prime, args.length,
+                                     strategy=args.strategy, temperature=args.temperature,
+                                     top_k=args.top_k, top_p=args.top_p,
+                                     beam_width=args.beam_width, seed=args.seed,
+                                     unknown=args.unknown)
+    except UnknownSymbolsError as exc:  # speak options, not Python keywords
+        hint = " (pass --unknown unk to map them to <unk>)" if exc.can_map else \
+            " (the model's vocabulary has no <unk>)"
+        raise ValueError(f"generate: --prime has {len(exc.missing)} symbol(s) not in the "
+                         f"vocabulary: {shown_symbols(exc.missing)}{hint}") from None
+    for warning in caught:
+        message = warning.message
+        if isinstance(message, UnknownSymbolsWarning):
+            print(f"rnnlab: generate: --unknown unk: --prime symbols not in the vocabulary "
+                  f"replaced by <unk>: {shown_symbols(message.missing)}", file=sys.stderr)
+        else:  # not ours: let it go on as it would have
+            warnings.warn_explicit(message, warning.category, warning.filename,
+                                   warning.lineno)
     out = sys.stdout
     try:
         try:

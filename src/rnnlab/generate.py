@@ -7,7 +7,9 @@
 The prime text is tokenised with the model's vocabulary and fed through the model to set
 its state; then one token at a time is chosen and fed back. Symbols of the prime that
 are not in the vocabulary are an error that lists them, or, with ``unknown="unk"`` and a
-vocabulary that has ``<unk>``, are replaced by it with a warning. The same ``seed`` gives
+vocabulary that has ``<unk>``, are replaced by it with a warning. A character model never
+generates a special token (``<unk>``, ``<eos>``: they stand for no text,
+:func:`not_text_ids`). The same ``seed`` gives
 the same text, whether it is taken whole (:func:`generate`, :func:`generate_ids`) or as
 it is made (:func:`generate_stream`, :func:`generate_ids_iter`, ``chunk`` tokens at a
 time; a beam search is decided only at its end, so it comes as one piece).
@@ -78,24 +80,67 @@ def _check_unknown(owner: str, unknown: Any) -> None:
         raise ValueError(f"{owner}: unknown expected 'error' or 'unk', got {unknown!r}")
 
 
+class UnknownSymbolsError(ValueError):
+    """The prime holds symbols that are not in the vocabulary (``missing``: them, sorted;
+    ``can_map``: whether the vocabulary has ``<unk>`` to map them to)."""
+
+    def __init__(self, message: str, missing: list[str], can_map: bool) -> None:
+        super().__init__(message)
+        self.missing, self.can_map = missing, can_map
+
+
+class UnknownSymbolsWarning(UserWarning):
+    """Prime symbols not in the vocabulary were replaced by ``<unk>`` (``missing``)."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def shown_symbols(missing: list[str]) -> str:
+    """The first ten of ``missing``, quoted, for a message."""
+    return ", ".join(repr(t) for t in missing[:10]) + (" ..." if len(missing) > 10 else "")
+
+
 def encode_prime(vocab: Any, prime: str, unknown: str = "error") -> list[int]:
-    """Token ids of ``prime``; unknown symbols raise (or become ``<unk>`` with a warning)."""
+    """Token ids of ``prime``; unknown symbols raise :class:`UnknownSymbolsError` (or
+    become ``<unk>`` with an :class:`UnknownSymbolsWarning`)."""
     if not isinstance(prime, str):
         raise TypeError(f"generate: prime expected a str, got {type(prime).__name__}")
     tokens = vocab.tokenize(prime)
     missing = sorted({t for t in tokens if t not in vocab.stoi})
     if missing:
-        shown = ", ".join(repr(t) for t in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        shown = shown_symbols(missing)
         if unknown == "unk" and vocab.unk_id is not None:
-            warnings.warn(f"generate: prime symbols not in the vocabulary replaced by <unk>: "
-                          f"{shown}", stacklevel=3)
+            warnings.warn(UnknownSymbolsWarning(
+                f"generate: prime symbols not in the vocabulary replaced by <unk>: {shown}",
+                missing), stacklevel=3)
         else:
             hint = " (pass unknown='unk' to map them to <unk>)" if vocab.unk_id is not None \
                 else ""
-            raise ValueError(f"generate: prime has {len(missing)} symbol(s) not in the "
-                             f"vocabulary: {shown}{hint}")
+            raise UnknownSymbolsError(f"generate: prime has {len(missing)} symbol(s) not in "
+                                      f"the vocabulary: {shown}{hint}", missing,
+                                      vocab.unk_id is not None)
     unk = vocab.unk_id
     return [vocab.stoi.get(t, unk) for t in tokens]
+
+
+def not_text_ids(vocab: Any) -> tuple[int, ...]:
+    """Ids a model of ``vocab`` must never generate because they stand for no text: at
+    character level, the special tokens (``<unk>``, ``<eos>``: a character corpus keeps
+    its newlines as characters), unless nothing else is left. Word-level specials are
+    text (``<eos>`` is a line end; ``<unk>`` is printed as is, as corpora like PTB do)."""
+    if getattr(vocab, "level", None) != "char":
+        return ()
+    ids = tuple(sorted(vocab.stoi[s] for s in getattr(vocab, "specials", ()) if s in vocab.stoi))
+    return ids if len(ids) < len(vocab) else ()
+
+
+def _mask(logits: np.ndarray, banned: tuple[int, ...]) -> np.ndarray:
+    """``logits`` (host float64, a copy) with the ``banned`` ids made impossible."""
+    if banned:
+        logits[..., list(banned)] = -np.inf
+    return logits
 
 
 def _start_ids(vocab: Any) -> list[int]:
@@ -177,19 +222,21 @@ def generate_ids_iter(model: Any, prime_ids: list[int], length: int, *,
 
 def _id_chunks(model: Any, prime_ids: list[int], rng: np.random.Generator, *, length: int,
                strategy: str, temperature: float, top_k: int | None, top_p: float | None,
-               beam_width: int, chunk: int) -> Iterator[list[int]]:
+               beam_width: int, chunk: int, banned: tuple[int, ...] = ()
+               ) -> Iterator[list[int]]:
     """The generation loop (options already checked); one BLAS thread while it computes
-    (the products of a single row are too small to share), none held between chunks."""
+    (the products of a single row are too small to share), none held between chunks.
+    ``banned`` ids are never chosen."""
     if length == 0:
         return
     if strategy == "beam":
         with blas_threads(1):
-            best = _beam(model, prime_ids, length, beam_width)
+            best = _beam(model, prime_ids, length, beam_width, banned)
         yield best
         return
     stepper, xp = model.stepper(1), model.xp
     with blas_threads(1):
-        logits = _feed(stepper, xp, prime_ids)[0]
+        logits = _mask(_feed(stepper, xp, prime_ids)[0], banned)
     token_buf = xp.empty((1,), dtype=xp.int64)
     made = 0
     while made < length:
@@ -204,7 +251,8 @@ def _id_chunks(model: Any, prime_ids: list[int], rng: np.random.Generator, *, le
                 made += 1
                 if made < length:
                     token_buf[0] = token
-                    logits = to_numpy(stepper.step(token_buf))[0].astype(np.float64)
+                    logits = _mask(to_numpy(stepper.step(token_buf))[0].astype(np.float64),
+                                   banned)
         yield out
 
 
@@ -223,22 +271,23 @@ def generate_ids(model: Any, prime_ids: list[int], length: int, *, strategy: str
     return [t for part in _id_chunks(model, prime_ids, make_rng(rng), **o) for t in part]
 
 
-def _beam(model: Any, prime_ids: list[int], length: int, width: int) -> list[int]:
+def _beam(model: Any, prime_ids: list[int], length: int, width: int,
+          banned: tuple[int, ...] = ()) -> list[int]:
     """Beam search: the most probable continuation of ``length`` tokens among ``width`` beams."""
     if length == 0:
         return []
     xp = model.xp
-    first_logp = _log_softmax(_feed(model.stepper(1), xp, prime_ids))[0]
+    first_logp = _log_softmax(_mask(_feed(model.stepper(1), xp, prime_ids), banned))[0]
     V = first_logp.size
-    width = min(width, V)
+    width = min(width, V - len(banned))
     stepper = model.stepper(width)
     _feed(stepper, xp, prime_ids, batch=width)  # every beam starts from the prime's state
     first = np.argsort(-first_logp, kind="stable")[:width]
     seqs = [[int(t)] for t in first]
     scores = first_logp[first]
     for _ in range(length - 1):
-        step_logp = _log_softmax(to_numpy(stepper.step(xp.asarray(np.array(
-            [s[-1] for s in seqs], dtype=np.int64)))).astype(np.float64))  # (B, V)
+        step_logp = _log_softmax(_mask(to_numpy(stepper.step(xp.asarray(np.array(
+            [s[-1] for s in seqs], dtype=np.int64)))).astype(np.float64), banned))  # (B, V)
         total = (scores[:, None] + step_logp).ravel()
         best = np.argsort(-total, kind="stable")[:width]
         parent = best // V
@@ -263,7 +312,7 @@ def generate_stream(model: Any, vocab: Any, prime: str = "", length: int = 200, 
     prime_ids = encode_prime(vocab, prime, unknown) if prime else []
     rng = make_rng(seed)
     return _text_pieces(vocab, prime_ids, _id_chunks(model, prime_ids or _start_ids(vocab),
-                                                     rng, **o))
+                                                     rng, **o, banned=not_text_ids(vocab)))
 
 
 def _text_pieces(vocab: Any, prime_ids: list[int], chunks: Iterator[list[int]]
@@ -295,5 +344,6 @@ def generate(model: Any, vocab: Any, prime: str = "", length: int = 200, *,
     prime_ids = encode_prime(vocab, prime, unknown) if prime else []
     start = prime_ids or _start_ids(vocab)
     o["chunk"] = max(1, o["length"])
-    new = [t for part in _id_chunks(model, start, make_rng(seed), **o) for t in part]
+    new = [t for part in _id_chunks(model, start, make_rng(seed), **o,
+                                    banned=not_text_ids(vocab)) for t in part]
     return vocab.detokenize(vocab.decode(prime_ids + new))
