@@ -72,7 +72,12 @@ class Cell(Module):
         self.cache: Any = None
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}"
+        """The sizes, then every option that differs from its default."""
+        from rnnlab.nn.recurrent import option_reprs
+
+        return ", ".join([f"{self.input_size}, {self.hidden_size}",
+                          *option_reprs(self, bias=True, nonlinearity="tanh",
+                                        reset_after=True, check_finite=False)])
 
     def _weights(self, source: dict[str, Any]) -> Weights:
         return Weights(source["weight_ih"], source["weight_hh"], source.get("bias_ih"),

@@ -47,6 +47,13 @@ from rnnlab.nn.scan import (
 )
 
 
+def option_reprs(module: Any, **defaults: Any) -> list[str]:
+    """``name=value`` for each attribute of ``module`` named in ``defaults`` whose value
+    differs from the default given there (for ``extra_repr``)."""
+    return [f"{name}={getattr(module, name)!r}" for name, default in defaults.items()
+            if getattr(module, name) != default]
+
+
 class Recurrent(Module):
     """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
 
@@ -115,16 +122,11 @@ class Recurrent(Module):
                        source.get(f"bias_ih{sfx}"), source.get(f"bias_hh{sfx}"))
 
     def extra_repr(self) -> str:
-        extra = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            extra += f", num_layers={self.num_layers}"
-        if self.bidirectional:
-            extra += ", bidirectional=True"
-        if self.dropout:
-            extra += f", dropout={self.dropout}"
-        if self.stateful:
-            extra += ", stateful=True"
-        return extra
+        """The sizes, then every option that differs from its default."""
+        return ", ".join([f"{self.input_size}, {self.hidden_size}",
+                          *option_reprs(self, num_layers=1, nonlinearity="tanh", bias=True,
+                                        dropout=0.0, bidirectional=False, stateful=False,
+                                        reset_after=True, check_finite=False)])
 
     @property
     def has_cell(self) -> bool:
@@ -365,6 +367,3 @@ class GRU(Recurrent):
                  stateful: bool = False, reset_after: bool = True, **kwargs: Any) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, dropout, bidirectional,
                          stateful, reset_after=reset_after, **kwargs)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.reset_after else ", reset_after=False")
