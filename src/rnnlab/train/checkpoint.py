@@ -160,10 +160,16 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     if size < 8:
         raise CheckpointError(f"{where}: truncated ({size} bytes)")
     with open(path, "rb") as fh:
-        header_len = int.from_bytes(fh.read(8), "little")
+        start = fh.read(9)
+    header_len = int.from_bytes(start[:8], "little")
+    if start[8:9] not in (b"{", b"") or _looks_like_text(start):
+        what = "text" if _looks_like_text(start) else f"the bytes {start[:8]!r}"
+        raise CheckpointError(f"{where}: not an rnnlab checkpoint (a safetensors file starts "
+                              f"with the 8-byte length of its JSON header, then the header's "
+                              f"'{{'; this file starts with {what})")
     if header_len > size - 8:
         raise CheckpointError(f"{where}: corrupt header (declares {header_len} header bytes, "
-                              f"the file has {size - 8})")
+                              f"the file has {size - 8}): a damaged or truncated checkpoint")
     arrays: dict[str, np.ndarray] = {}
     try:
         with safe_open(str(path), framework="np") as fh:
@@ -190,6 +196,12 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
         if array.dtype not in _ALLOWED_DTYPES:  # pragma: no cover - caught by the codes
             raise CheckpointError(f"{where}: array {name!r} has unsupported dtype {array.dtype}")
     return arrays, meta
+
+
+def _looks_like_text(start: bytes) -> bool:
+    """Whether a file's first bytes are plainly text (printable ASCII, tabs, line ends): a
+    checkpoint's first eight bytes are a little-endian length whose high bytes are zero."""
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in start[:8])
 
 
 def _parse_document(text: Any, where: str) -> dict[str, Any]:
