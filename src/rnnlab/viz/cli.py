@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,41 @@ Without --text/--string a command reads the checkpoint's own validation text.
 
 
 
+
+#: The examples at the end of each ``rnnlab plot WHAT --help``.
+EXAMPLES = {
+    "curves": """examples:
+  rnnlab plot curves runs/stdlib-lstm --out curves.png
+  rnnlab plot curves runs/stdlib-lstm runs/stdlib-gru --names LSTM GRU --smooth 5
+  rnnlab plot curves runs/a/metrics.jsonl runs/b/metrics.jsonl --title "two seeds" --compact
+""",
+    "hidden": """examples:
+  rnnlab plot hidden runs/stdlib-lstm/best.safetensors --out hidden.png
+  rnnlab plot hidden CKPT --text notes.py --method pca --color-by column
+  rnnlab plot hidden CKPT --string "for i in range(10):" --state c --layer 0
+""",
+    "predictions": """examples:
+  rnnlab plot predictions runs/stdlib-lstm/best.safetensors --string "def f(x):" --out p.png
+  rnnlab plot predictions CKPT --text notes.py --start 200 --length 60 --top-k 8
+  rnnlab plot predictions CKPT --mode rank          # rows: the model's 1st, 2nd ... guesses
+""",
+    "gradients": """examples:
+  rnnlab plot gradients --steps 200 --out gradients.png   # trains six small models first
+  rnnlab plot gradients --steps 0 --variants lstm gru     # at initialisation only, quick
+  rnnlab plot gradients runs/stdlib-lstm/best.safetensors runs/stdlib-gru/best.safetensors
+""",
+    "activations": """examples:
+  rnnlab plot activations runs/stdlib-lstm/best.safetensors --out activations.html
+  rnnlab plot activations CKPT --text notes.py --state c --layer 0
+  rnnlab plot activations CKPT --screenshot unit.png --unit 17 --underline "inside brackets"
+""",
+}
+
+
+def _sub(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A ``plot`` subcommand whose help ends with its examples."""
+    return sub.add_parser(name, epilog=EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
 def _add_text_source(p: argparse.ArgumentParser, max_tokens: int) -> None:
@@ -54,7 +90,7 @@ def add_parser(subparsers: Any) -> None:
     plot.set_defaults(handler=handle, plot_parser=plot)
     sub = plot.add_subparsers(dest="plot_command", metavar="WHAT")
 
-    p = sub.add_parser("curves", help="loss, perplexity and learning rate of one or more runs")
+    p = _sub(sub, "curves", help="loss, perplexity and learning rate of one or more runs")
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run folders (holding metrics.jsonl) or metrics files")
     p.add_argument("--names", nargs="+", help="legend names, one per run")
@@ -64,7 +100,7 @@ def add_parser(subparsers: Any) -> None:
     _add_image_output(p, "curves.png")
     p.set_defaults(plot_run=_run_curves)
 
-    p = sub.add_parser("hidden", help="hidden states over a text, projected by PCA and t-SNE")
+    p = _sub(sub, "hidden", help="hidden states over a text, projected by PCA and t-SNE")
     p.add_argument("checkpoint")
     _add_text_source(p, 800)
     p.add_argument("--method", nargs="+", choices=("pca", "tsne"), default=["pca", "tsne"],
@@ -83,7 +119,7 @@ def add_parser(subparsers: Any) -> None:
     _add_image_output(p, "hidden.png")
     p.set_defaults(plot_run=_run_hidden)
 
-    p = sub.add_parser("predictions", help="heat map of the next-token distribution")
+    p = _sub(sub, "predictions", help="heat map of the next-token distribution")
     p.add_argument("checkpoint")
     _add_text_source(p, 5000)
     p.add_argument("--start", type=nonneg_int, default=0, help="first token shown")
@@ -94,13 +130,14 @@ def add_parser(subparsers: Any) -> None:
     _add_image_output(p, "predictions.png")
     p.set_defaults(plot_run=_run_predictions)
 
-    p = sub.add_parser(
-        "gradients", help="gradient flow through time: tanh/relu RNN, LSTM, GRU, minGRU, "
-        "minLSTM",
-        description="||dL/dh(t-k)|| against k. Without checkpoints: trains one small model "
-        "of each kind on the same text and measures them at initialisation, with the "
-        "recurrent weights scaled up, and after training. With checkpoints: measures those "
-        "models on their text.")
+    p = _sub(
+        sub, "gradients", help="gradient flow through time: tanh/relu RNN, LSTM, GRU, "
+        "minGRU, minLSTM",
+        description=textwrap.fill(
+            "||dL/dh(t-k)|| against k. Without checkpoints: trains one small model of each "
+            "kind on the same text and measures them at initialisation, with the recurrent "
+            "weights scaled up, and after training. With checkpoints: measures those models "
+            "on their text.", 88))
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT")
     p.add_argument("--text", metavar="FILE",
                    help="train and measure on this UTF-8 text at character level (default: "
@@ -128,7 +165,7 @@ def add_parser(subparsers: Any) -> None:
     _add_image_output(p, "gradients.png")
     p.set_defaults(plot_run=_run_gradients)
 
-    p = sub.add_parser("activations", help="an HTML page colouring a text by single units")
+    p = _sub(sub, "activations", help="an HTML page colouring a text by single units")
     p.add_argument("checkpoint")
     _add_text_source(p, 3000)
     p.add_argument("--layer", type=int, default=-1)
