@@ -26,7 +26,8 @@ The trainer trains a *task*, a small adapter around a model and its data. A task
 
 The tasks here: :class:`LanguageModelTask` (an :class:`~rnnlab.models.RNNLM` over a
 corpus, truncated BPTT over contiguous streams), :class:`RegressionTask`
-(:class:`~rnnlab.models.SequenceRegressor`), :class:`ClassificationTask`
+(:class:`~rnnlab.models.SequenceRegressor`; :class:`ForecastTask` for one forecasting a
+series), :class:`ClassificationTask`
 (:class:`~rnnlab.models.SequenceClassifier`) and :class:`Seq2SeqTask`
 (:class:`~rnnlab.seq2seq.Seq2Seq`). The last three read shuffled mini-batches of whole
 examples (:class:`ExampleBatches`). :func:`make_task` picks the task for a model.
