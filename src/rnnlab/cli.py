@@ -16,7 +16,9 @@ further Ctrl-Cs while the process ends are ignored.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import os
 import signal
@@ -291,10 +293,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary, text = start_run(model_kw, train_kw, data_kw, out=args.out,
                                   device=args.device, sample_length=args.sample_length,
                                   overwrite=args.overwrite)
-    print(json.dumps(summary, indent=2))
-    if text:
-        print("\n--- sample ---\n" + text)
+    if _world().is_root:  # under mpiexec, rank 0 alone prints
+        print(json.dumps(summary, indent=2))
+        if text:
+            print("\n--- sample ---\n" + text)
     return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
+def _world() -> Any:
+    """The processes started together (``mpiexec -n K``; one without it)."""
+    from rnnlab.train.distributed import detect
+
+    return detect()
 
 
 _FORECAST_FLAGS = ("csv", "column", "window", "horizon", "valid_fraction", "plot")
@@ -353,7 +363,8 @@ def _train_forecast(args: argparse.Namespace) -> int:
         summary = start_forecast(args.csv, args.column, model_kw, train_kw, window=window,
                                  horizon=horizon, valid_fraction=fraction, out=args.out,
                                  overwrite=args.overwrite, device=args.device, plot=args.plot)
-    print(json.dumps(summary, indent=2))
+    if _world().is_root:
+        print(json.dumps(summary, indent=2))
     return STOP_STATUS.get(summary.get("stopped"), 0)
 
 
@@ -502,37 +513,48 @@ def _main(argv: list[str] | None) -> int:
     from rnnlab.train.trainer import DivergenceError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    world = _world()
+    if world.rank:  # under mpiexec: rank 0 alone prints the usage and its error
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = parser.parse_args(argv)
+    else:
+        args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+
+    def fail(message: str, status: int) -> int:
+        if world.size > 1:  # one line from this rank, then every rank ends (no hang)
+            world.fail(message, status)
+        print(f"rnnlab: error: {message}", file=sys.stderr)
+        return status
+
     try:
         return int(args.handler(args))
     except UsageError as exc:
+        if world.size > 1:
+            return fail(str(exc), 2)
         parser.error(str(exc))  # exits with status 2
     except (DataError, CheckpointError, DeviceError, RunFolderError) as exc:
-        print(f"rnnlab: error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     except OSError as exc:  # a path that cannot be written or read
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"rnnlab: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return fail(f"{where}{exc.strerror or exc}", 1)
     except MemoryError as exc:
         if os.environ.get("RNNLAB_DEBUG"):
             raise
-        print(f"rnnlab: error: out of memory ({exc or 'the model or data is too large'})",
-              file=sys.stderr)
-        return 1
+        return fail(f"out of memory ({exc or 'the model or data is too large'})", 1)
     except DivergenceError as exc:
-        print(f"rnnlab: error: {exc}", file=sys.stderr)
-        return 3
+        return fail(str(exc), 3)
     except (ValueError, TypeError) as exc:
-        if os.environ.get("RNNLAB_DEBUG"):
+        if os.environ.get("RNNLAB_DEBUG") and world.size == 1:
             raise
-        print(f"rnnlab: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
+    except Exception as exc:
+        if world.size == 1:
+            raise
+        return fail(f"{type(exc).__name__}: {exc}", 1)
     return 0
-
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

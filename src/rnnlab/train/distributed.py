@@ -91,6 +91,18 @@ class World:
     def abort(self, exc: BaseException) -> None:
         """End every rank after ``exc`` on this one (nothing for a single process)."""
 
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` (a small picklable object), on every rank."""
+        return value
+
+    def check_agree(self, value: str, what: str) -> None:
+        """Raise ValueError unless every rank holds the same ``value`` (a short string,
+        e.g. a digest); ``what`` names it in the message."""
+
+    def fail(self, message: str, status: int) -> None:
+        """End every rank after an error on this one that was reported as ``message`` (one
+        line, printed here with the rank); nothing for a single process."""
+
 
 class MPIWorld(World):
     """The ranks of an MPI communicator (``mpi4py``)."""
@@ -147,6 +159,27 @@ class MPIWorld(World):
                          f"ranks: {type(exc).__name__}: {exc}\n{text}")
         sys.stderr.flush()
         self.comm.Abort(1)
+
+    def broadcast(self, value: Any) -> Any:
+        return self.comm.bcast(value, root=0)
+
+    def check_agree(self, value: str, what: str) -> None:
+        values = self.comm.allgather(value)
+        if any(v != values[0] for v in values):
+            ranks = ", ".join(f"rank {r}: {str(v)[:16]}" for r, v in enumerate(values))
+            raise ValueError(f"the {self.size} processes do not hold the same {what} "
+                             f"({ranks}); every process must read the same data (the same "
+                             f"files on every machine)")
+
+    def fail(self, message: str, status: int) -> None:
+        import time
+
+        if self.rank:  # an error on rank 0 too (the same cause) is the one reported
+            time.sleep(0.5)
+        sys.stderr.write(f"rnnlab: error: rank {self.rank} of {self.size}: {message} "
+                         f"(ending all {self.size} processes)\n")
+        sys.stderr.flush()
+        self.comm.Abort(status or 1)
 
 
 _WORLD: World | None = None

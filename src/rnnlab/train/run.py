@@ -168,22 +168,18 @@ def start_run(model_kw: dict[str, Any], train_kw: dict[str, Any], data_kw: dict[
     data_cfg = DataConfig.from_dict(data_kw)
     train_cfg = TrainConfig.from_dict(train_kw)
     get_xp(device)  # a GPU without CuPy fails now, not after the corpus has loaded
-    if out is not None:
+    world = _world()
+    echo = _rank0(world, echo)
+    if out is not None and world.is_root:
         check_new_run_folder(out, overwrite=overwrite)  # before the data is loaded
     corpus = load_data(data_cfg)
+    world.check_agree(f"{corpus.digest()}/{len(corpus.vocab)}", "corpus (digest of its ids)")
     echo(corpus.description)
     model_cfg = RNNLMConfig.from_dict({"vocab_size": len(corpus.vocab), **model_kw})
     check_fits_in_memory(model_cfg)
     model = RNNLM.from_config(model_cfg, rng=train_cfg.seed, device=device)
-    if out is not None:
-        out = Path(out)
-        lock, removed = claim_new_run_folder(out, overwrite=overwrite)
-    else:
-        base = Path("runs") / f"{corpus.name}-{model_cfg.cell}"
-        out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
-        if out != base:
-            echo(f"{base} holds another run; this run goes to {out} (--overwrite replaces "
-                 f"{base}, --out chooses a folder)")
+    base = Path("runs") / f"{corpus.name}-{model_cfg.cell}"
+    out, lock, removed = _claim(world, out, base, overwrite, echo)
     try:
         if removed:
             echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
@@ -195,7 +191,64 @@ def start_run(model_kw: dict[str, Any], train_kw: dict[str, Any], data_kw: dict[
     finally:
         lock.release()
     summary["run"] = str(out)
+    if not world.is_root:
+        sample_length = 0  # rank 0 alone makes samples
     return summary, _sample(model, corpus.vocab, sample_length, train_cfg.seed)
+
+
+class _NoLock:
+    """What a rank other than 0 holds for the run folder (rank 0 holds its lock)."""
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> _NoLock:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def _world() -> Any:
+    """The processes this run trains on (:func:`rnnlab.train.distributed.detect`)."""
+    from rnnlab.train.distributed import detect
+
+    return detect()
+
+
+def _rank0(world: Any, echo: Any) -> Any:
+    """``echo`` on rank 0 (or :meth:`ProgressBar.write`), nothing on the other ranks."""
+    if not world.is_root:
+        return lambda *a, **k: None
+    return echo or ProgressBar.write
+
+
+def _claim(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo: Any
+           ) -> tuple[Path, Any, list[str]]:
+    """``(folder, lock, removed)``: the run folder, claimed by rank 0 alone (``out``, or
+    ``base`` or the first free ``base-<k>`` without it) and broadcast to the other ranks,
+    which hold no lock. When rank 0 fails, the others raise instead of waiting."""
+    from rnnlab.train.runfolder import RunFolderError
+
+    if not world.is_root:
+        folder = world.broadcast(None)
+        if folder is None:
+            raise RunFolderError("rank 0 could not claim the run folder (its error says why)")
+        return Path(folder), _NoLock(), []
+    try:
+        if out is not None:
+            out = Path(out)
+            lock, removed = claim_new_run_folder(out, overwrite=overwrite)
+        else:
+            out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
+            if out != base:
+                echo(f"{base} holds another run; this run goes to {out} (--overwrite "
+                     f"replaces {base}, --out chooses a folder)")
+    except BaseException:
+        world.broadcast(None)
+        raise
+    world.broadcast(str(out))
+    return out, lock, removed
 
 
 def run_checkpoint(path: str | Path) -> Path:
@@ -219,10 +272,12 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
     """
     from rnnlab.train.state import build_model
 
-    echo = echo or ProgressBar.write
+    world = _world()
+    echo = _rank0(world, echo)
     path = run_checkpoint(path)
     folder = path.parent
-    with RunLock(folder):  # before anything is read: a trainer already there is refused
+    # before anything is read: a trainer already there is refused (rank 0 holds the lock)
+    with RunLock(folder) if world.is_root else _NoLock():
         arrays, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
         if "forecast" in meta:
@@ -241,6 +296,8 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
                 from exc
         train_cfg = replace(train_cfg, **{"max_steps": None, "max_time": None, **overrides})
         loaded, data_cfg = corpus_of_checkpoint(meta, where, corpus=corpus, data_dir=data_dir)
+        world.check_agree(f"{loaded.digest()}/{len(loaded.vocab)}",
+                          "corpus (digest of its ids)")
         model = build_model(meta, where, device, arrays=arrays, rng=train_cfg.seed)
         del arrays
         try:
@@ -254,6 +311,8 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
              f"{trainer.progress.step}")
         summary = trainer.fit()
     summary["run"] = str(folder)
+    if not world.is_root:
+        sample_length = 0  # rank 0 alone makes samples
     return summary, _sample(model, loaded.vocab, sample_length, train_cfg.seed)
 
 
@@ -350,11 +409,12 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
     """
     from rnnlab.backend import get_xp
 
-    echo = echo or ProgressBar.write
+    world = _world()
+    echo = _rank0(world, echo)
     train_cfg = TrainConfig.from_dict({**FORECAST_TRAIN_DEFAULTS, **train_kw})
     model_cfg = {**FORECAST_MODEL_DEFAULTS, **model_kw}
     get_xp(device)
-    if out is not None:
+    if out is not None and world.is_root:
         check_new_run_folder(out, overwrite=overwrite)
     windows = _forecast_data(csv, column, window, horizon, valid_fraction)
     echo(f"{csv}, column {column!r}: {len(windows.series)} values; "
@@ -363,16 +423,8 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
     model = _forecast_model({"input_size": 1, "output_size": horizon, **model_cfg},
                             train_cfg.seed, device)
     task = _forecast_task(model, windows, train_cfg, csv, column, valid_fraction)
-    if out is not None:
-        out = Path(out)
-        lock, removed = claim_new_run_folder(out, overwrite=overwrite)
-    else:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in column) or "column"
-        base = Path("runs") / f"forecast-{safe}"
-        out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
-        if out != base:
-            echo(f"{base} holds another run; this run goes to {out} (--overwrite replaces "
-                 f"{base}, --out chooses a folder)")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in column) or "column"
+    out, lock, removed = _claim(world, out, Path("runs") / f"forecast-{safe}", overwrite, echo)
     try:
         if removed:
             echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
@@ -384,7 +436,7 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
     finally:
         lock.release()
     summary["run"] = str(out)
-    summary["plot"] = _forecast_plot(model, windows, out, plot, echo)
+    summary["plot"] = _forecast_plot(model, windows, out, plot, echo) if world.is_root else None
     return summary
 
 
@@ -397,10 +449,11 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
     default the path the checkpoint records, read only when it is a regular file). The
     values must be those the run was trained on (the checkpoint's digest is checked).
     """
-    echo = echo or ProgressBar.write
+    world = _world()
+    echo = _rank0(world, echo)
     path = run_checkpoint(path)
     folder = path.parent
-    with RunLock(folder):
+    with RunLock(folder) if world.is_root else _NoLock():
         _, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
         source = meta.get("forecast")
@@ -439,7 +492,8 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
              f"{trainer.progress.step}")
         summary = trainer.fit()
     summary["run"] = str(folder)
-    summary["plot"] = _forecast_plot(model, windows, folder, plot, echo)
+    summary["plot"] = _forecast_plot(model, windows, folder, plot, echo) \
+        if world.is_root else None
     return summary
 
 
