@@ -158,6 +158,7 @@ class MPIWorld(World):
         sys.stderr.write(f"rnnlab: rank {self.rank} of {self.size} failed, ending all "
                          f"ranks: {type(exc).__name__}: {exc}\n{text}")
         sys.stderr.flush()
+        _let_mpiexec_forward_output()
         self.comm.Abort(1)
 
     def broadcast(self, value: Any) -> Any:
@@ -179,7 +180,16 @@ class MPIWorld(World):
         sys.stderr.write(f"rnnlab: error: rank {self.rank} of {self.size}: {message} "
                          f"(ending all {self.size} processes)\n")
         sys.stderr.flush()
+        _let_mpiexec_forward_output()
         self.comm.Abort(status or 1)
+
+
+def _let_mpiexec_forward_output() -> None:
+    """A moment for mpiexec's proxy to pass on what this rank just wrote: an abort tears
+    the job down at once, and a message still in the pipe would be lost."""
+    import time
+
+    time.sleep(0.3)
 
 
 _WORLD: World | None = None
