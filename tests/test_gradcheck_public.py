@@ -56,7 +56,7 @@ def test_a_stacked_bidirectional_lstm_passes_with_every_array_in_the_table() -> 
     assert report["c0"].kind == "state" and report["input"].shape == (2, 3, 2)
     assert {d["name"] for d in report.to_dicts()} == set(names)
     text = str(report)
-    assert "LSTM(2, 3, num_layers=2, bidirectional=True, dropout=0.5)" in text
+    assert "LSTM(2, 3, num_layers=2, dropout=0.5, bidirectional=True)" in text
     assert "tolerance 1e-06" in text and "passed: all 19 arrays" in text
 
 
