@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.mpi.reap import job_env, reap
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'rnnlab[mpi]')")
 
@@ -32,12 +33,15 @@ def run(tmp: Path, k: int, mode: str, out: str, *extra: str, timeout: float = 60
     text = tmp / "text.txt"
     if not text.exists():
         text.write_text(TEXT, encoding="utf-8")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     cmd = [sys.executable, str(WORKER), mode, str(tmp / out), str(text), *extra]
     if k > 1:
         cmd = [MPIEXEC, "-n", str(k), *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=tmp)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=tmp)
+    finally:
+        reap(env)  # no rank of the job may outlive it
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
