@@ -6,7 +6,6 @@ and errors that end every rank with a non-zero status instead of a hang."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.mpi.reap import job_env, reap
+from tests.mpi.jobs import MPIEXEC, run_job
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'rnnlab[mpi]')")
 
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) \
-    or shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
 
 TEXT = ("the quick brown fox jumps over the lazy dog\n"
@@ -35,18 +32,8 @@ def rnnlab(tmp: Path, k: int, *args: str, timeout: float = 60, check: bool = Tru
     corpus = tmp / "small.txt"
     if not corpus.exists():
         corpus.write_text(TEXT, encoding="utf-8")
-    env = job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-    cmd = [sys.executable, "-m", "rnnlab", "train", *args]
-    if k > 1:
-        cmd = [MPIEXEC, "-n", str(k), *cmd]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=tmp)
-    finally:
-        reap(env)  # no rank of the job may outlive it
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    return run_job([sys.executable, "-m", "rnnlab", "train", *args], k, tmp, timeout=timeout,
+                   check=check)
 
 
 def params(folder: Path) -> dict[str, np.ndarray]:

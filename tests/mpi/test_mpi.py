@@ -5,7 +5,6 @@ wheel, runs as root and with more processes than cores)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.mpi.reap import job_env, reap
+from tests.mpi.jobs import MPIEXEC, run_job
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'rnnlab[mpi]')")
 
 WORKER = Path(__file__).with_name("worker.py")
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) \
-    or shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
 
 TEXT = ("the quick brown fox jumps over the lazy dog\n"
@@ -33,18 +30,8 @@ def run(tmp: Path, k: int, mode: str, out: str, *extra: str, timeout: float = 60
     text = tmp / "text.txt"
     if not text.exists():
         text.write_text(TEXT, encoding="utf-8")
-    env = job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-    cmd = [sys.executable, str(WORKER), mode, str(tmp / out), str(text), *extra]
-    if k > 1:
-        cmd = [MPIEXEC, "-n", str(k), *cmd]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=tmp)
-    finally:
-        reap(env)  # no rank of the job may outlive it
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    return run_job([sys.executable, str(WORKER), mode, str(tmp / out), str(text), *extra], k,
+                   tmp, timeout=timeout, check=check)
 
 
 def result(folder: Path) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ import pytest
 from rnnlab.cli import main
 from rnnlab.optim import SGD, AdaGrad, Adam, AdamW, RMSprop
 from rnnlab.train.checkpoint import CHECKSUM_KEY, CheckpointError, read_checkpoint
+from tests.ckptdoc import rewrite_document
 from tests.reliability.conftest import TEXT
 
 
@@ -64,21 +65,11 @@ def test_checksums_are_recorded_and_not_part_of_meta(tmp_path):
     assert CHECKSUM_KEY not in meta and sorted(arrays) == names
 
 
-def _rewrite(path: Path, edit) -> None:
-    """Write ``path`` again with its JSON document changed by ``edit(document)``."""
-    from safetensors import safe_open
-    from safetensors.numpy import save
-
-    with safe_open(str(path), framework="np") as fh:
-        document = json.loads(fh.metadata()["rnnlab"])
-        arrays = {k: fh.get_tensor(k) for k in fh.keys()}
-    edit(document)
-    path.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(document)}))
 
 
 def test_old_checkpoints_without_checksums_still_load(tmp_path, capsys):
     path = _train(tmp_path)
-    _rewrite(path, lambda doc: doc.pop(CHECKSUM_KEY))
+    rewrite_document(path, lambda doc: doc.pop(CHECKSUM_KEY))
     arrays, _ = read_checkpoint(path)
     assert "model/rnn.weight_hh_l0" in arrays
     assert main(["train", "--resume", str(path), "--max-steps", "4", "--no-progress",
@@ -96,7 +87,7 @@ def test_a_bad_checksum_table_is_refused(tmp_path, table, message):
     def edit(doc):
         doc[CHECKSUM_KEY] = table
 
-    _rewrite(path, edit)
+    rewrite_document(path, edit)
     with pytest.raises(CheckpointError, match=message):
         read_checkpoint(path)
 
@@ -164,7 +155,7 @@ def test_a_checkpoint_with_eps_zero_is_refused_at_resume(tmp_path, capsys):
     def edit(doc):
         doc["optimizer"]["hyper"]["eps"] = 0.0
 
-    _rewrite(path, edit)
+    rewrite_document(path, edit)
     capsys.readouterr()
     assert main(["train", "--resume", str(path), "--no-progress", "--sample-length", "0"]) == 1
     err = capsys.readouterr().err

@@ -15,6 +15,7 @@ from rnnlab.cli import main
 from rnnlab.data import load_text, textio
 from rnnlab.train.checkpoint import read_checkpoint
 from rnnlab.train.run import evaluate_checkpoint
+from tests.ckptdoc import rewrite_document
 from tests.reliability.conftest import TEXT
 
 SMALL = ["--no-progress", "--sample-length", "0", "--hidden-size", "8", "--embedding-dim",
@@ -31,15 +32,6 @@ def run(tmp_path: Path) -> Path:
     return out
 
 
-def _rewrite(path: Path, edit) -> None:
-    from safetensors import safe_open
-    from safetensors.numpy import save
-
-    with safe_open(str(path), framework="np") as fh:
-        document = json.loads(fh.metadata()["rnnlab"])
-        arrays = {k: fh.get_tensor(k) for k in fh.keys()}
-    edit(document)
-    path.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(document)}))
 
 
 def _resume(run: Path, *extra: str) -> int:
@@ -106,7 +98,7 @@ def test_a_checkpoint_naming_a_folder_is_not_walked(run, tmp_path, capsys, monke
     (tree / "sub" / "x.txt").write_text(TEXT)
     for name in ("last.safetensors", "best.safetensors"):
         if (run / name).exists():
-            _rewrite(run / name, lambda d: d["data_config"].update(corpus=str(tree)))
+            rewrite_document(run / name, lambda d: d["data_config"].update(corpus=str(tree)))
 
     def walked(*args, **kw):
         raise AssertionError("a folder named by a checkpoint was walked")
@@ -121,7 +113,7 @@ def test_a_checkpoint_naming_a_folder_is_not_walked(run, tmp_path, capsys, monke
 
 
 def test_an_older_checkpoint_without_a_digest_asks_for_the_corpus(run, tmp_path, capsys):
-    _rewrite(run / "last.safetensors", lambda d: (d.pop("corpus_digest"),
+    rewrite_document(run / "last.safetensors", lambda d: (d.pop("corpus_digest"),
                                                   d.pop("corpus_bytes")))
     capsys.readouterr()
     assert main(["eval", str(run / "last.safetensors")]) == 1
@@ -134,7 +126,7 @@ def test_an_older_checkpoint_without_a_digest_asks_for_the_corpus(run, tmp_path,
 
 
 def test_a_size_mismatch_is_refused_before_reading(run, tmp_path, monkeypatch):
-    _rewrite(run / "last.safetensors", lambda d: d.update(corpus_bytes=123))
+    rewrite_document(run / "last.safetensors", lambda d: d.update(corpus_bytes=123))
     from rnnlab.data import textio as tio
 
     def no_read(*args, **kw):
@@ -154,7 +146,7 @@ def test_a_size_mismatch_is_refused_before_reading(run, tmp_path, monkeypatch):
     (None, "corpus expected a non-empty string, got None"),
 ])
 def test_a_corpus_that_is_not_a_string_gets_a_clear_message(run, capsys, value, message):
-    _rewrite(run / "last.safetensors", lambda d: d["data_config"].update(corpus=value))
+    rewrite_document(run / "last.safetensors", lambda d: d["data_config"].update(corpus=value))
     capsys.readouterr()
     assert main(["eval", str(run / "last.safetensors")]) == 1
     err = capsys.readouterr().err
@@ -172,7 +164,7 @@ def test_named_corpora_are_checked_too(tmp_path, capsys):
     assert main(["eval", str(out / "last.safetensors")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert math.isfinite(result["valid"]["loss"])
-    _rewrite(out / "last.safetensors",
+    rewrite_document(out / "last.safetensors",
              lambda d: d.update(corpus_digest="blake2b-128:" + "0" * 32))
     assert main(["eval", str(out / "last.safetensors")]) == 1
     assert "no longer holds the data" in capsys.readouterr().err

@@ -3,12 +3,12 @@ still holds the same token ids; a folder named by a checkpoint is never walked."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from rnnlab.cli import main
+from tests.ckptdoc import rewrite_document
 
 TEXT = "def f(x):\n    return x + 1\n" * 40
 SMALL = ["--no-progress", "--sample-length", "0", "--hidden-size", "8", "--embedding-dim",
@@ -25,14 +25,7 @@ def checkpoint(tmp_path: Path) -> Path:
 
 
 def _name_corpus(path: Path, corpus: str) -> None:
-    from safetensors import safe_open
-    from safetensors.numpy import save
-
-    with safe_open(str(path), framework="np") as fh:
-        document = json.loads(fh.metadata()["rnnlab"])
-        arrays = {k: fh.get_tensor(k) for k in fh.keys()}
-    document["data_config"]["corpus"] = corpus
-    path.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(document)}))
+    rewrite_document(path, lambda document: document["data_config"].update(corpus=corpus))
 
 
 def test_plot_reads_the_checkpoints_own_corpus(checkpoint: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""After an ``mpiexec`` run ends, end any of its ranks still alive.
+"""Running a job under ``mpiexec`` in the MPI tests, and ending any of its ranks still
+alive afterwards.
 
 MPI_Abort normally takes every rank with it; once, under load, a rank of an aborted job
 outlived ``mpiexec`` (in a session of its own) and spun in a collective. The tests must not
@@ -9,7 +10,12 @@ marker in its environment (:func:`job_env`) and reaped by it afterwards (:func:`
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 MARK = "RNNLAB_TEST_JOB"
 
@@ -32,3 +38,25 @@ def reap(env: dict[str, str]) -> list[int]:
                 proc.kill()
                 killed.append(proc.info["pid"])
     return killed
+
+
+#: the ``mpiexec`` of the ``mpich`` wheel beside this Python, else one on the PATH
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) \
+    or shutil.which("mpiexec")
+
+
+def run_job(cmd: list[str], k: int, cwd: Path, *, timeout: float = 60,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """``cmd`` under ``mpiexec -n k`` (alone for ``k == 1``) in ``cwd``, one BLAS thread per
+    process; no process of it outlives the call."""
+    env = job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    if k > 1:
+        cmd = [MPIEXEC, "-n", str(k), *cmd]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=cwd)
+    finally:
+        reap(env)  # no rank of the job may outlive it
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
