@@ -178,19 +178,12 @@ def start_run(model_kw: dict[str, Any], train_kw: dict[str, Any], data_kw: dict[
     model_cfg = RNNLMConfig.from_dict({"vocab_size": len(corpus.vocab), **model_kw})
     check_fits_in_memory(model_cfg)
     model = RNNLM.from_config(model_cfg, rng=train_cfg.seed, device=device)
-    base = Path("runs") / f"{corpus.name}-{model_cfg.cell}"
-    out, lock, removed = _claim(world, out, base, overwrite, echo)
-    try:
-        if removed:
-            echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
-        echo(f"model: {model_cfg.cell} x{model_cfg.num_layers}, hidden "
-             f"{model_cfg.hidden_size}, {model.num_parameters():,} parameters; run folder "
-             f"{out}")
-        trainer = Trainer(model, corpus, train_cfg, out, data_config=data_cfg, echo=echo)
-        summary = trainer.fit()
-    finally:
-        lock.release()
-    summary["run"] = str(out)
+    summary = _fit_new_run(
+        world, out, Path("runs") / f"{corpus.name}-{model_cfg.cell}", overwrite, echo,
+        f"{model_cfg.cell} x{model_cfg.num_layers}, hidden {model_cfg.hidden_size}, "
+        f"{model.num_parameters():,} parameters",
+        lambda folder: Trainer(model, corpus, train_cfg, folder, data_config=data_cfg,
+                               echo=echo))
     if not world.is_root:
         sample_length = 0  # rank 0 alone makes samples
     return summary, _sample(model, corpus.vocab, sample_length, train_cfg.seed)
@@ -251,6 +244,47 @@ def _claim(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo
     return out, lock, removed
 
 
+def _fit_new_run(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo: Any,
+                 model: str, trainer_for: Any) -> dict[str, Any]:
+    """Claim the run folder (:func:`_claim`), say what trains there (``model``), and fit
+    ``trainer_for(folder)`` while holding the folder's lock; the summary names the run."""
+    out, lock, removed = _claim(world, out, base, overwrite, echo)
+    try:
+        if removed:
+            echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
+        echo(f"model: {model}; run folder {out}")
+        summary = trainer_for(out).fit()
+    finally:
+        lock.release()
+    summary["run"] = str(out)
+    return summary
+
+
+def _resumed_config(meta: dict[str, Any], where: str, overrides: dict[str, Any]
+                    ) -> TrainConfig:
+    """The run configuration a checkpoint continues with: its own, with ``overrides`` and
+    without the earlier invocation's step and time budgets. Refuses a checkpoint that holds
+    no training state."""
+    if "optimizer" not in meta:
+        raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
+                              f"resume from last.safetensors")
+    try:
+        train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its run configuration is invalid ({exc})") from exc
+    return replace(train_cfg, **{"max_steps": None, "max_time": None, **overrides})
+
+
+def _fit_resumed(trainer: Trainer, path: Path, echo: Any) -> dict[str, Any]:
+    """Restore ``trainer`` from ``path`` and fit it on; the summary names the run."""
+    trainer.restore(path)
+    echo(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
+         f"{trainer.progress.step}")
+    summary = trainer.fit()
+    summary["run"] = str(path.parent)
+    return summary
+
+
 def run_checkpoint(path: str | Path) -> Path:
     """The checkpoint ``--resume`` names: ``path``, or ``path/last.safetensors`` for a
     run folder."""
@@ -286,15 +320,7 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
         if meta.get("kind") != "rnnlm":
             raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
                                   f"'rnnlm'")
-        if "optimizer" not in meta:
-            raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
-                                  f"resume from last.safetensors")
-        try:
-            train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: its run configuration is invalid ({exc})") \
-                from exc
-        train_cfg = replace(train_cfg, **{"max_steps": None, "max_time": None, **overrides})
+        train_cfg = _resumed_config(meta, where, overrides)
         loaded, data_cfg = corpus_of_checkpoint(meta, where, corpus=corpus, data_dir=data_dir)
         world.check_agree(f"{loaded.digest()}/{len(loaded.vocab)}",
                           "corpus (digest of its ids)")
@@ -306,11 +332,7 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
         except (TypeError, ValueError) as exc:  # DataError included
             raise CheckpointError(f"{where}: its configuration does not fit its corpus "
                                   f"({exc})") from exc
-        trainer.restore(path)
-        echo(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
-             f"{trainer.progress.step}")
-        summary = trainer.fit()
-    summary["run"] = str(folder)
+        summary = _fit_resumed(trainer, path, echo)
     if not world.is_root:
         sample_length = 0  # rank 0 alone makes samples
     return summary, _sample(model, loaded.vocab, sample_length, train_cfg.seed)
@@ -424,19 +446,13 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
                             train_cfg.seed, device)
     task = _forecast_task(model, windows, train_cfg, csv, column, valid_fraction)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in column) or "column"
-    out, lock, removed = _claim(world, out, Path("runs") / f"forecast-{safe}", overwrite, echo)
-    try:
-        if removed:
-            echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
-        echo(f"model: {model_cfg['cell']} x{model_cfg['num_layers']}, hidden "
-             f"{model_cfg['hidden_size']}, {model.num_parameters():,} parameters; run folder "
-             f"{out}")
-        trainer = Trainer(model, None, train_cfg, out, echo=echo, task=task)
-        summary = trainer.fit()
-    finally:
-        lock.release()
-    summary["run"] = str(out)
-    summary["plot"] = _forecast_plot(model, windows, out, plot, echo) if world.is_root else None
+    summary = _fit_new_run(
+        world, out, Path("runs") / f"forecast-{safe}", overwrite, echo,
+        f"{model_cfg['cell']} x{model_cfg['num_layers']}, hidden {model_cfg['hidden_size']}, "
+        f"{model.num_parameters():,} parameters",
+        lambda folder: Trainer(model, None, train_cfg, folder, echo=echo, task=task))
+    summary["plot"] = _forecast_plot(model, windows, Path(summary["run"]), plot, echo) \
+        if world.is_root else None
     return summary
 
 
@@ -460,13 +476,8 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
         if meta.get("kind") != "regressor" or not isinstance(source, dict):
             raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected a "
                                   f"forecasting run (rnnlab train --task forecast)")
-        if "optimizer" not in meta:
-            raise CheckpointError(f"{where}: holds no training state (a best-model file?); "
-                                  f"resume from last.safetensors")
+        train_cfg = _resumed_config(meta, where, overrides)
         try:
-            train_cfg = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
-            train_cfg = replace(train_cfg, **{"max_steps": None, "max_time": None,
-                                              **overrides})
             column, named = source["column"], source["csv"]
             window, horizon = source["window"], source["horizon"]
             valid_fraction = source["valid_fraction"]
@@ -486,12 +497,8 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
             raise CheckpointError(f"{where}: its model configuration is invalid ({exc})") \
                 from exc
         task = _forecast_task(model, windows, train_cfg, csv, column, valid_fraction)
-        trainer = Trainer(model, None, train_cfg, folder, echo=echo, task=task)
-        trainer.restore(path)
-        echo(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
-             f"{trainer.progress.step}")
-        summary = trainer.fit()
-    summary["run"] = str(folder)
+        summary = _fit_resumed(Trainer(model, None, train_cfg, folder, echo=echo, task=task),
+                               path, echo)
     summary["plot"] = _forecast_plot(model, windows, folder, plot, echo) \
         if world.is_root else None
     return summary
