@@ -29,11 +29,16 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, to_numpy
-from rnnlab.nn import GRU, LSTM, RNN, Linear, Module, SoftmaxCrossEntropy
+from rnnlab.models.regressor import (
+    CELLS,
+    last_layer_state,
+    last_layer_state_backward,
+    valid_steps,
+)
+from rnnlab.nn import Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int, check_probability
 from rnnlab.nn.module import require_cache
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 POOLINGS = ("last", "mean")
 
 
@@ -103,26 +108,15 @@ class SequenceClassifier(Module):
                 "dtype": np.dtype(self.dtype).name}
 
     # ------------------------------------------------------------------ forward
-    def _valid(self, N: int, T: int, lengths: Any) -> tuple[Any, Any]:
-        """``(mask (N, T, 1), counts (N, 1))`` of the valid steps, in the model's dtype."""
-        if lengths is None:
-            counts = np.full((N, 1), T)
-        else:
-            counts = np.asarray(to_numpy(lengths)).reshape(N, 1)
-        mask = (np.arange(T)[None, :] < counts)[:, :, None]
-        xp = self.xp
-        return xp.asarray(mask.astype(self.dtype)), xp.asarray(counts.astype(self.dtype))
-
     def forward(self, xs: Any, lengths: Any = None, state: Any = None) -> Any:
         """Logits ``(N, C)`` of ``xs`` ``(N, T, D)``; ``lengths`` ``(N,)`` valid steps."""
         hs = self.rnn.forward(xs, state=state, lengths=lengths)  # (N, T, K*H)
         N, T, _ = hs.shape
         if self.pooling == "last":
-            K = self.rnn.num_directions
-            z = self.xp.concatenate(list(self.rnn.h_n[-K:]), axis=1)  # (N, K*H)
+            z = last_layer_state(self.rnn)  # (N, K*H)
             self._cache = {"T": T}
         else:
-            mask, counts = self._valid(N, T, lengths)
+            mask, counts = valid_steps(self.xp, self.dtype, N, T, lengths)
             z = (hs * mask).sum(axis=1) / counts  # (N, K*H)
             self._cache = {"T": T, "mask": mask, "counts": counts}
         return self.head.forward(z)
@@ -157,9 +151,4 @@ class SequenceClassifier(Module):
         if self.pooling == "mean":
             dhs = cache["mask"] * (dz / cache["counts"])[:, None, :]  # (N, T, K*H)
             return self.rnn.backward(dhs)
-        K, H = self.rnn.num_directions, self.rnn.hidden_size
-        dh_n = self.xp.zeros(self.rnn.h_n.shape, dtype=self.dtype)
-        for k in range(K):  # the head read the last layer's K final states
-            dh_n[dh_n.shape[0] - K + k] = dz[:, k * H:(k + 1) * H]
-        dstate = (dh_n, None) if self.rnn.has_cell else dh_n  # no gradient for c_n
-        return self.rnn.backward(None, dstate=dstate)
+        return last_layer_state_backward(self.rnn, dz)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import make_rng, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Linear, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.module import require_cache
@@ -102,10 +102,7 @@ class SequenceRegressor(Module):
         return self.head.forward(self._last_layer_state())
 
     def _last_layer_state(self) -> Any:
-        """The last layer's final hidden states as ``(N, K*H)``, forward direction first."""
-        K = self.rnn.num_directions
-        last = self.rnn.h_n[-K:]  # (K, N, H)
-        return self.xp.concatenate(list(last), axis=1)
+        return last_layer_state(self.rnn)
 
     def final_state(self) -> Any:
         """The state after the last forward, to pass as ``state`` to the next one."""
@@ -119,10 +116,7 @@ class SequenceRegressor(Module):
         cache = require_cache(self, self._cache, "forward_loss")
         if not self.many_to_many or cache["lengths"] is None:
             return None
-        lengths = cache["lengths"]
-        lengths = np.asarray(lengths.get() if hasattr(lengths, "get") else lengths).reshape(N, 1)
-        valid = np.arange(cache["T"])[None, :] < lengths
-        return self.xp.asarray(valid[:, :, None].astype(self.dtype))
+        return valid_steps(self.xp, self.dtype, N, cache["T"], cache["lengths"])[0]
 
     def forward_loss(self, xs: Any, targets: Any, state: Any = None,
                      lengths: Any = None) -> float:
@@ -157,9 +151,30 @@ class SequenceRegressor(Module):
         dfeat = self.head.backward(dpred)
         if self.many_to_many:
             return self.rnn.backward(dfeat)
-        K, H = self.rnn.num_directions, self.rnn.hidden_size
-        dh_n = self.xp.zeros(self.rnn.h_n.shape, dtype=self.dtype)
-        for k in range(K):  # the head read the last layer's K final states
-            dh_n[dh_n.shape[0] - K + k] = dfeat[:, k * H : (k + 1) * H]
-        dstate = (dh_n, None) if self.rnn.has_cell else dh_n  # no gradient for c_n
-        return self.rnn.backward(None, dstate=dstate)
+        return last_layer_state_backward(self.rnn, dfeat)
+
+
+def last_layer_state(rnn: Any) -> Any:
+    """The last layer's final hidden states of ``rnn``'s last forward as ``(N, K*H)``,
+    forward direction first: a sequence summarised by where it ended."""
+    K = rnn.num_directions
+    return rnn.xp.concatenate(list(rnn.h_n[-K:]), axis=1)
+
+
+def last_layer_state_backward(rnn: Any, dz: Any) -> Any:
+    """Backward of :func:`last_layer_state`: ``dz`` ``(N, K*H)`` goes into the last layer's
+    final states (none into ``c_n``); returns ``rnn``'s input gradient."""
+    K, H = rnn.num_directions, rnn.hidden_size
+    dh_n = rnn.xp.zeros(rnn.h_n.shape, dtype=rnn.dtype)
+    for k in range(K):
+        dh_n[dh_n.shape[0] - K + k] = dz[:, k * H : (k + 1) * H]
+    return rnn.backward(None, dstate=(dh_n, None) if rnn.has_cell else dh_n)
+
+
+def valid_steps(xp: Any, dtype: Any, N: int, T: int, lengths: Any) -> tuple[Any, Any]:
+    """``(mask (N, T, 1), counts (N, 1))`` of the valid steps of each sequence, in
+    ``dtype`` on the device of ``xp`` (every step when ``lengths`` is None)."""
+    counts = np.full((N, 1), T) if lengths is None else \
+        np.asarray(to_numpy(lengths)).reshape(N, 1)
+    mask = (np.arange(T)[None, :] < counts)[:, :, None]
+    return xp.asarray(mask.astype(dtype)), xp.asarray(counts.astype(dtype))
