@@ -264,7 +264,7 @@ _RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnlab.train.run import resume_run, run_checkpoint, start_run
+    from rnnlab.train.run import resume_run, start_run
 
     if args.task == "forecast":
         return _train_forecast(args)
@@ -273,18 +273,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} is an option of --task forecast")
     model_kw, train_kw, data_kw = _configs_from_args(args)
     if args.resume:
-        changed = sorted((set(model_kw) | set(data_kw) | set(train_kw)) - _RESUME_FLAGS)
-        if changed:
-            raise UsageError(f"--resume continues a run with its saved configuration; these "
-                             f"options cannot change: {', '.join(changed)}")
-        if args.overwrite:
-            raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
-                             "--resume")
-        folder = run_checkpoint(args.resume).parent
-        if args.out is not None and not _same_folder(args.out, folder):
-            raise UsageError(f"--out {args.out}: a resumed run continues in its own folder "
-                             f"({folder}); copy that folder to --out and resume from the "
-                             f"copy to continue elsewhere")
+        _check_resume(args, (set(model_kw) | set(data_kw) | set(train_kw)) - _RESUME_FLAGS)
         summary, text = resume_run(args.resume, train_kw, device=args.device,
                                    sample_length=args.sample_length,
                                    corpus=data_kw.get("corpus"),
@@ -317,7 +306,7 @@ _FORECAST_MODEL = ("cell", "hidden_size", "num_layers", "dropout", "dtype")
 
 def _train_forecast(args: argparse.Namespace) -> int:
     """``rnnlab train --task forecast``: a forecaster of a CSV column."""
-    from rnnlab.train.run import resume_forecast, run_checkpoint, start_forecast
+    from rnnlab.train.run import resume_forecast, start_forecast
 
     given = [n for n in _FORECAST_REFUSED if getattr(args, n, None) not in (None, False)]
     if given:
@@ -337,19 +326,9 @@ def _train_forecast(args: argparse.Namespace) -> int:
     if args.no_progress:
         train_kw["progress"] = False
     if args.resume:
-        changed = sorted(set(model_kw) | set(train_kw) - _RESUME_FLAGS
-                         | {n for n in ("column", "window", "horizon", "valid_fraction")
-                            if getattr(args, n) is not None})
-        if changed:
-            raise UsageError(f"--resume continues a run with its saved configuration; these "
-                             f"options cannot change: {', '.join(changed)}")
-        if args.overwrite:
-            raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
-                             "--resume")
-        folder = run_checkpoint(args.resume).parent
-        if args.out is not None and not _same_folder(args.out, folder):
-            raise UsageError(f"--out {args.out}: a resumed run continues in its own folder "
-                             f"({folder})")
+        _check_resume(args, (set(model_kw) | set(train_kw)) - _RESUME_FLAGS
+                      | {n for n in ("column", "window", "horizon", "valid_fraction")
+                         if getattr(args, n) is not None})
         summary = resume_forecast(args.resume, train_kw, csv=args.csv, device=args.device,
                                   plot=args.plot)
     else:
@@ -366,6 +345,25 @@ def _train_forecast(args: argparse.Namespace) -> int:
     if _world().is_root:
         print(json.dumps(summary, indent=2))
     return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
+def _check_resume(args: argparse.Namespace, changed: set[str]) -> None:
+    """Refuse what ``--resume`` cannot honour: options of the saved configuration that
+    would change (``changed``), ``--overwrite``, and an ``--out`` that is not the run's
+    own folder."""
+    from rnnlab.train.run import run_checkpoint
+
+    if changed:
+        raise UsageError(f"--resume continues a run with its saved configuration; these "
+                         f"options cannot change: {', '.join(sorted(changed))}")
+    if args.overwrite:
+        raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
+                         "--resume")
+    folder = run_checkpoint(args.resume).parent
+    if args.out is not None and not _same_folder(args.out, folder):
+        raise UsageError(f"--out {args.out}: a resumed run continues in its own folder "
+                         f"({folder}); copy that folder to --out and resume from the "
+                         f"copy to continue elsewhere")
 
 
 def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -298,15 +298,16 @@ def _resume(args: argparse.Namespace) -> int:
         return _fit_and_export(trainer, codec, source, options, out)
 
 
-def _source_pairs(info: dict[str, Any], data_dir: str | None) -> tuple[Any, str]:
-    """All the pairs of the data a run records (before its split)."""
+def _source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
+    """All the pairs of the data a run records (before its split); ``hint`` ends every
+    message (what the user may pass instead)."""
     from rnnlab.data import DataError
     from rnnlab.seq2seq.data import read_pairs
     from rnnlab.seq2seq.training import load_task
     from rnnlab.train.checkpoint import CheckpointError
 
-    if not isinstance(info.get("task"), str):
-        raise CheckpointError("the checkpoint does not record its data")
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        raise CheckpointError(f"the checkpoint does not record its data{hint}")
     try:
         if info.get("source") == "generated":
             pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
@@ -315,39 +316,30 @@ def _source_pairs(info: dict[str, Any], data_dir: str | None) -> tuple[Any, str]
         elif info["task"] in TASK_DEFAULTS:
             pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
         else:
-            raise DataError(f"the run's data file {info.get('path')!r} is gone")
+            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r})") from None
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
+            from None
     return pairs, info["task"]
 
 
 # ----------------------------------------------------------------------- eval
 def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Any, str]:
     """The pairs to score: ``--data``, or the test split of the data the run recorded."""
-    from rnnlab.data import DataError
     from rnnlab.seq2seq.data import read_pairs, split_pairs
-    from rnnlab.seq2seq.training import load_task
     from rnnlab.train.checkpoint import CheckpointError
 
     if data is not None:
         return read_pairs(data), data
     info = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
-    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
-        raise CheckpointError("the checkpoint does not record its data; pass --data FILE")
+    hint = "; pass --data FILE"
+    pairs, _ = _source_pairs(info, data_dir, hint)
     try:
-        if info.get("source") == "generated":
-            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
-        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
-            pairs = read_pairs(info["path"])
-        elif info["task"] in TASK_DEFAULTS:
-            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
-        else:
-            raise DataError(f"the run's data file {info.get('path')!r} is gone; pass --data")
         _, test = split_pairs(pairs, int(info.get("split_seed", 1984)),
                               float(info.get("test_fraction", 0.1)))
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}); pass "
-                              f"--data FILE") from None
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
+            from None
     return test, f"{info['task']} ({info.get('source')}), test split"
 
 
