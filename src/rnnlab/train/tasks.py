@@ -347,25 +347,12 @@ class LanguageModelTask(Task):
     def _evaluate_shared(self, ids: Any, config: Any) -> float:
         """:func:`~rnnlab.train.evaluate.evaluate_ids` with the streams divided between the
         ranks: each sums its tokens' losses, one reduction adds them up."""
-        if len(ids) < 2:
-            raise ValueError(f"evaluate: need at least 2 tokens, got {len(ids)}")
-        model = self.model
-        batch_size = max(1, min(config.eval_batch_size, len(ids) - 1))
-        lo, hi = self.world.share(batch_size)
-        carried, was_training = model.get_state(), model.training
-        model.eval()
-        model.reset_state()
-        total, count = 0.0, 0
-        try:
-            if hi > lo:
-                for x, y in BPTTBatcher(ids, batch_size, config.bptt):
-                    x, y = x[lo:hi], y[lo:hi]
-                    loss = model.forward_loss(model.xp.asarray(x), model.xp.asarray(y))
-                    total += loss * y.size
-                    count += y.size
-        finally:
-            model.set_state(carried)
-            model.train(was_training)
+        from rnnlab.train.evaluate import eval_batch_size, loss_sums
+
+        lo, hi = self.world.share(eval_batch_size(ids, config.eval_batch_size))
+        total, count = loss_sums(self.model, ids, batch_size=config.eval_batch_size,
+                                 bptt=config.bptt, streams=slice(lo, hi)) \
+            if hi > lo else (0.0, 0)
         total, count = self.world.allreduce_sum([total, count])
         return float(total / count)
 
