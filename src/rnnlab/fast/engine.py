@@ -23,9 +23,8 @@ operation                   asked by
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,6 @@ UPDATE_BLOCK = 1 << 18
 class ReferenceEngine:
     """Declines every operation: the reference runs alone."""
 
-    name = "reference"
 
     def scan_forward(self, cell: Any, tr: Any, W_hh: Any, b_rest: Any) -> bool:
         """Run the forward loop over ``t`` of a scan into ``tr``; False to decline."""
@@ -89,16 +87,11 @@ class ReferenceEngine:
             part()
         return result
 
-    @contextlib.contextmanager
-    def blas_threads(self, limit: int | None) -> Iterator[None]:
-        """At most ``limit`` BLAS threads in the block (the reference leaves BLAS alone)."""
-        yield
 
 
 class Engine(ReferenceEngine):
     """The engine for one array module and dtype (see the module docstring)."""
 
-    name = "fast"
 
     def __init__(self, xp: Any, dtype: Any) -> None:
         self.xp, self.dtype = xp, np.dtype(dtype)
@@ -186,6 +179,3 @@ class Engine(ReferenceEngine):
     def run_beside(self, main: Callable[[Callable[[Callable[[], None]], None]], Any],
                    parts: Any = ()) -> Any:
         return threads.run_beside(main, parts)
-
-    def blas_threads(self, limit: int | None) -> contextlib.AbstractContextManager[None]:
-        return threads.blas_threads(limit) if self.numpy else contextlib.nullcontext()

@@ -47,11 +47,6 @@ def get() -> Any:
     return _load("numba_kernels") if switch("RNNLAB_KERNELS") else None
 
 
-def enabled() -> bool:
-    """Whether numba's kernels are on."""
-    return get() is not None
-
-
 def for_arrays(xp: Any, dtype: Any) -> Any:
     """The kernels for arrays of this module and dtype: numba's for NumPy float32,
     CuPy's (:mod:`rnnlab.fast.cuda_kernels`) on a GPU, else None."""
