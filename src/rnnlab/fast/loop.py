@@ -100,7 +100,6 @@ class BackPlan:
         self.t1 = xp.empty((N, H), dtype=dtype)
         self.t2 = xp.empty((N, H), dtype=dtype)
         self.tg = xp.empty((N, G * H), dtype=dtype)
-        self.limit: int | None = None
         self.transposed = False
         self.packed: PackedProducts | None = None
         self.whole = False
@@ -179,7 +178,6 @@ def plan_backward(steps: FastCell, tr: Any, bw: Any, kernels: Any) -> tuple[Plan
     brec = _BACK_PLANS.get(bw)
     if brec is None:
         brec = _BACK_PLANS[bw] = BackPlan(bw)
-    brec.limit = rec.limit
     macs = tr.N * tr.H * tr.G * tr.H
     brec.whole = rec.whole or (solo() and _whole_loop(steps, rec, tr.mask))
     if brec.whole:
