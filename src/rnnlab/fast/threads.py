@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+import numpy as np
+
 from rnnlab.fast.config import switch
 
 _local = threading.local()  # .limit (innermost blas_threads limit), .beside (bool)
@@ -56,8 +58,6 @@ def scratch(key: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         buffers = _local.scratch = {}
     buf = buffers.get(key)
     if buf is None or buf.shape != shape or buf.dtype != dtype:
-        import numpy as np
-
         buf = buffers[key] = np.empty(shape, dtype=dtype)
     return buf
 
