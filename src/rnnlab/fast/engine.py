@@ -18,6 +18,8 @@ operation                   asked by
 ``sub_scaled``              SGD's update ``param -= scale * grad``
 ``beside_pays``,            :meth:`rnnlab.models.RNNLM.backward`: weight gradients on a
 ``run_beside``              second core while the input-gradient chain runs
+``min_forward``,            :class:`rnnlab.nn.MinGRU` / :class:`~rnnlab.nn.MinLSTM`: gates
+``min_backward``            and recurrence of one layer direction, forward and backward
 ==========================  ===============================================================
 """
 
@@ -86,6 +88,22 @@ class ReferenceEngine:
         for part in pending:
             part()
         return result
+
+    def min_forward(self, cell: str, P: Any, h0: Any, valid: Any, reverse: bool) -> Any:
+        """The states ``h`` ``(T+1, N, H)`` (processing order, ``h[0] = h0``) of one
+        direction of a minGRU / minLSTM layer (``cell``) from its pre-activations ``P``
+        ``(T, N, G*H)`` and ``valid`` ``(T, N, 1)`` bool or None, both in time order;
+        ``reverse`` runs ``t = T-1 .. 0``. None to decline."""
+        return None
+
+    def min_backward(self, cell: str, P: Any, h: Any, dy: Any, dh_n: Any, valid: Any,
+                     reverse: bool, record: bool) -> tuple[Any, Any, Any] | None:
+        """Backward of :meth:`min_forward` (asked only after it ran): from ``dy``
+        ``(T, N, H)`` (time order, or None) and ``dh_n`` ``(N, H)``, return ``(dP, dh0,
+        dh)``: ``dP`` ``(T, N, G*H)`` in time order (zero at padded steps), ``dh0``
+        ``(N, H)`` and, with ``record``, the total gradient of each state ``(T, N, H)``
+        in processing order (else None). None to decline."""
+        return None
 
 
 
@@ -175,6 +193,52 @@ class Engine(ReferenceEngine):
 
     def beside_pays(self, side_macs: int, main_macs: int) -> bool:
         return self.numpy and threads.beside_pays(side_macs, main_macs)
+
+    def _min_kernels(self, cell: str, P: Any, ran: bool = False) -> Any:
+        # the backward (``ran``) follows a forward that ran here, whatever the switches
+        # say now: the module is loaded
+        if not (self.numpy and P.dtype == self.dtype):
+            return None
+        kernels = _kernels.minrnn(ran)
+        return None if kernels is None else kernels.KERNELS[cell]
+
+    @staticmethod
+    def _valid_rows(valid: Any, T: int, N: int) -> Any:
+        if valid is None:
+            return np.ones((T, N), np.uint8)
+        return np.ascontiguousarray(valid[..., 0]).view(np.uint8)
+
+    @staticmethod
+    def _by_rows(fn: Callable[[int, int], None], T: int, N: int, H: int) -> None:
+        # rows are independent: parts of at least 2^16 elements on the engine's threads
+        threads.parallel_chunks(fn, N, min_chunk=max(1, -(-(1 << 16) // (T * H))))
+
+    def min_forward(self, cell: str, P: Any, h0: Any, valid: Any, reverse: bool) -> Any:
+        kernels = self._min_kernels(cell, P)
+        if kernels is None:
+            return None
+        (T, N, _), H = P.shape, h0.shape[1]
+        P, h0 = np.ascontiguousarray(P), np.ascontiguousarray(h0)
+        rows = self._valid_rows(valid, T, N)
+        h = np.empty((T + 1, N, H), dtype=P.dtype)
+        self._by_rows(lambda n0, n1: kernels[0](P, h0, rows, reverse, h, n0, n1), T, N, H)
+        return h
+
+    def min_backward(self, cell: str, P: Any, h: Any, dy: Any, dh_n: Any, valid: Any,
+                     reverse: bool, record: bool) -> tuple[Any, Any, Any] | None:
+        kernels = self._min_kernels(cell, P, ran=True)
+        if kernels is None:
+            return None
+        (T, N, _), H = P.shape, h.shape[2]
+        P = np.ascontiguousarray(P)
+        dy = np.zeros((T, N, H), P.dtype) if dy is None else np.ascontiguousarray(dy)
+        dh_n = np.ascontiguousarray(dh_n)
+        rows = self._valid_rows(valid, T, N)
+        dP, dh0 = np.empty_like(P), np.empty((N, H), P.dtype)
+        dh = np.empty((T, N, H) if record else (0, 0, 0), P.dtype)
+        self._by_rows(lambda n0, n1: kernels[1](P, h, dy, dh_n, rows, reverse, dP, dh0, dh,
+                                                record, n0, n1), T, N, H)
+        return dP, dh0, (dh if record else None)
 
     def run_beside(self, main: Callable[[Callable[[Callable[[], None]], None]], Any],
                    parts: Any = ()) -> Any:

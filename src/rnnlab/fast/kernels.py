@@ -47,6 +47,13 @@ def get() -> Any:
     return _load("numba_kernels") if switch("RNNLAB_KERNELS") else None
 
 
+def minrnn(always: bool = False) -> Any:
+    """numba's minGRU / minLSTM kernels (:mod:`rnnlab.fast.numba_minrnn`, float32 and
+    float64), or None when numba is missing or ``RNNLAB_KERNELS`` is off (unless
+    ``always``)."""
+    return _load("numba_minrnn") if always or switch("RNNLAB_KERNELS") else None
+
+
 def for_arrays(xp: Any, dtype: Any) -> Any:
     """The kernels for arrays of this module and dtype: numba's for NumPy float32,
     CuPy's (:mod:`rnnlab.fast.cuda_kernels`) on a GPU, else None."""

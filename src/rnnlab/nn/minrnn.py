@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, random_uniform
+from rnnlab.fast import engine_for
 from rnnlab.nn.checks import (
     check_float_array,
     check_lengths,
@@ -231,6 +232,13 @@ class MinRecurrent(Module):
         if self.bias:
             P += self.params[f"bias_ih{sfx}"]
         P = P.reshape(T, N, -1)
+        engine = engine_for(xp, self.dtype)
+        h = engine.min_forward(self.cell, P, h0, valid, bool(direction))
+        if h is not None:  # the engine ran gates and recurrence in one pass
+            if direction and valid is not None:
+                valid = valid[::-1]
+            out = h[1:] if valid is None else h[1:] * valid
+            return {"out": out[::-1] if direction else out, "h": h, "engine": engine, "P": P}
         if direction:  # the backward direction runs in reversed time
             P = P[::-1]
             valid = None if valid is None else valid[::-1]
@@ -292,7 +300,11 @@ class MinRecurrent(Module):
               dh_n: Any, dX: Any) -> Any:
         """Backward through one :meth:`_run`: add into the parameter gradients and ``dX``
         ``(T, N, D)``; return ``dh0`` ``(N, H)``."""
-        xp, (T, N, D) = self.xp, X.shape
+        xp, (T, N) = self.xp, X.shape[:2]
+        if "engine" in run:
+            dP, dh0 = self._back_engine(run, layer, direction, dy, dh_n)
+            self._weight_grads(X, layer, direction, dP.reshape(T * N, -1), dX)
+            return dh0
         valid, h = run["valid"], run["h"]
         if dy is None:
             dy = xp.zeros(h[1:].shape, dtype=self.dtype)
@@ -313,13 +325,34 @@ class MinRecurrent(Module):
             dP *= valid
         if direction:
             dP = dP[::-1]
-        dP = xp.ascontiguousarray(dP).reshape(T * N, -1)
-        sfx = self.suffix(layer, direction)
+        self._weight_grads(X, layer, direction, xp.ascontiguousarray(dP).reshape(T * N, -1), dX)
+        return dh0
+
+    def _weight_grads(self, X: Any, layer: int, direction: int, dP: Any, dX: Any) -> None:
+        """``dW += dP^T X``, ``db += sum dP``, ``dX += dP W`` for ``dP`` ``(T*N, G*H)``
+        in time order."""
+        (T, N, D), sfx = X.shape, self.suffix(layer, direction)
         self.matmul_into_grad(self.grads[f"weight_ih{sfx}"], dP.T, X.reshape(T * N, D))
         if self.bias:
             self.matmul_into_grad(self.grads[f"bias_ih{sfx}"], self.ones(T * N), dP)
-        dX += xp.matmul(dP, self.params[f"weight_ih{sfx}"]).reshape(T, N, D)
-        return dh0
+        dX += self.xp.matmul(dP, self.params[f"weight_ih{sfx}"]).reshape(T, N, D)
+
+    def _back_engine(self, run: dict[str, Any], layer: int, direction: int, dy: Any,
+                     dh_n: Any) -> tuple[Any, Any]:
+        """:meth:`_back` when the engine ran the forward: ``(dP, dh0)``, ``dP`` in time
+        order; records ``dh`` when asked."""
+        cache = require_cache(self, self._cache)
+        got = run["engine"].min_backward(self.cell, run["P"], run["h"], dy, dh_n,
+                                         cache["valid"], bool(direction),
+                                         self._record is not None)
+        if got is None:
+            raise RuntimeError(f"{self.name}.backward: the engine ran the forward and "
+                               f"declined the backward")
+        if self._record is not None:
+            seen = got[2][::-1] if direction else got[2]
+            self._record[layer * self.num_directions + direction] = \
+                seen.transpose(1, 0, 2).copy()
+        return got[0], got[1]
 
 
 class MinGRU(MinRecurrent):
