@@ -44,6 +44,8 @@ def test_plot_curves_predictions_hidden(trained, trained_gru, tmp_path, capsys):
     assert main(["plot", "curves", str(trained.run), "--out", str(out), "--compact"]) == 0
     assert out.read_bytes()[25] == 3  # a palette PNG
     assert_real_png(out, min_bytes=2_000)
+    assert main(["plot", "curves", str(trained.run), "--x", "time", "--out", str(out)]) == 0
+    assert_real_png(out)
 
     text = tmp_path / "sample.py"
     text.write_text(trained.text, encoding="utf-8")

@@ -101,6 +101,39 @@ def test_training_curves_mark_rollbacks_and_refuse_empty_logs(tmp_path):
         plot_training_curves(empty)
 
 
+def test_wall_minutes_add_up_resumed_parts_and_fall_back_to_time():
+    from rnnlab.viz.curves import wall_minutes
+
+    resumed = [{"event": "train", "step": 1, "wall_s": 60.0},
+               {"event": "valid", "step": 2, "wall_s": 120.0},
+               {"event": "train", "step": 3, "wall_s": 30.0},  # a resumed process
+               {"event": "train", "step": 4, "wall_s": 90.0},
+               {"event": "checkpoint"}]
+    assert wall_minutes(resumed) == [1.0, 2.0, 2.5, 3.5, None]
+    old = [{"event": "train", "step": 1, "time": 1000.0},
+           {"event": "train", "step": 2, "time": 1090.0}]
+    assert wall_minutes(old) == [0.0, 1.5]
+
+
+def test_training_curves_against_wall_time(trained, trained_gru, tmp_path):
+    from rnnlab.train.metrics import read_metrics
+
+    records = read_metrics(trained.run / "metrics.jsonl")
+    walls = [r["wall_s"] for r in records]  # every record carries its wall time
+    assert walls == sorted(walls) and walls[0] >= 0
+    fig = plot_training_curves([trained.run, trained_gru.run], tmp_path / "t.png",
+                               names=["lstm", "gru"], dpi=DPI, x="time")
+    assert_real_png(tmp_path / "t.png")
+    ax_loss = fig.axes[0]
+    assert ax_loss.get_xlabel() == "training wall time (minutes)"
+    labels = line_labels(ax_loss)
+    for name in ("lstm train", "gru valid"):
+        x, _ = ax_loss.get_lines()[labels.index(name)].get_data()
+        assert np.isfinite(x).all() and list(x) == sorted(x) and 0 <= x[0] < x[-1] < 60
+    with pytest.raises(ValueError, match="x expected"):
+        plot_training_curves(trained.run, x="epoch")
+
+
 # ------------------------------------------------------------ hidden states
 def test_pca_is_exact_and_deterministic():
     rng = np.random.default_rng(0)

@@ -23,14 +23,17 @@ class MetricsLog:
 
     A symbolic link at ``path`` is refused, not written through; a failed write (a full
     disk) raises an ``OSError`` that names ``path``. Every record carries ``world_size``
-    (the number of processes training, 1 for a single process); with ``enabled=False``
-    (the ranks other than 0 of a run on many processes) nothing is written.
+    (the number of processes training, 1 for a single process) and ``wall_s``, the
+    seconds since this log was opened (a resumed run starts again from 0: ``rnnlab plot
+    curves --x time`` adds the parts up); with ``enabled=False`` (the ranks other than 0
+    of a run on many processes) nothing is written.
     """
 
     def __init__(self, path: str | Path, *, world_size: int = 1, enabled: bool = True) -> None:
         self.path = Path(path)
         self.world_size, self.enabled = int(world_size), bool(enabled)
         self.started = time.time()
+        self._clock = time.perf_counter()
         if not self.enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,7 @@ class MetricsLog:
 
     def log(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "time": round(time.time(), 3),
+                  "wall_s": round(time.perf_counter() - self._clock, 3),
                   "world_size": self.world_size, **fields}
         if not self.enabled:
             return record

@@ -35,6 +35,7 @@ EXAMPLES = {
   rnnlab plot curves runs/stdlib-lstm --out curves.png
   rnnlab plot curves runs/stdlib-lstm runs/stdlib-gru --names LSTM GRU --smooth 5
   rnnlab plot curves runs/a/metrics.jsonl runs/b/metrics.jsonl --title "two seeds" --compact
+  rnnlab plot curves runs/lstm runs/mingru --names LSTM minGRU --x time
 """,
     "hidden": """examples:
   rnnlab plot hidden runs/stdlib-lstm/best.safetensors --out hidden.png
@@ -96,6 +97,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--names", nargs="+", help="legend names, one per run")
     p.add_argument("--smooth", type=positive_int, default=1,
                    help="average the training curves over this many logged points")
+    p.add_argument("--x", choices=("step", "time"), default="step",
+                   help="horizontal axis: training step, or minutes of training wall time "
+                        "(runs compared in the same time budget)")
     p.add_argument("--title")
     _add_image_output(p, "curves.png")
     p.set_defaults(plot_run=_run_curves)
@@ -256,7 +260,7 @@ def _run_curves(args: argparse.Namespace) -> int:
         raise ValueError(f"--names: expected {len(args.runs)} names (one per run), got "
                          f"{len(args.names)}")
     plot_training_curves(args.runs, args.out, names=args.names, title=args.title,
-                         smooth=args.smooth, dpi=args.dpi)
+                         smooth=args.smooth, dpi=args.dpi, x=args.x)
     return _written(args.out, args)
 
 

@@ -36,6 +36,8 @@ class RunCurves:
     test: dict[str, float] = field(default_factory=dict)
     divergences: list[int] = field(default_factory=list)
     skipped: int = 0  # train, valid and divergence records without a usable step
+    #: ``{event: {step: minutes of training wall time}}`` (see :func:`wall_minutes`)
+    minutes: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -117,6 +119,29 @@ def _read(path: Path) -> list[dict[str, Any]]:
                         f"the {METRICS_FILE} that rnnlab train writes") from None
 
 
+def wall_minutes(records: list[dict[str, Any]]) -> list[float | None]:
+    """The training wall time of each record, in minutes: its ``wall_s`` (seconds since
+    its process opened the log), plus the last ``wall_s`` of every earlier process where
+    a run was resumed (``wall_s`` falls back). A log without ``wall_s`` (older rnnlab)
+    uses ``time`` from its first record on, which leaves out the time before that record
+    and counts the pauses between resumes. None for a record with neither."""
+    out: list[float | None] = []
+    offset, last, first_time = 0.0, 0.0, None
+    for r in records:
+        wall, clock = _number(r.get("wall_s")), _number(r.get("time"))
+        if wall is not None:
+            if wall < last:
+                offset += last
+            last = wall
+            out.append((offset + wall) / 60)
+        elif clock is not None:
+            first_time = clock if first_time is None else first_time
+            out.append((clock - first_time) / 60)
+        else:
+            out.append(None)
+    return out
+
+
 def load_run(run: str | Path, name: str | None = None) -> RunCurves:
     """Read one run's metrics into :class:`RunCurves`."""
     path = metrics_path(run)
@@ -125,8 +150,12 @@ def load_run(run: str | Path, name: str | None = None) -> RunCurves:
         name = path.resolve().parent.name if path.name == METRICS_FILE else path.stem
     curves = RunCurves(name=name, path=path)
     by_event: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        by_event.setdefault(str(r.get("event")), []).append(r)
+    for r, minutes in zip(records, wall_minutes(records), strict=True):
+        event = str(r.get("event"))
+        by_event.setdefault(event, []).append(r)
+        step = _step(r.get("step"))
+        if step is not None and minutes is not None:
+            curves.minutes.setdefault(event, {})[step] = minutes  # later records win
     for event, target in (("train", curves.train), ("valid", curves.valid)):
         for key in ("loss", "ppl", "lr"):
             target[key] = _series(by_event.get(event, []), key)
@@ -175,14 +204,32 @@ def _finite(steps: np.ndarray, values: np.ndarray, positive: bool = False
     return steps[ok], values[ok]
 
 
+X_AXES = ("step", "time")
+
+
+def _at(c: RunCurves, event: str, steps: np.ndarray, x: str) -> np.ndarray:
+    """The x coordinates of ``steps`` of ``event``: the steps, or with ``x="time"`` the
+    minutes of training wall time at which they were logged (NaN where unknown)."""
+    if x == "step":
+        return steps
+    clock = c.minutes.get(event, {})
+    return np.array([clock.get(int(s), np.nan) for s in steps], dtype=np.float64)
+
+
 def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
                          out: str | Path | None = None, *, names: Sequence[str] | None = None,
-                         title: str | None = None, smooth: int = 1, dpi: int = 100) -> Any:
-    """Loss, perplexity (log scale) and learning rate against step, for one run or several
-    overlaid (one colour per run; training solid, validation dashed with markers, test a
-    star, rollbacks red ticks). ``smooth`` averages the training curves over that many
-    logged points. Returns the Figure (and writes ``out`` when given)."""
+                         title: str | None = None, smooth: int = 1, dpi: int = 100,
+                         x: str = "step") -> Any:
+    """Loss, perplexity (log scale) and learning rate against step, or with
+    ``x="time"`` against minutes of training wall time (:func:`wall_minutes`; to compare
+    runs in the same time budget), for one run or several overlaid (one colour per run;
+    training solid, validation dashed with markers, test a star, rollbacks red ticks).
+    ``smooth`` averages the training curves over that many logged points. Returns the
+    Figure (and writes ``out`` when given)."""
     from rnnlab.viz._mpl import new_figure, save_figure
+
+    if x not in X_AXES:
+        raise ValueError(f"plot_training_curves: x expected one of {list(X_AXES)}, got {x!r}")
 
     if isinstance(runs, str | Path):
         runs = [runs]
@@ -217,25 +264,28 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
                 v = np.convolve(v, kernel, mode="valid")
                 s = s[smooth - 1:]
             if len(s):
-                ax.plot(s, v, color=color, lw=1.4, label=f"{c.name} train")
+                ax.plot(_at(c, "train", s, x), v, color=color, lw=1.4,
+                        label=f"{c.name} train")
             s, v = _finite(*c.valid[key], positive=positive)
             if len(s):
-                ax.plot(s, v, color=color, lw=1.4, ls="--", marker="o", ms=4,
-                        label=f"{c.name} valid")
+                ax.plot(_at(c, "valid", s, x), v, color=color, lw=1.4, ls="--", marker="o",
+                        ms=4, label=f"{c.name} valid")
             if key in c.test and _drawable(np.array(c.test[key])) and (c.test[key] > 0 or
                                                                        not positive):
                 step = c.test.get("step", s[-1] if len(s) else 0)
-                ax.plot([step], [c.test[key]], color=color, marker="*", ms=12, ls="none",
+                at = _at(c, "test", np.array([step]), x)
+                ax.plot(at, [c.test[key]], color=color, marker="*", ms=12, ls="none",
                         label=f"{c.name} test {c.test[key]:.3g}")
-            for d in c.divergences:
+            for d in _at(c, "divergence", np.array(c.divergences, dtype=np.int64), x):
                 ax.axvline(d, color="red", lw=0.8, alpha=0.6)
         s, v = _finite(*c.train["lr"], positive=True)
         if len(s):
-            ax_lr.plot(s, v, color=color, lw=1.4, label=c.name, drawstyle="steps-post")
+            ax_lr.plot(_at(c, "train", s, x), v, color=color, lw=1.4, label=c.name,
+                       drawstyle="steps-post")
         s, v = _finite(*c.valid["lr"], positive=True)
         if len(s):
-            ax_lr.plot(s, v, color=color, ls="none", marker="o", ms=4)
-        for d in c.divergences:
+            ax_lr.plot(_at(c, "valid", s, x), v, color=color, ls="none", marker="o", ms=4)
+        for d in _at(c, "divergence", np.array(c.divergences, dtype=np.int64), x):
             ax_lr.axvline(d, color="red", lw=0.8, alpha=0.6)
     ax_loss.set_ylabel("loss (nats per token)")
     ax_ppl.set_ylabel("perplexity")
@@ -256,7 +306,7 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
         ax_lr.set_ylim(0, 1.15 * values.max() if values.size else 1.0)
         ax_lr.yaxis.set_major_formatter(plain)
     for ax, name in ((ax_loss, "Loss"), (ax_ppl, "Perplexity"), (ax_lr, "Learning rate")):
-        ax.set_xlabel("step")
+        ax.set_xlabel("step" if x == "step" else "training wall time (minutes)")
         ax.set_title(name, fontsize=10)
         ax.grid(True, alpha=0.3)
     if any(c.divergences for c in curves):
