@@ -3,7 +3,10 @@
     python benchmarks/bench_lm.py book           # the book's Rnnlm recipe, 4 epochs on PTB
     python benchmarks/bench_lm.py zaremba-small  # Zaremba et al. 2014 small, 13 epochs
     python benchmarks/bench_lm.py shakespeare    # character LSTM, 15 minutes
+    python benchmarks/bench_lm.py shakespeare-mingru shakespeare-mingru-block  # the same, minGRU
+    python benchmarks/bench_lm.py ptb-mingru     # minGRU on PTB in 35 minutes
     python benchmarks/bench_lm.py simple-rnnlm   # seed 002: SimpleRnnlm, first 1000 PTB words
+    python benchmarks/bench_lm.py zaremba-small --dropout 0.2 --dropout-kind locked
 
 Data come from ``--data-dir`` or ``$RNNLAB_DATA`` (else a download). Each run writes its
 folder under ``--out`` (default ``runs/bench``) and prints one table row: the target, the
@@ -60,6 +63,43 @@ PRESETS = {
         "target": ("best valid loss", "<=", 1.45),
         "budget": 15 * 60,
     },
+    # minGRU against the LSTM above, the same data, optimiser, schedule, batch and budget:
+    # a plain stack of three minGRU layers of 512 (a step costs about what the LSTM's
+    # does), and the paper's block (norm, minGRU, feed-forward, residuals) at 3 x 256,
+    # whose step costs more, so it gets fewer epochs in the same 15 minutes.
+    "shakespeare-mingru": {
+        "data": {"corpus": "tinyshakespeare"},
+        "model": {"embedding_dim": 64, "hidden_size": 512, "num_layers": 3, "cell": "mingru",
+                  "dropout": 0.2},
+        "train": {"epochs": 8, "batch_size": 32, "bptt": 100, "optimizer": "adam",
+                  "lr": 0.002, "clip_norm": 5.0, "schedule": "cosine", "eval_batch_size": 32,
+                  "max_time": 14 * 60},
+        "target": ("best valid loss", "<=", 1.446),
+        "budget": 15 * 60,
+    },
+    "shakespeare-mingru-block": {
+        "data": {"corpus": "tinyshakespeare"},
+        "model": {"embedding_dim": 256, "hidden_size": 256, "num_layers": 3, "cell": "mingru",
+                  "dropout": 0.2, "block": True},
+        "train": {"epochs": 3, "batch_size": 32, "bptt": 100, "optimizer": "adam",
+                  "lr": 0.002, "clip_norm": 5.0, "schedule": "cosine", "eval_batch_size": 32,
+                  "max_time": 14 * 60},
+        "target": ("best valid loss", "<=", 1.446),
+        "budget": 15 * 60,
+    },
+    # Penn Treebank, word level, minGRU in Zaremba small's 35 minutes: two layers of 400
+    # with tied embeddings, dropout 0.4, Adam on a cosine schedule over the epochs that
+    # fit the budget (``--epochs`` sizes it to the host).
+    "ptb-mingru": {
+        "data": {"corpus": "ptb"},
+        "model": {"embedding_dim": 400, "hidden_size": 400, "num_layers": 2, "cell": "mingru",
+                  "dropout": 0.4, "tie_weights": True},
+        "train": {"epochs": 20, "batch_size": 32, "bptt": 35, "optimizer": "adam",
+                  "lr": 0.002, "clip_norm": 1.0, "schedule": "cosine", "eval_batch_size": 10,
+                  "max_time": 34 * 60},
+        "target": ("test ppl", "<=", 112.53),
+        "budget": 35 * 60,
+    },
 }
 
 
@@ -75,6 +115,8 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     train = dict(preset["train"])
     if args.max_time is not None:
         train["max_time"] = args.max_time
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
     if args.unigram_bias:
         train["unigram_bias"] = True
     train.setdefault("progress", not args.no_progress)
@@ -90,6 +132,12 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     if args.init is not None:
         model_kw["init"] = args.init
         tag += f"-{args.init}"
+    if args.dropout is not None:  # replaces the preset's dropout
+        model_kw["dropout"] = args.dropout
+        tag += f"-dropout{args.dropout:g}"
+    if args.dropout_kind is not None:
+        model_kw["dropout_kind"] = args.dropout_kind
+        tag += f"-{args.dropout_kind}"
     if args.freeze:
         tag += "-freeze-" + "-".join(args.freeze).replace("*", "x")
     if args.unigram_bias:
@@ -131,10 +179,17 @@ def main() -> int:
     p.add_argument("--out", default="runs/bench")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-time", type=float, help="seconds per run (overrides the preset)")
+    p.add_argument("--epochs", type=int, help="epochs (overrides the preset; a cosine "
+                   "schedule decays over them)")
     p.add_argument("--init-range", type=float,
                    help="draw every parameter uniformly from [-R, R] (overrides the preset)")
     p.add_argument("--init", choices=("pytorch", "book"),
                    help="RNNLM initialisation (overrides the preset)")
+    p.add_argument("--dropout", type=float,
+                   help="dropout probability of the model (overrides the preset)")
+    p.add_argument("--dropout-kind", choices=("step", "locked"),
+                   help="RNNLM's dropout kind: a new mask at every step, or one mask over "
+                        "the whole sequence (overrides the preset)")
     p.add_argument("--freeze", nargs="+", metavar="NAME",
                    help="parameters kept as initialised, e.g. rnn.bias_hh_l0 (with the book's "
                         "zero biases: the book's LSTM with its single bias)")
