@@ -3,10 +3,13 @@
     python benchmarks/bench_minrnn.py [--threads 2] [--steps 10] [--lengths 256 1024]
                                       [--blocks 64]
 
-Each contestant is a character model of the same width: ``Embedding(65, 256)``, the
+``rnnlab MinGRU`` / ``MinLSTM`` run with the engine (its compiled pass over the gates and
+the recurrence, the same for either mode); the ``reference`` rows run the plain NumPy
+reference (``RNNLAB_FAST=0`` for that contestant) in each mode. Each contestant is a
+character model of the same width: ``Embedding(65, 256)``, the
 recurrent layer (H = 256), ``Linear(256, 65)``, softmax cross-entropy, and one step is
 forward, backward and a plain SGD update, float32, batch 32. The rnnlab contestants
-(MinGRU and MinLSTM in both modes, LSTM) share the same plumbing (embedding rows, then
+(MinGRU and MinLSTM, LSTM) share the same plumbing (embedding rows, then
 the layer's ``forward``; not RNNLM's token table). ``--blocks`` adds a parallel row for
 each block length of the log-space scan (``minrnn_math.SCAN_BLOCK``; 0 is one block
 over the whole sequence). Thread counts are fixed before numpy and torch load; the
@@ -47,7 +50,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from rnnlab import nn  # noqa: E402
+from rnnlab import fast, nn  # noqa: E402
 from rnnlab.nn import minrnn_math  # noqa: E402
 from rnnlab.optim import SGD  # noqa: E402
 
@@ -78,7 +81,8 @@ class CharModel(nn.Module):
         return loss
 
 
-def rnnlab_step(make: Callable[[], nn.Module], block: int | None = None) -> Callable[..., Any]:
+def rnnlab_step(make: Callable[[], nn.Module], block: int | None = None,
+                engine: bool = True) -> Callable[..., Any]:
     model = CharModel(make())
     opt = SGD(model, lr=0.1)
 
@@ -86,10 +90,12 @@ def rnnlab_step(make: Callable[[], nn.Module], block: int | None = None) -> Call
         saved = minrnn_math.SCAN_BLOCK
         if block is not None:
             minrnn_math.SCAN_BLOCK = block or x.shape[1]
+        fast.set_enabled(engine)
         try:
             model.step(opt, x, y)
         finally:
             minrnn_math.SCAN_BLOCK = saved
+            fast.set_enabled(None)
 
     return step
 
@@ -116,12 +122,13 @@ def contestants() -> dict[str, Callable[..., Any]]:
     H = ARGS.hidden
     out = {}
     for cls in (nn.MinGRU, nn.MinLSTM):
+        out[f"rnnlab {cls.__name__}"] = rnnlab_step(lambda cls=cls: cls(H, H, rng=0))
         for mode in ("parallel", "sequential"):
-            out[f"rnnlab {cls.__name__} {mode}"] = rnnlab_step(
-                lambda cls=cls, mode=mode: cls(H, H, mode=mode, rng=0))
+            out[f"rnnlab {cls.__name__} {mode}, reference"] = rnnlab_step(
+                lambda cls=cls, mode=mode: cls(H, H, mode=mode, rng=0), engine=False)
         for block in ARGS.blocks:
-            out[f"rnnlab {cls.__name__} parallel, block {block or 'T'}"] = rnnlab_step(
-                lambda cls=cls: cls(H, H, rng=0), block)
+            out[f"rnnlab {cls.__name__} parallel, block {block or 'T'}, reference"] = \
+                rnnlab_step(lambda cls=cls: cls(H, H, rng=0), block, engine=False)
     out["rnnlab LSTM"] = rnnlab_step(lambda: nn.LSTM(H, H, rng=0))
     if torch is not None and not ARGS.no_torch:
         out["torch LSTM"] = torch_step()
@@ -133,7 +140,7 @@ def main() -> int:
     print(f"one training step, N {ARGS.batch}, H {ARGS.hidden}, vocab {ARGS.vocab}, float32, "
           f"{ARGS.threads} thread(s), median of {ARGS.steps} steps after {ARGS.warmup} "
           f"(numpy {np.__version__}, torch {torch.__version__ if torch else 'absent'})")
-    print(f"{'T':>5}  {'contestant':<40} {'ms':>9} {'LSTM / it':>10}")
+    print(f"{'T':>5}  {'contestant':<44} {'ms':>9} {'LSTM / it':>10}")
     for T in ARGS.lengths:
         runs = contestants()
         times: dict[str, list[float]] = {name: [] for name in runs}
@@ -148,7 +155,7 @@ def main() -> int:
                     times[name].append(time.perf_counter() - t0)
         med = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
         for name, ms in med.items():
-            print(f"{T:>5}  {name:<40} {ms:>9.1f} {med['rnnlab LSTM'] / ms:>9.2f}x")
+            print(f"{T:>5}  {name:<44} {ms:>9.1f} {med['rnnlab LSTM'] / ms:>9.2f}x")
     return 0
 
 
