@@ -114,6 +114,9 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--max-time", type=nonneg_float, help="seconds")
     t.add_argument("--log-every", type=positive_int)
     t.add_argument("--checkpoint-every", type=positive_int)
+    t.add_argument("--check-every", type=positive_int, metavar="N",
+                   help="under mpiexec: compare a checksum of every process's parameters "
+                        "every N steps and stop if they differ (default 50)")
     t.add_argument("--unigram-bias", action="store_true", default=None,
                    help="start the output bias at the log frequencies of the training "
                         "tokens")
@@ -260,7 +263,8 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
 #: The exit status of a run stopped by a signal (128 + the signal number).
 STOP_STATUS = {"interrupted": 130, "terminated": 143, "hangup": 129}
 #: What a resumed run may change: its budget, and where its data is now.
-_RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_dir"}
+_RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_dir",
+                 "check_every"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 MARK = "RNNLAB_TEST_JOB"
@@ -45,11 +46,35 @@ MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) \
     or shutil.which("mpiexec")
 
 
+def _env() -> dict[str, str]:
+    return job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+
+
+@contextlib.contextmanager
+def started_job(cmd: list[str], k: int, cwd: Path) -> Iterator[subprocess.Popen]:
+    """``cmd`` under ``mpiexec -n k`` started in the background (a ``Popen`` with text
+    pipes), for a test that signals it while it runs; on leaving, the job is killed if it
+    still runs, and no process of it outlives the block."""
+    env = _env()
+    if k > 1:
+        cmd = [MPIEXEC, "-n", str(k), *cmd]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        reap(env)
+
+
 def run_job(cmd: list[str], k: int, cwd: Path, *, timeout: float = 60,
             check: bool = True) -> subprocess.CompletedProcess:
     """``cmd`` under ``mpiexec -n k`` (alone for ``k == 1``) in ``cwd``, one BLAS thread per
     process; no process of it outlives the call."""
-    env = job_env({**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    env = _env()
     if k > 1:
         cmd = [MPIEXEC, "-n", str(k), *cmd]
     try:

@@ -61,6 +61,9 @@ class TrainConfig(ConfigDict):
     divergence_factor: float = 4.0  # a loss above this times the running mean is a blow-up
     divergence_lr_factor: float = 0.5  # learning rate multiplier after a rollback
     max_divergences: int = 3  # give up after this many rollbacks
+    # many processes (MPI): steps between checks that the parameters of all processes are
+    # the same; None: the world's own setting (World(check_every=...), 50 by default)
+    check_every: int | None = None
     progress: bool = True  # tqdm progress bar
     freeze: tuple[str, ...] = ()  # parameter names (fnmatch patterns) kept as initialised
     # set the output bias to the log unigram distribution of the training split before
@@ -90,7 +93,7 @@ class TrainConfig(ConfigDict):
         for name in ("clip_norm", "clip_value", "max_time"):
             if getattr(self, name) is not None:
                 _positive(owner, name, getattr(self, name))
-        for name in ("patience", "max_steps"):
+        for name in ("patience", "max_steps", "check_every"):
             if getattr(self, name) is not None:
                 _positive(owner, name, getattr(self, name), integer=True)
         if self.optimizer not in OPTIMIZERS:

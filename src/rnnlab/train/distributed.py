@@ -10,17 +10,33 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
 * the batch size stays the global batch; rank ``r`` takes the contiguous share
   :meth:`World.share` of each batch's rows (for truncated BPTT the streams
   ``r*B/K ... (r+1)*B/K - 1``, so its carried state is the one a single process carries
-  for those streams; ``B`` must be divisible by ``K``);
-* after the backward pass each rank's gradients, times its item count (tokens or
-  examples), its loss times that count, the count and a stop flag go into one flat
-  buffer reduced with a single ``Allreduce`` (:meth:`World.allreduce_grads`); dividing by
-  the global count gives the single-process mean over the global batch. Clipping and the
-  optimizer step follow on every rank from the same numbers;
+  for those streams; ``B`` must be divisible by ``K``). A task of example batches takes
+  each batch whole, padded and trimmed as one process would, and keeps its rows
+  (:func:`slice_rows`; the shares of a batch may differ by one, and :class:`Rows` follows
+  the size of each batch);
+* after the backward pass each rank's gradients, times its count of loss terms
+  (:meth:`~rnnlab.train.tasks.Task.loss_count`: tokens, examples, valid steps times
+  outputs, answer characters), its loss times that count, the count, its item count and
+  one flag per stop go into one flat buffer reduced with a single ``Allreduce``
+  (:meth:`World.allreduce_grads`); dividing by the global count gives the gradient and
+  loss of the mean over the global batch, those of a single process up to the order of
+  the sums, also when the rows of a batch hold different numbers of loss terms. Clipping
+  and the optimizer step follow on every rank from the same numbers;
+* stops are agreed in that reduction: a stop signal received by any rank (mpiexec passes
+  SIGINT and SIGTERM on to every rank; one rank alone may be told) or a ``max_time`` spent
+  on any rank's clock sets its flag, and every rank stops after the same step, rank 0
+  saving the checkpoint;
+* the divergence guard decides from reduced numbers, so every rank rolls back together,
+  and a :class:`~rnnlab.train.trainer.DivergenceError` or a :class:`DriftError` is raised
+  on every rank at the same step (they end no rank by ``MPI_Abort``; any other exception
+  does, see :meth:`World.abort`);
 * random draws of the dropout masks are made for the whole global batch on every rank and
   each rank keeps its rows (:class:`ShardedRNG`), so the masks, and the generator's state
-  saved in checkpoints, do not depend on ``K``;
-* every ``check_every`` steps a checksum of the parameters (one ``Allreduce`` of two
-  numbers) stops the run with :class:`DriftError` if the ranks differ.
+  saved in checkpoints, do not depend on ``K``. A task of example batches therefore needs
+  a row of every batch on every rank when the model has dropout;
+* every ``check_every`` steps (``TrainConfig.check_every``, ``rnnlab train
+  --check-every``; else the world's own, 50) a checksum of the parameters (one
+  ``Allreduce`` of two numbers) stops the run with :class:`DriftError` if the ranks differ.
 
 GPU arrays (CuPy) are staged through host memory for the reduction: the device is
 synchronised, the flat buffer is copied to the host once, reduced, and copied back once.
@@ -230,32 +246,45 @@ def world_of(distributed: Any) -> World:
                     f"rnnlab.train.distributed.World, got {type(distributed).__name__}")
 
 
+class Rows:
+    """The rows ``[lo, hi)`` this rank takes of a global batch of ``total`` rows. A
+    language model's share is fixed; a task of example batches updates it for every batch
+    (the last batch of an epoch may be smaller), and the :class:`ShardedRNG` reads it at
+    every draw."""
+
+    def __init__(self, lo: int, hi: int, total: int) -> None:
+        self.set(lo, hi, total)
+
+    def set(self, lo: int, hi: int, total: int) -> None:
+        self.lo, self.hi, self.total = int(lo), int(hi), int(total)
+
+
 class ShardedRNG:
-    """A generator that draws uniform numbers for all ``total`` rows of the global batch
-    (the batch on ``axis``: 0 for batch-first arrays, 1 for the time-major ones of the
-    recurrent layers) and hands back the rows ``[lo, hi)`` of this rank. Draws whose
-    ``axis`` is not this rank's row count, and every other method, go to the wrapped
+    """A generator that draws uniform numbers for all ``rows.total`` rows of the global
+    batch (the batch on ``axis``: 0 for batch-first arrays, 1 for the time-major ones of the
+    recurrent layers) and hands back the rows ``[rows.lo, rows.hi)`` of this rank. Draws
+    whose ``axis`` is not this rank's row count, and every other method, go to the wrapped
     generator unchanged, so the generator's stream is the one a single process draws."""
 
-    def __init__(self, rng: np.random.Generator, lo: int, hi: int, total: int,
-                 axis: int = 0) -> None:
-        self._rng, self.lo, self.hi, self.total, self.axis = rng, lo, hi, total, axis
+    def __init__(self, rng: np.random.Generator, rows: Rows, axis: int = 0) -> None:
+        self._rng, self.rows, self.axis = rng, rows, axis
 
     def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
-        a = self.axis
+        a, rows = self.axis, self.rows
         if out is None and isinstance(size, tuple) and len(size) > a \
-                and size[a] == self.hi - self.lo:
-            full = self._rng.random((*size[:a], self.total, *size[a + 1:]), dtype=dtype)
-            return np.ascontiguousarray(full[(slice(None),) * a + (slice(self.lo, self.hi),)])
+                and size[a] == rows.hi - rows.lo:
+            full = self._rng.random((*size[:a], rows.total, *size[a + 1:]), dtype=dtype)
+            return np.ascontiguousarray(full[(slice(None),) * a + (slice(rows.lo, rows.hi),)])
         return self._rng.random(size, dtype=dtype, out=out)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rng, name)
 
 
-def shard_rngs(model: Any, rng: Any, lo: int, hi: int, total: int) -> None:
-    """Replace ``rng`` by a :class:`ShardedRNG` wherever ``model`` and its children hold
-    it: with the batch on axis 1 in the recurrent layers (time-major), else on axis 0."""
+def shard_rngs(model: Any, rng: Any, rows: Rows) -> None:
+    """Replace ``rng`` by a :class:`ShardedRNG` reading ``rows`` wherever ``model`` and its
+    children hold it: with the batch on axis 1 in the recurrent layers (time-major), else
+    on axis 0."""
     from rnnlab.nn.recurrent import Recurrent
 
     seen: set[int] = set()
@@ -267,7 +296,7 @@ def shard_rngs(model: Any, rng: Any, lo: int, hi: int, total: int) -> None:
         axis = 1 if isinstance(obj, Recurrent) else 0
         for key, value in list(vars(obj).items()):
             if value is rng:
-                setattr(obj, key, ShardedRNG(rng, lo, hi, total, axis))
+                setattr(obj, key, ShardedRNG(rng, rows, axis))
             elif hasattr(value, "params") and hasattr(value, "__dict__"):
                 walk(value)
             elif isinstance(value, list | tuple):
@@ -280,6 +309,22 @@ def shard_rngs(model: Any, rng: Any, lo: int, hi: int, total: int) -> None:
                         walk(item)
 
     walk(model)
+
+
+def slice_rows(value: Any, lo: int, hi: int) -> Any:
+    """Rows ``[lo, hi)`` of a batch: of an array, of every array in a tuple or list, and
+    of every field of a dataclass (a seq2seq :class:`~rnnlab.seq2seq.data.Batch`); None
+    stays None."""
+    import dataclasses
+
+    if value is None:
+        return None
+    if isinstance(value, tuple | list):
+        return type(value)(slice_rows(v, lo, hi) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: slice_rows(getattr(value, f.name), lo, hi)
+                                             for f in dataclasses.fields(value)})
+    return value[lo:hi]
 
 
 def flatten_grads(pairs: list[tuple[Any, Any]], xp: Any, dtype: Any, extra: int) -> Any:

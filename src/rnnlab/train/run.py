@@ -297,12 +297,12 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
                data_dir: str | None = None) -> tuple[dict[str, Any], str]:
     """Continue the run saved in ``path`` (its ``last.safetensors``) exactly where it stopped.
 
-    Only ``epochs``, ``max_steps``, ``max_time`` and ``progress`` may be overridden; the
-    step and time limits of the earlier invocation are not inherited (they are budgets of
-    one invocation), so without them the run goes on to its last epoch. The run goes on
-    in the checkpoint's folder, whose lock it holds. ``corpus`` and ``data_dir`` say where
-    the data is now (see :func:`corpus_of_checkpoint`); the data must be what the run was
-    trained on.
+    Only ``epochs``, ``max_steps``, ``max_time``, ``progress`` and ``check_every`` may be
+    overridden; the step and time limits of the earlier invocation are not inherited (they
+    are budgets of one invocation), so without them the run goes on to its last epoch. The
+    run goes on in the checkpoint's folder, whose lock it holds. ``corpus`` and ``data_dir``
+    say where the data is now (see :func:`corpus_of_checkpoint`); the data must be what the
+    run was trained on.
     """
     from rnnlab.train.state import build_model
 

@@ -15,6 +15,11 @@ The trainer trains a *task*, a small adapter around a model and its data. A task
 ``forward_loss(batch) -> float`` and ``backward()``
     The mean loss of one batch, and the gradients of the last one added into the
     parameters' gradients.
+``items(batch)`` and ``loss_count(batch)``
+    The units the batch holds (examples, tokens: the rate shown) and the terms its mean
+    loss averages (the weight of a process's share on many processes).
+``shard(world, config)``
+    Train on ``world.size`` processes (:mod:`rnnlab.train.distributed`).
 ``evaluate(split, config) -> float`` and ``scores(split, config) -> dict``
     The mean loss over a split (``"valid"``, ``"test"``) and any other figures (accuracy).
 ``state_arrays()`` / ``restore_state(arrays, where, config)``
@@ -71,9 +76,13 @@ class ExampleBatches:
         self.position = 0
         self.epoch = 0
         self._order: np.ndarray | None = None
-        #: ``(rank, size)`` of a run on many processes: :meth:`batch` gives this rank's
-        #: contiguous share of each global batch (None when the share is empty).
+        #: ``(rank, size)`` of a run on many processes: :meth:`batch` takes the whole
+        #: global batch (padded and trimmed as one process would) and gives this rank its
+        #: contiguous share of the rows (None when the share is empty).
         self.shard: tuple[int, int] | None = None
+        #: This rank's rows of the last batch (:class:`~rnnlab.train.distributed.Rows`),
+        #: updated by :meth:`batch` when sharded; the dropout generator reads them.
+        self.rows: Any = None
 
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
@@ -86,12 +95,17 @@ class ExampleBatches:
     def batch(self, index: int) -> tuple:
         start = int(index) * self.batch_size
         chosen = self.order()[start:start + self.batch_size]
-        if self.shard is not None:
-            rank, size = self.shard
-            chosen = chosen[rank * len(chosen) // size:(rank + 1) * len(chosen) // size]
-            if len(chosen) == 0:
-                return None
-        return self.take(chosen)
+        if self.shard is None:
+            return self.take(chosen)
+        from rnnlab.train.distributed import slice_rows
+
+        rank, size = self.shard
+        lo, hi = rank * len(chosen) // size, (rank + 1) * len(chosen) // size
+        if self.rows is not None:
+            self.rows.set(lo, hi, len(chosen))
+        if hi == lo:
+            return None
+        return slice_rows(self.take(chosen), lo, hi)
 
     def reset(self) -> None:
         """The next epoch: position 0, a new order."""
@@ -210,6 +224,13 @@ class Task:
     def items(self, batch: tuple) -> int:
         """How many units (tokens, examples) the batch holds."""
         return len(batch[0])
+
+    def loss_count(self, batch: tuple) -> int:
+        """How many terms the batch's mean loss averages (tokens, examples, valid steps
+        times outputs, answer characters): on many processes each share's gradient is
+        weighted by it, so that the reduced gradient is the one of the global batch's
+        mean. The default: :meth:`items`."""
+        return self.items(batch)
 
     def forward_loss(self, batch: tuple) -> float:
         raise NotImplementedError
@@ -432,35 +453,71 @@ class ExampleTask(Task):
         return self.splits.get(split) is not None
 
     def shard(self, world: Any, config: Any) -> None:
+        """Each batch is taken whole and this rank keeps its contiguous share of the rows
+        (:class:`ExampleBatches`); the shares may differ by one. With dropout every
+        process must hold a row of every batch (the masks are drawn for the whole batch on
+        every process, in the same order): a batch size, or a last batch, smaller than the
+        number of processes is refused."""
+        from rnnlab.train.distributed import Rows
+
+        data, K = self.data, world.size
+        smallest = min(data.batch_size, data.n - (len(data) - 1) * data.batch_size)
+        if smallest < K and _draws_masks(self.model):
+            raise ValueError(
+                f"Trainer: with dropout every one of the {K} processes needs an example of "
+                f"every batch, but batch_size={data.batch_size} over {data.n} training "
+                f"examples gives a batch of {smallest}; choose a batch size of at least {K} "
+                f"that leaves no last batch smaller than {K}")
         self.world = world
-        self.data.shard = (world.rank, world.size)
+        data.shard = (world.rank, world.size)
+        data.rows = self.rows = Rows(*world.share(data.batch_size), data.batch_size)
 
     def forward_loss(self, batch: tuple) -> float:
         raise NotImplementedError
 
     def evaluate(self, split: str, config: Any) -> float:
-        """The mean of the batch losses over ``split``, weighted by the examples in each."""
+        """The mean loss over every loss term of ``split``: each batch's loss weighted by
+        its :meth:`loss_count` (examples; the valid steps of a many-to-many regression with
+        lengths; the answer characters of seq2seq), so the figure depends neither on the
+        batch size nor on the number of processes (each takes a share of every batch, one
+        reduction adds the sums up)."""
+        from rnnlab.train.distributed import slice_rows
+
         data = self.splits[split]
         n = self._size(data)
         size = max(config.batch_size, config.eval_batch_size)
         was_training = self.model.training
         self.model.eval()
-        total = 0.0
+        total, count = 0.0, 0
         try:
             for start in range(0, n, size):
                 index = np.arange(start, min(start + size, n))
-                if self.world is not None:  # this rank's share; the sum is reduced below
+                if self.world is None:
+                    batch = self._take(data, index)
+                else:  # this rank's rows of the batch one process takes
                     lo, hi = self.world.share(len(index))
-                    index = index[lo:hi]
-                    if len(index) == 0:
+                    if hi == lo:
                         continue
-                batch = self._take(data, index)
-                total += self.forward_loss(batch) * self.items(batch)
+                    batch = slice_rows(self._take(data, index), lo, hi)
+                terms = self.loss_count(batch)
+                loss = self.forward_loss(batch)
+                if terms:
+                    total += loss * terms
+                    count += terms
         finally:
             self.model.train(was_training)
         if self.world is not None:
-            total = float(self.world.allreduce_sum([total])[0])
-        return total / n
+            total, count = (float(v) for v in self.world.allreduce_sum([total, count]))
+        return total / count if count else 0.0
+
+
+def _draws_masks(model: Any) -> bool:
+    """Whether training ``model`` draws dropout masks (a layer with a dropout rate > 0)."""
+    from rnnlab.nn.dropout import Dropout
+
+    modules = model.modules() if hasattr(model, "modules") else [model]
+    return any((isinstance(m, Dropout) and m.p > 0)
+               or float(getattr(m, "dropout", 0.0) or 0.0) > 0 for m in modules)
 
 
 def _digest_of(splits: Mapping[str, Any]) -> str:
@@ -496,6 +553,15 @@ class RegressionTask(ExampleTask):
         xp, dtype = self.model.xp, self.model.dtype
         return self.model.forward_loss(xp.asarray(xs, dtype=dtype), xp.asarray(ys, dtype=dtype),
                                        lengths=lengths)
+
+    def loss_count(self, batch: tuple) -> int:
+        """The values the mean squared error averages: every target value, or, many-to-many
+        with lengths, the valid steps times the outputs."""
+        xs, ys, lengths = batch
+        if lengths is None or not self.model.many_to_many:
+            return int(np.size(ys))
+        steps = np.clip(np.asarray(lengths), 0, np.shape(xs)[1])
+        return int(steps.sum()) * int(self.model.output_size)
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_config": regressor_config(self.model)}
@@ -572,17 +638,20 @@ class ClassificationTask(ExampleTask):
 
     def scores(self, split: str, config: Any) -> dict[str, float]:
         data = self.splits[split]
+        lo, hi = (0, len(data)) if self.world is None else self.world.share(len(data))
         was_training = self.model.training
         self.model.eval()
         try:
             right = 0
-            for start in range(0, len(data), config.batch_size):
+            for start in range(lo, hi, config.batch_size):  # this rank's share
                 xs, ys, lengths = data.take(np.arange(start, min(start + config.batch_size,
-                                                                 len(data))))
+                                                                 hi)))
                 pred = self.model.predict(xs.astype(self.model.dtype), lengths=lengths)
                 right += int((np.asarray(pred) == ys).sum())
         finally:
             self.model.train(was_training)
+        if self.world is not None:
+            right = round(float(self.world.allreduce_sum([right])[0]))
         return {"accuracy": right / len(data)}
 
     def meta(self) -> dict[str, Any]:
@@ -627,18 +696,31 @@ class Seq2SeqTask(ExampleTask):
     def forward_loss(self, batch: tuple) -> float:
         return self.model.forward_loss(batch[0])
 
+    def loss_count(self, batch: tuple) -> int:
+        """The answer characters (targets that are not padding) the cross-entropy averages."""
+        from rnnlab.seq2seq.data import IGNORE_INDEX
+
+        return int((np.asarray(batch[0].targets) != IGNORE_INDEX).sum())
+
     def reference_loss(self) -> float:
         return math.log(self.model.config.vocab_size)
 
     def scores(self, split: str, config: Any) -> dict[str, float]:
         from rnnlab.seq2seq.search import exact_match
 
+        pairs = self.pairs[split]
+        if self.world is not None:  # this rank's share of the pairs; the counts are reduced
+            lo, hi = self.world.share(len(pairs))
+            pairs = pairs.subset(list(range(lo, hi)))
         was_training = self.model.training
         try:
-            return {"exact_match": exact_match(self.model, self.codec, self.pairs[split],
-                                               self.beam_width)}
+            right = exact_match(self.model, self.codec, pairs, self.beam_width) * len(pairs) \
+                if len(pairs) else 0.0
         finally:
             self.model.train(was_training)
+        if self.world is not None:
+            right = float(self.world.allreduce_sum([right])[0])
+        return {"exact_match": round(right) / len(self.pairs[split])}
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_config": self.model.config.to_dict(),

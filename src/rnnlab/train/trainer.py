@@ -66,15 +66,19 @@ synchronous data parallelism; ``distributed=False`` forces one process, and a
 :class:`~rnnlab.train.distributed.World` may be passed. The batch size stays the global
 batch: rank ``r`` takes its contiguous share of each batch's rows (streams for truncated
 BPTT: the batch size must be divisible by ``K``), the gradients are summed with one
-reduction of one flat buffer per step, weighted by each rank's token or example count, so
+reduction of one flat buffer per step, weighted by each rank's count of loss terms, so
 that the result is the single-process mean over the global batch; clipping and the
 optimizer step follow on every rank. Dropout masks are drawn for the global batch and do
 not depend on ``K``. Rank 0 alone writes checkpoints, metrics (each record carries
-``world_size``) and the progress bar; validation and test losses are computed over the
-whole split, divided between the ranks. A checkpoint resumes with any ``K``. An exception
-on one rank prints the rank and the cause and ends every rank (``MPI_Abort``). See
-:mod:`rnnlab.train.distributed` (CuPy arrays are reduced through host memory; NCCL is
-later work).
+``world_size``) and the progress bar; validation and test losses and scores are computed
+over the whole split, divided between the ranks. Stop signals (to any rank) and
+``max_time`` are agreed in the reduction: every rank stops after the same step. Rollbacks
+happen on every rank together; a :class:`DivergenceError` or a
+:class:`~rnnlab.train.distributed.DriftError` (the parameter checksums, every
+``check_every`` steps, differ) is raised on every rank. A checkpoint resumes with any
+``K``. Any other exception on one rank prints the rank and the cause and ends every rank
+(``MPI_Abort``). See :mod:`rnnlab.train.distributed` (CuPy arrays are reduced through host
+memory; NCCL is later work).
 
 Before training starts the validation and test splits are checked (at least two tokens,
 every id inside the vocabulary; the training split too when it is in memory), so that a
@@ -104,6 +108,8 @@ from rnnlab.train.checkpoint import (
 )
 from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.distributed import (
+    DriftError,
+    Rows,
     flatten_grads,
     shard_rngs,
     unflatten_grads,
@@ -116,6 +122,9 @@ from rnnlab.train.tasks import Task, make_task
 
 #: The signals that stop training with a checkpoint, and the stop reason of each.
 STOP_SIGNALS = {"SIGINT": "interrupted", "SIGTERM": "terminated", "SIGHUP": "hangup"}
+#: The stops the processes of a distributed run agree on in the gradient reduction (one
+#: slot each in its buffer; when several are asked for at once the first one is reported).
+AGREED_STOPS = (*STOP_SIGNALS.values(), "max_time")
 
 
 class DivergenceError(RuntimeError):
@@ -199,12 +208,15 @@ class Trainer:
         task.check_config(config)
         #: The processes training together (:mod:`rnnlab.train.distributed`).
         self.world = world = world_of(distributed)
+        if config.check_every is not None:
+            world.check_every = config.check_every
         if world.size > 1:
             task.shard(world, config)
             rng = task.rng
-            if rng is not None:
-                lo, hi = world.share(config.batch_size)
-                shard_rngs(task.model, rng, lo, hi, config.batch_size)
+            if rng is not None:  # the task's rows of each batch (fixed unless it says)
+                rows = getattr(task, "rows", None) or \
+                    Rows(*world.share(config.batch_size), config.batch_size)
+                shard_rngs(task.model, rng, rows)
         self.task = task
         self.model, self.corpus, self.config = task.model, data, config
         self.data_config = data_config
@@ -246,6 +258,8 @@ class Trainer:
                 with RunLock(self.out_dir):
                     return self._fit()
             return self._fit()
+        except (DivergenceError, DriftError):
+            raise  # decided from reduced numbers: every rank raises it at the same step
         except BaseException as exc:  # one rank failing must end them all, not hang them
             self.world.abort(exc)
             raise
@@ -261,8 +275,10 @@ class Trainer:
         previous = self._install_stop_signals()
         try:
             if self.world.size > 1:
+                every = self.world.check_every
                 self.echo(f"training on {self.world.size} processes (MPI), global batch "
-                          f"{cfg.batch_size}, {cfg.batch_size // self.world.size} per process")
+                          f"{cfg.batch_size}, {cfg.batch_size // self.world.size} per process;"
+                          f" parameters compared every {every} step{'s' * (every != 1)}")
                 self._check_drift()
             self._take_snapshot()
             while self.progress.epoch < cfg.epochs and self._stop_reason is None:
@@ -398,35 +414,42 @@ class Trainer:
 
     def _distributed_gradients(self, batch: tuple | None) -> float:
         """This rank's share of the batch forward and backward, then one reduction of one
-        flat buffer: the gradients times this rank's item count, the loss times it, the
-        count, and a stop flag. Returns the global mean loss; the gradients become the
-        global mean gradients."""
+        flat buffer: the gradients times this rank's count of loss terms
+        (:meth:`~rnnlab.train.tasks.Task.loss_count`), the loss times it, the count, the
+        items (for the rate shown) and one flag per stop of :data:`AGREED_STOPS`. Returns
+        the global mean loss; the gradients become the gradients of the global mean, those
+        of one process training on the whole batch (up to the order of the sums)."""
         task, world, cfg = self.task, self.world, self.config
         if batch is None:  # an example batch too small to give this rank a share
-            loss, items = 0.0, 0
+            loss, count, items = 0.0, 0, 0
         else:
-            loss, items = task.forward_loss(batch), task.items(batch)
+            loss, count, items = task.forward_loss(batch), task.loss_count(batch), \
+                task.items(batch)
             task.backward()  # also after a non-finite loss: the ranks must stay in step
-        stop = self._pending_stop is not None or (
-            cfg.max_time is not None and time.perf_counter() - self._started >= cfg.max_time)
+        asked = self._pending_stop or (
+            "max_time" if cfg.max_time is not None
+            and time.perf_counter() - self._started >= cfg.max_time else None)
         pairs = [(name, grad) for name, _, grad in self.trained]
         grad_dtype = pairs[0][1].dtype
-        buffer = flatten_grads(pairs, self.xp, grad_dtype, 3)
-        if items:
-            buffer[:-3] *= grad_dtype.type(items)
-        else:
-            buffer[:-3] = 0
-        buffer[-3:] = self.xp.asarray([loss * items, items, 1.0 if stop else 0.0],
-                                      dtype=grad_dtype)
+        extra = 3 + len(AGREED_STOPS)
+        buffer = flatten_grads(pairs, self.xp, grad_dtype, extra)
+        if count:
+            buffer[:-extra] *= grad_dtype.type(count)
+        else:  # no loss term here (an empty share, or a loss over nothing): no gradient
+            buffer[:-extra] = 0
+        buffer[-extra:] = self.xp.asarray(
+            [loss * count if count else 0.0, count, items,
+             *(1.0 if asked == reason else 0.0 for reason in AGREED_STOPS)], dtype=grad_dtype)
         buffer = world.allreduce_grads(buffer, self.xp)
-        tail = [float(v) for v in (buffer[-3:].get() if hasattr(buffer, "get")
-                                   else buffer[-3:])]
-        total_loss, total_items, stops = tail
-        unflatten_grads(buffer, pairs, 1.0 / total_items)
+        tail = [float(v) for v in (buffer[-extra:].get() if hasattr(buffer, "get")
+                                   else buffer[-extra:])]
+        total_loss, total_count, total_items = tail[:3]
+        unflatten_grads(buffer, pairs, 1.0 / total_count if total_count else 0.0)
         self._global_items = round(total_items)
-        if stops > 0 and self._stop_reason is None:
-            self._stop_reason = self._pending_stop or "max_time"
-        return total_loss / total_items
+        agreed = [r for r, flag in zip(AGREED_STOPS, tail[3:], strict=True) if flag > 0]
+        if agreed and self._stop_reason is None:
+            self._stop_reason = agreed[0]
+        return total_loss / total_count if total_count else 0.0
 
     def _check_drift(self) -> None:
         """Stop with a DriftError when the ranks' parameters differ (cheap checksums)."""
