@@ -140,9 +140,17 @@ def random_uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.d
     """Uniform [0, 1) numbers of ``shape`` on the device of ``xp``, drawn from ``rng``.
 
     On the CPU the numbers come straight from ``rng``; on a GPU a device generator is
-    seeded from ``rng`` so that one seed still fixes the whole run.
+    seeded from ``rng`` so that one seed still fixes the whole run. A generator with a
+    ``global_part`` method (a rank's share of a batch trained on many processes,
+    :class:`rnnlab.train.distributed.ShardedRNG`) gets its rows of the draw for the whole
+    batch, on the GPU too, so that the numbers do not depend on the number of processes.
     """
     if xp is np:
         return rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
-    seed = int(rng.integers(0, 2**63 - 1))  # pragma: no cover - GPU only
-    return xp.random.default_rng(seed).random(shape, dtype=dtype)  # pragma: no cover
+    seed = int(rng.integers(0, 2**63 - 1))
+    device = xp.random.default_rng(seed)
+    part = getattr(rng, "global_part", None)
+    part = part(tuple(shape)) if part is not None else None
+    if part is not None:
+        return xp.ascontiguousarray(device.random(part[0], dtype=dtype)[part[1]])
+    return device.random(shape, dtype=dtype)

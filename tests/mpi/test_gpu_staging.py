@@ -50,3 +50,34 @@ def test_cupy_gradients_are_staged_through_the_host_once_each_way(monkeypatch):
     unflatten_grads(out, grads, 0.5)
     np.testing.assert_array_equal(grads[0][1].get(), np.arange(6.0).reshape(2, 3))
     assert world.reductions == 1
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gpu_dropout_masks_are_a_ranks_rows_of_the_global_draw(axis):
+    """On a GPU a mask is drawn by a device generator seeded from the host generator; a
+    rank's sharded generator draws the global batch's mask there and keeps its rows, so
+    rank r of 2 gets exactly the rows one process would give it, and the host generator
+    moves on as in one process."""
+    from rnnlab.backend import random_uniform
+    from rnnlab.train.distributed import Rows, ShardedRNG
+
+    full_shape = (3, 4, 5) if axis == 1 else (4, 3, 5)
+    one_rng = np.random.default_rng(9)
+    one = random_uniform(one_rng, full_shape, np.dtype(np.float64), cupy_fake)
+    for rank in (0, 1):
+        rng = np.random.default_rng(9)
+        sharded = ShardedRNG(rng, Rows(2 * rank, 2 * rank + 2, 4), axis)
+        shape = (3, 2, 5) if axis == 1 else (2, 3, 5)
+        part = random_uniform(sharded, shape, np.dtype(np.float64), cupy_fake)
+        assert isinstance(part, cupy_fake.ndarray)
+        rows = slice(2 * rank, 2 * rank + 2)
+        want = one[:, rows] if axis == 1 else one[rows]
+        np.testing.assert_array_equal(np.asarray(part.view(np.ndarray)),
+                                      np.asarray(want.view(np.ndarray)))
+        assert rng.random() == _after_one_seed(9)
+
+
+def _after_one_seed(seed):
+    rng = np.random.default_rng(seed)
+    rng.integers(0, 2**63 - 1)
+    return rng.random()

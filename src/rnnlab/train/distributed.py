@@ -40,8 +40,10 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
 
 GPU arrays (CuPy) are staged through host memory for the reduction: the device is
 synchronised, the flat buffer is copied to the host once, reduced, and copied back once.
-A direct device reduction (NCCL) is later work. On a GPU the dropout masks come from a
-device generator seeded from the shared generator and are not independent of ``K``.
+A direct device reduction (NCCL) is later work. On a GPU a mask comes from a device
+generator seeded from the shared generator; the rank draws the global batch's mask there
+and keeps its rows (:func:`rnnlab.backend.random_uniform`), so it does not depend on ``K``
+either.
 """
 
 from __future__ import annotations
@@ -269,12 +271,20 @@ class ShardedRNG:
     def __init__(self, rng: np.random.Generator, rows: Rows, axis: int = 0) -> None:
         self._rng, self.rows, self.axis = rng, rows, axis
 
-    def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
+    def global_part(self, size: Any) -> tuple[tuple[int, ...], tuple[slice, ...]] | None:
+        """For a draw of ``size`` with this rank's row count on :attr:`axis`: the global
+        batch's shape and the index of this rank's rows in it; None for any other draw.
+        :func:`rnnlab.backend.random_uniform` reads it to draw a GPU mask the same way."""
         a, rows = self.axis, self.rows
-        if out is None and isinstance(size, tuple) and len(size) > a \
-                and size[a] == rows.hi - rows.lo:
-            full = self._rng.random((*size[:a], rows.total, *size[a + 1:]), dtype=dtype)
-            return np.ascontiguousarray(full[(slice(None),) * a + (slice(rows.lo, rows.hi),)])
+        if not (isinstance(size, tuple) and len(size) > a and size[a] == rows.hi - rows.lo):
+            return None
+        return ((*size[:a], rows.total, *size[a + 1:]),
+                (slice(None),) * a + (slice(rows.lo, rows.hi),))
+
+    def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
+        part = self.global_part(size) if out is None else None
+        if part is not None:
+            return np.ascontiguousarray(self._rng.random(part[0], dtype=dtype)[part[1]])
         return self._rng.random(size, dtype=dtype, out=out)
 
     def __getattr__(self, name: str) -> Any:
@@ -283,8 +293,9 @@ class ShardedRNG:
 
 def shard_rngs(model: Any, rng: Any, rows: Rows) -> None:
     """Replace ``rng`` by a :class:`ShardedRNG` reading ``rows`` wherever ``model`` and its
-    children hold it: with the batch on axis 1 in the recurrent layers (time-major), else
-    on axis 0."""
+    children hold it: with the batch on axis 1 in the recurrent layers (time-major: the
+    classic cells' and the min cells' masks between layers), else on axis 0."""
+    from rnnlab.nn.minrnn import MinRecurrent
     from rnnlab.nn.recurrent import Recurrent
 
     seen: set[int] = set()
@@ -293,7 +304,7 @@ def shard_rngs(model: Any, rng: Any, rows: Rows) -> None:
         if id(obj) in seen or not hasattr(obj, "__dict__"):
             return
         seen.add(id(obj))
-        axis = 1 if isinstance(obj, Recurrent) else 0
+        axis = 1 if isinstance(obj, Recurrent | MinRecurrent) else 0
         for key, value in list(vars(obj).items()):
             if value is rng:
                 setattr(obj, key, ShardedRNG(rng, rows, axis))
