@@ -38,7 +38,7 @@ def worker(name: str, threads: int, steps: int, warmup: int) -> None:
     data = np.random.default_rng(0).integers(0, cfg.vocab, 200_000).astype(np.int32)
     model = RNNLM(cfg.vocab, cfg.embed, cfg.hidden, cfg.layers, cfg.cell, rng=0)
     opt = SGD(model, lr=0.1)
-    pairs = [(n, g) for n, _, g in model.named_parameters()]
+    pairs = [(n, g) for n, _, g in model.named_parameters_and_grads()]
     position = [0]
 
     def step() -> None:

@@ -66,7 +66,7 @@ def main() -> int:
     head = Linear(args.hidden, VOCAB, rng=rng)  # time-distributed: (N, T, H) -> (N, T, V)
     loss_fn = MSELoss()
     # (name, parameter, gradient) triples of both layers, for the optimizer and clipping
-    params = [*rnn.named_parameters("rnn."), *head.named_parameters("head.")]
+    params = [*rnn.named_parameters_and_grads("rnn."), *head.named_parameters_and_grads("head.")]
     optimizer = SGD(params, lr=args.lr)
     print(f"seed000: tanh RNN(5 -> {args.hidden}) + Linear({args.hidden} -> 5), MSE loss, "
           f"BPTT, clip 5, SGD lr {args.lr}, {epochs} epochs, seed {args.seed}")

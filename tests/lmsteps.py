@@ -24,4 +24,4 @@ def train_steps(model: Any, opt: Any, ids: np.ndarray, steps: int, clip: float, 
         model.backward()
         clip_grad_norm(model, clip)
         opt.step()
-    return losses, {name: p.copy() for name, p, _ in model.named_parameters()}
+    return losses, {name: p.copy() for name, p in model.named_parameters()}

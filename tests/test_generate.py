@@ -23,7 +23,7 @@ def trained():
             model.zero_grad()
             model.forward_loss(ids[None, s:s + 20], ids[None, s + 1:s + 21])
             model.backward()
-            for _, p, g in model.named_parameters():
+            for _, p, g in model.named_parameters_and_grads():
                 p -= 0.5 * np.clip(g, -1, 1)
     model.eval()
     return model, vocab

@@ -22,7 +22,7 @@ from rnnlab.models import RNNLM
 def biased_model(vocab: Vocab, towards: list[int]) -> RNNLM:
     """A model whose every next-token distribution is almost all on ``towards``."""
     model = RNNLM(len(vocab), 4, 8, rng=0)
-    for name, param, _ in model.named_parameters():
+    for name, param in model.named_parameters():
         if name == "decoder.bias":
             param[...] = 0.0
             param[towards] = 30.0

@@ -311,7 +311,7 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
           floating-point input, then one per array of ``state``), or ``None`` (integer
           inputs only); it *adds* the parameter gradients into ``grads`` in place;
         - ``params`` and ``grads``: dicts with the same keys and shapes (child modules
-          from ``children()``, as :class:`~rnnlab.nn.Module` does); ``forward`` reads the
+          from ``named_children()``, as :class:`~rnnlab.nn.Module` does); ``forward`` reads the
           arrays in ``params`` on every call (they are perturbed in place);
         - optional, rnnlab's sequence-layer convention: after ``forward`` the attribute
           ``h_n`` (and ``c_n``) holds the final state; it then joins the loss, backward
@@ -481,7 +481,7 @@ def _parameters(module: Any) -> list[tuple[str, Any, Any]]:
             if id(param) not in seen:
                 seen.add(id(param))
                 out.append((prefix + name, param, grad))
-        children = getattr(obj, "children", None)
+        children = getattr(obj, "named_children", None)
         if callable(children):
             for child_name, child in children():
                 walk(child, f"{prefix}{child_name}.", (*path, id(obj)))
@@ -497,7 +497,7 @@ def _modules(module: Any) -> list[Any]:
         if any(obj is seen for seen in found):
             continue
         found.append(obj)
-        children = getattr(obj, "children", None)
+        children = getattr(obj, "named_children", None)
         if callable(children):
             stack.extend(child for _, child in children())
     return found

@@ -37,7 +37,7 @@ def big_train(seed: int, steps: int = 2) -> str:
     weight gradients beside the backward, the threaded loss sweep): losses and
     parameters."""
     m = RNNLM(10000, 650, 650, 2, rng=seed)
-    params = list(m.named_parameters())
+    params = list(m.named_parameters_and_grads())
     opt = SGD(params, lr=1.0)
     rng = np.random.default_rng(seed)
     losses = []

@@ -120,7 +120,7 @@ def test_lm_training_step_agrees(monkeypatch):
             model.zero_grad()
             losses.append(model.forward_loss(ids[:, :-1], ids[:, 1:]))
             model.backward()
-            for _, p, g in model.named_parameters():
+            for _, p, g in model.named_parameters_and_grads():
                 p -= 0.5 * g
         results[mode] = losses
     np.testing.assert_allclose(results["auto"], results["0"], rtol=1e-5)

@@ -26,7 +26,7 @@ def test_gradients_match_finite_differences(cell, pooling, bidirectional):
     model.zero_grad()
     loss()
     dxs = model.backward()
-    checks = {name: (param, grad) for name, param, grad in model.named_parameters()}
+    checks = {name: (param, grad) for name, param, grad in model.named_parameters_and_grads()}
     checks["xs"] = (xs, dxs)
     report = check_gradients(loss, checks)
     assert report.passed, str(report)

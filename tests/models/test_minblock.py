@@ -23,7 +23,7 @@ def test_stack_gradients_by_finite_differences(cell: str, mode: str) -> None:
     stack = MinBlockStack(cell, 5, 2, ff_mult=2, mode=mode, stateful=False, rng=3,
                           dtype="float64")
     rng = np.random.default_rng(4)
-    for _, param, _ in stack.named_parameters():  # norms away from ones and zeros
+    for _, param in stack.named_parameters():  # norms away from ones and zeros
         param[...] = rng.standard_normal(param.shape) * 0.5 + (param.ndim == 1)
     xs = rng.standard_normal((3, 6, 5))
     h0 = np.abs(rng.standard_normal((2, 3, 5)))

@@ -137,7 +137,8 @@ def test_gradients_match_finite_differences(cell, kw, lengths):
     def f() -> float:
         return 1.5 * model.forward_loss(xs, targets, lengths=lengths)
 
-    checks = {name: (param, grad.copy()) for name, param, grad in model.named_parameters()}
+    checks = {name: (param, grad.copy())
+              for name, param, grad in model.named_parameters_and_grads()}
     checks["xs"] = (xs, dxs)
     assert_gradients(f, checks)
 
@@ -153,7 +154,8 @@ def test_backward_pred_takes_any_gradient_of_the_predictions():
     def f() -> float:
         return float(np.sum(model.forward(xs) * weights))
 
-    checks = {name: (param, grad.copy()) for name, param, grad in model.named_parameters()}
+    checks = {name: (param, grad.copy())
+              for name, param, grad in model.named_parameters_and_grads()}
     checks["xs"] = (xs, dxs)
     assert_gradients(f, checks)
 

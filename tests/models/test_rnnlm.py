@@ -29,7 +29,7 @@ def test_tied_weights_share_array_and_sum_gradients():
     model = tiny(tie_weights=True)
     assert model.decoder.params["weight"] is model.embedding.params["weight"]
     assert model.decoder.grads["weight"] is model.embedding.grads["weight"]
-    names = [n for n, _, _ in model.named_parameters()]
+    names = [n for n, _ in model.named_parameters()]
     assert "decoder.weight" not in names and "embedding.weight" in names
     assert set(model.state_dict()) >= {"decoder.weight", "embedding.weight"}
     with pytest.raises(ValueError, match="tie_weights needs embedding_dim == hidden_size"):
@@ -53,7 +53,7 @@ def test_whole_model_gradient_check_float64(cell, tie, vocab):
     _loss(model, ids, targets)
     assert model._tokens == (vocab < ids.size)
     model.backward()
-    for name, param, grad in model.named_parameters():
+    for name, param, grad in model.named_parameters_and_grads():
         flat, g = param.reshape(-1), grad.reshape(-1)
         picks = rng.choice(flat.size, size=min(6, flat.size), replace=False)
         for k in picks:
@@ -86,8 +86,8 @@ def test_config_round_trip_and_unknown_keys():
     model = tiny("gru", dropout=0.1)
     cfg = RNNLMConfig.from_dict(model.config.to_dict())
     rebuilt = RNNLM.from_config(cfg, rng=0)
-    for (n1, p1, _), (n2, p2, _) in zip(model.named_parameters(), rebuilt.named_parameters(),
-                                        strict=True):
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), rebuilt.named_parameters(),
+                                  strict=True):
         assert n1 == n2 and p1.shape == p2.shape
     with pytest.raises(ValueError, match="unknown keys"):
         RNNLMConfig.from_dict({**model.config.to_dict(), "hiden_size": 3})
@@ -95,7 +95,7 @@ def test_config_round_trip_and_unknown_keys():
 
 def test_init_range_bounds_every_parameter():
     model = RNNLM(50, 8, 8, 2, init_range=0.05, rng=3)
-    for _, param, _ in model.named_parameters():
+    for _, param in model.named_parameters():
         assert np.abs(param).max() <= 0.05
 
 
@@ -114,7 +114,7 @@ def test_learns_a_periodic_sequence(cell):
             model.zero_grad()
             losses.append(model.forward_loss(x, y))
             model.backward()
-            for _, p, g in model.named_parameters():
+            for _, p, g in model.named_parameters_and_grads():
                 p -= lr * np.clip(g, -1, 1)
     assert losses[-1] < 0.2 * losses[0]
 
@@ -147,7 +147,7 @@ def _train_steps(model, steps=4, shape=(3, 4), lr=0.1):
         model.zero_grad()
         losses.append(model.forward_loss(ids, targets))
         model.backward()
-        for _, p, g in model.named_parameters():
+        for _, p, g in model.named_parameters_and_grads():
             p -= lr * g
     return losses
 
@@ -166,8 +166,8 @@ def test_small_vocabulary_takes_the_token_table_path_with_the_same_result(
     plain_losses = _train_steps(plain)
     assert not plain._tokens
     np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-12)
-    for (name, p1, g1), (_, p2, g2) in zip(fused.named_parameters(), plain.named_parameters(),
-                                           strict=True):
+    for (name, p1, g1), (_, p2, g2) in zip(fused.named_parameters_and_grads(),
+                                           plain.named_parameters_and_grads(), strict=True):
         np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-13, err_msg=name)
         np.testing.assert_allclose(p1, p2, rtol=1e-10, atol=1e-13, err_msg=name)
 
@@ -188,7 +188,7 @@ def test_token_table_path_only_without_active_embedding_dropout():
 
 def test_book_initialisation():
     model = RNNLM(2000, 50, 40, 2, init="book", rng=8)
-    p = dict((n, a) for n, a, _ in model.named_parameters())
+    p = dict((n, a) for n, a in model.named_parameters())
     assert abs(p["embedding.weight"].std() - 0.01) < 0.001
     assert abs(p["rnn.weight_ih_l0"].std() - 1 / np.sqrt(50)) < 0.01
     assert abs(p["rnn.weight_ih_l1"].std() - 1 / np.sqrt(40)) < 0.01
@@ -196,8 +196,8 @@ def test_book_initialisation():
     for name in ("rnn.bias_ih_l0", "rnn.bias_hh_l1", "decoder.bias"):
         assert not p[name].any()
     rebuilt = RNNLM.from_config(RNNLMConfig.from_dict(model.config.to_dict()), rng=8)
-    for (_, a, _), (_, b, _) in zip(model.named_parameters(), rebuilt.named_parameters(),
-                                    strict=True):
+    for (_, a), (_, b) in zip(model.named_parameters(), rebuilt.named_parameters(),
+                              strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="init expected one of"):
         RNNLM(10, 4, 4, init="xavier")

@@ -87,7 +87,7 @@ def test_state_roundtrip_and_bad_options() -> None:
 def test_weight_count_is_a_lower_bound(cell: str, block: bool) -> None:
     for tie in (False, True):
         model = _model(cell, block, tie_weights=tie)
-        matrices = sum(p.size for _, p, _ in model.named_parameters() if p.ndim == 2)
+        matrices = sum(p.size for _, p in model.named_parameters() if p.ndim == 2)
         assert weight_count(model.config) == matrices
 
 

@@ -133,7 +133,7 @@ def main() -> None:
         sizes = {r["world_size"] for r in read_metrics(out / "metrics.jsonl")}
         np.savez(out / "result.npz", losses=np.array(losses),
                  valid=summary.get("valid_loss", np.nan),
-                 **{f"p/{n}": p for n, p, _ in model.named_parameters()})
+                 **{f"p/{n}": p for n, p in model.named_parameters()})
         (out / "world_sizes.json").write_text(json.dumps(sorted(sizes)))
     calls = counting.calls if counting is not None else []
     gathered = world.comm.gather(calls, root=0) if world.size > 1 else [calls]

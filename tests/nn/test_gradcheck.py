@@ -24,7 +24,7 @@ SEEDS = st.integers(0, 2**32 - 1)
 
 def param_checks(layer: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``name: (param, copy of its analytic gradient)`` for every parameter of ``layer``."""
-    return {f"param {name}": (p, g.copy()) for name, p, g in layer.named_parameters()}
+    return {f"param {name}": (p, g.copy()) for name, p, g in layer.named_parameters_and_grads()}
 
 
 # ----------------------------------------------------------------- the helper

@@ -90,7 +90,7 @@ def test_model_build_peak_is_weights_and_gradients(kind):
     kwargs = {"init": "book"} if kind == "book" else \
         {"init_range": 0.05} if kind == "init_range" else {}
     model, peak = peak_bytes(lambda: RNNLM(3000, 200, 200, 2, rng=0, **kwargs))
-    weights = sum(p.nbytes for _, p, _ in model.named_parameters())
+    weights = sum(p.nbytes for _, p in model.named_parameters())
     assert peak <= 2 * weights + init.CHUNK * 8 + MiB, peak / weights
 
 
@@ -108,12 +108,12 @@ def test_seeded_models_keep_their_initial_weights():
     dec = rng.uniform(-0.1, 0.1, size=(50, 12)).astype(np.float32)
     np.testing.assert_array_equal(model.embedding.params["weight"], emb)
     np.testing.assert_array_equal(model.decoder.params["weight"], dec)
-    params = {name: p for name, p, _ in model.named_parameters()}
+    params = {name: p for name, p in model.named_parameters()}
     np.testing.assert_array_equal(params["rnn.weight_hh_l1"], layers[1][1].astype(np.float32))
     np.testing.assert_array_equal(params["rnn.bias_ih_l0"], layers[0][2].astype(np.float32))
 
     book = RNNLM(50, 8, 12, 1, init="book", rng=4)
     twin = RNNLM(50, 8, 12, 1, init="book", rng=4)
-    for (name, a, _), (_, b, _) in zip(book.named_parameters(), twin.named_parameters(),
-                                       strict=True):
+    for (name, a), (_, b) in zip(book.named_parameters(), twin.named_parameters(),
+                                 strict=True):
         np.testing.assert_array_equal(a, b, err_msg=name)

@@ -376,18 +376,73 @@ def test_train_and_eval_propagate_to_children() -> None:
 def test_reassigning_a_child_replaces_it_and_plain_values_unregister() -> None:
     model = Model()
     model.head = nn.Linear(4, 2, rng=0, dtype=np.float64)
-    assert dict(model.children())["head"] is model.head
+    assert dict(model.named_children())["head"] is model.head
+    assert model.head in list(model.children())
     model.block = None
-    assert "block" not in dict(model.children())
+    assert "block" not in dict(model.named_children())
     assert model.num_parameters() == sum(p.size for p in model.state_dict().values())
 
 
 def test_zero_grad_reaches_children() -> None:
     model = Model()
-    for _, _, g in model.named_parameters():
+    for _, _, g in model.named_parameters_and_grads():
         g += 1.0
     model.zero_grad()
-    assert not any(g.any() for _, _, g in model.named_parameters())
+    assert not any(g.any() for _, _, g in model.named_parameters_and_grads())
+
+
+# ------------------------------------------------ iteration, as PyTorch's
+MODEL_NAMES = ["emb.weight", *(f"rnn.{k}_l{i}" for i in range(2)
+                               for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
+               "head.weight", "head.bias"]
+
+
+def test_named_parameters_yields_pytorchs_pairs() -> None:
+    """``for name, p in module.named_parameters()`` as in PyTorch, on a layer and a model;
+    ``parameters()`` the same arrays without names, ``prefix`` before every name."""
+    layer = nn.Linear(3, 2, rng=0, dtype=np.float64)
+    pairs = []
+    for name, p in layer.named_parameters():
+        pairs.append((name, p))
+    assert [(n, p is layer.params[n]) for n, p in pairs] == [("weight", True), ("bias", True)]
+    assert [n for n, _ in layer.named_parameters("head.")] == ["head.weight", "head.bias"]
+    assert [n for n, _ in layer.named_parameters("head")] == ["head.weight", "head.bias"]
+    model = Model()
+    named = list(model.named_parameters())
+    assert all(len(item) == 2 for item in named)
+    assert [n for n, _ in named] == MODEL_NAMES
+    state = model.state_dict()
+    assert all(p is state[n] for n, p in named)
+    params = list(model.parameters())
+    assert len(params) == len(named) and all(a is b for a, (_, b) in zip(params, named,
+                                                                         strict=True))
+    assert model.num_parameters() == sum(p.size for p in params)
+
+
+def test_named_parameters_and_grads_gives_the_gradient_arrays_themselves() -> None:
+    model = Model()
+    triples = list(model.named_parameters_and_grads())
+    assert [n for n, _, _ in triples] == MODEL_NAMES  # the order of named_parameters()
+    assert all(a is b for (_, a, _), (_, b) in zip(triples, model.named_parameters(),
+                                                   strict=True))
+    owners = {"emb": model.emb, "rnn": model.rnn, "head": model.head}
+    for name, param, grad in triples:
+        owner, key = name.split(".")
+        assert param is owners[owner].params[key]
+        assert grad is owners[owner].grads[key]  # not a copy: in place reaches the module
+    grad = triples[0][2]
+    grad += 1.0
+    assert model.emb.grads["weight"].all()
+    assert [n for n, _, _ in model.head.named_parameters_and_grads("head.")] == \
+        ["head.weight", "head.bias"]
+
+
+def test_children_and_named_children_as_pytorchs() -> None:
+    model = Model()
+    assert list(model.children()) == [model.emb, model.rnn, model.block, model.head]
+    assert [n for n, _ in model.named_children()] == ["emb", "rnn", "block", "head"]
+    assert all(getattr(model, n) is c for n, c in model.named_children())
+    assert list(model.modules())[:3] == [model, model.emb, model.rnn]
 
 
 # --------------------------------------------------------------------- ties
@@ -431,10 +486,10 @@ def test_tied_parameters_are_listed_once() -> None:
             self.emb, self.head = tied_pair()
 
     model = Tied()
-    names = [n for n, _, _ in model.named_parameters()]
+    names = [n for n, _ in model.named_parameters()]
     assert names == ["emb.weight", "head.bias"]
     assert model.num_parameters() == 6 * 4 + 6
-    assert len(model.parameters()) == 2
+    assert len(list(model.parameters())) == 2
     assert set(model.state_dict()) == {"emb.weight", "head.weight", "head.bias"}
     model.emb.grads["weight"] += 1
     model.zero_grad()

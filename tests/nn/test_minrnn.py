@@ -32,7 +32,7 @@ def run(layer: Any, xs: Any, h0: Any, lengths: Any, R: Any, Rh: Any) -> dict[str
     hs = layer.forward(xs, h0, lengths)
     dxs = layer.backward(R, Rh)
     out = {"hs": hs, "h_n": layer.h_n.copy(), "dxs": dxs, "dh0": layer.dh0.copy()}
-    out.update({f"grad {k}": g.copy() for k, _, g in layer.named_parameters()})
+    out.update({f"grad {k}": g.copy() for k, _, g in layer.named_parameters_and_grads()})
     return out
 
 
@@ -75,7 +75,7 @@ def test_finite_differences(case: int) -> None:
 
     loss()
     dxs = layer.backward(R, Rh)
-    checks = {name: (p, g.copy()) for name, p, g in layer.named_parameters()}
+    checks = {name: (p, g.copy()) for name, p, g in layer.named_parameters_and_grads()}
     checks.update({"xs": (xs, dxs), "h0": (h0, layer.dh0.copy())})
     assert_gradients(loss, checks)
 
@@ -274,10 +274,10 @@ def test_backward_twice_gives_the_same_and_keeps_the_cache(mode: str) -> None:
     xs, h0, lengths, R, Rh = problem(rng, layer, 3, 7, True)
     layer.forward(xs, h0, lengths)
     first = layer.backward(R, Rh)
-    grads = {k: g.copy() for k, _, g in layer.named_parameters()}
+    grads = {k: g.copy() for k, _, g in layer.named_parameters_and_grads()}
     second = layer.backward(R, Rh)
     np.testing.assert_array_equal(first, second)
-    for k, _, g in layer.named_parameters():  # accumulated: twice the first
+    for k, _, g in layer.named_parameters_and_grads():  # accumulated: twice the first
         np.testing.assert_allclose(g, 2 * grads[k], rtol=1e-15)
 
 
@@ -365,7 +365,8 @@ def test_training_learns_the_running_mean(cell: str) -> None:
     rng = np.random.default_rng(11)
     layer = make(cell, 1, 8, num_layers=2, rng=7, dtype=np.float32)
     head = nn.Linear(8, 1, rng=8, dtype=np.float32)
-    opt = Adam(layer.parameters() + head.parameters(), lr=0.03)
+    opt = Adam([*layer.named_parameters_and_grads(), *head.named_parameters_and_grads("head.")],
+               lr=0.03)
     losses = []
     for _ in range(60):
         xs = rng.standard_normal((16, 12, 1)).astype(np.float32)

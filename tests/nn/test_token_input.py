@@ -23,7 +23,7 @@ def build(kind: str, layers: int, bi: bool, dtype: Any = np.float64, **kw: Any) 
 
 
 def grads_of(layer: nn.Module) -> dict[str, np.ndarray]:
-    return {name: g.copy() for name, _, g in layer.named_parameters()}
+    return {name: g.copy() for name, _, g in layer.named_parameters_and_grads()}
 
 
 @pytest.mark.parametrize("kind,layers,bi", LAYERS)
@@ -75,7 +75,7 @@ def test_finite_difference_gradients(kind: str, layers: int, bi: bool) -> None:
     layer.forward_tokens(ids, E, dE)
     layer.backward(R)
     checks = {"table": (E, dE.copy())}
-    checks.update({name: (p, g.copy()) for name, p, g in layer.named_parameters()})
+    checks.update({name: (p, g.copy()) for name, p, g in layer.named_parameters_and_grads()})
     assert_gradients(loss, checks)
 
 
@@ -100,8 +100,8 @@ def test_float32_and_stateful_windows() -> None:
     plain_first.forward(E[ids[:, :5]])
     np.add.at(expected, ids[:, :5], plain_first.backward(dout))
     np.testing.assert_allclose(dE, expected, rtol=1e-4, atol=1e-5)
-    for (name, _, g), (_, _, g_t) in zip(plain.named_parameters(), token.named_parameters(),
-                                         strict=True):
+    for (name, _, g), (_, _, g_t) in zip(plain.named_parameters_and_grads(),
+                                         token.named_parameters_and_grads(), strict=True):
         np.testing.assert_allclose(g_t, g, rtol=1e-4, atol=1e-5, err_msg=name)
 
 

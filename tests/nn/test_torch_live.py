@@ -231,3 +231,47 @@ def test_mse_matches_torch(shape: list[int], reduction: str, seed: int) -> None:
     ref.backward(t64(np.array(1.7)))
     close(loss, ref, "loss")
     close(loss_fn.backward(1.7), pred.grad, "dpred")
+
+
+# ------------------------------------------- named_parameters, as PyTorch's
+@pytest.mark.parametrize(("num_layers", "bidirectional", "bias"),
+                         [(1, False, True), (2, True, True), (2, False, False)])
+def test_named_parameters_match_torch(num_layers: int, bidirectional: bool, bias: bool) -> None:
+    """``for name, p in m.named_parameters()`` works as in PyTorch and gives PyTorch's
+    names, order and shapes, for an LSTM layer and a model holding one (children's
+    parameters under dotted names); ``parameters()`` gives the arrays alone."""
+    kw = {"num_layers": num_layers, "bidirectional": bidirectional, "bias": bias}
+    layer = nn.LSTM(3, 5, rng=0, dtype=np.float64, **kw)
+    tlayer = torch.nn.LSTM(3, 5, batch_first=True, dtype=torch.float64, **kw)
+    ours = [(name, tuple(p.shape)) for name, p in layer.named_parameters()]
+    theirs = [(name, tuple(p.shape)) for name, p in tlayer.named_parameters()]
+    assert ours == theirs
+    assert [tuple(p.shape) for p in layer.parameters()] == \
+        [tuple(p.shape) for p in tlayer.parameters()]
+
+    class Ours(nn.Module):
+        def __init__(self) -> None:
+            super().__init__(dtype=np.float64)
+            self.emb = nn.Embedding(11, 3, rng=0, dtype=np.float64)
+            self.rnn = nn.LSTM(3, 5, rng=0, dtype=np.float64, **kw)
+            self.head = nn.Linear(5 * (1 + bidirectional), 11, rng=0, dtype=np.float64)
+
+    class Theirs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(11, 3)
+            self.rnn = torch.nn.LSTM(3, 5, batch_first=True, **kw)
+            self.head = torch.nn.Linear(5 * (1 + bidirectional), 11)
+
+    model, tmodel = Ours(), Theirs().double()
+    ours = [(name, tuple(p.shape)) for name, p in model.named_parameters()]
+    theirs = [(name, tuple(p.shape)) for name, p in tmodel.named_parameters()]
+    assert ours == theirs
+    assert [n for n, _ in model.named_parameters("m")] == \
+        [n for n, _ in tmodel.named_parameters("m")]
+    assert [n for n, _ in model.named_children()] == [n for n, _ in tmodel.named_children()]
+    # the names load across: PyTorch's state_dict into ours, and ours into PyTorch's
+    tmodel.load_state_dict({n: torch.from_numpy(p.copy()) for n, p in model.named_parameters()})
+    for (name, p), (_, tp) in zip(model.named_parameters(), tmodel.named_parameters(),
+                                  strict=True):
+        close(p, tp, name)

@@ -21,7 +21,7 @@ DTYPES = [np.float32, np.float64]
 def sgd_step(model: nn.Module, lr: float, clip: float | None = None) -> None:
     """``p -= lr * g`` for every parameter (optionally clipping the global norm), then
     zero the gradients."""
-    pairs = model.parameters()
+    pairs = [(p, g) for _, p, g in model.named_parameters_and_grads()]
     scale = 1.0
     if clip is not None:
         norm = float(np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for _, g in pairs)))

@@ -88,8 +88,10 @@ G = np.zeros((2, 3))
     ([], ValueError, r"params expected at least one parameter, got none"),
     ([P], TypeError, r"params\[0\] expected a \(name, param, grad\) triple or a \(param, "
                      r"grad\) pair, got an array of shape \(2, 3\)"),
-    ([("w", P)], TypeError, r"params\[0\] \('0'\) expected a parameter array and a gradient "
-                            r"array, got str and an array"),
+    ([(1, P)], TypeError, r"params\[0\] \('0'\) expected a parameter array and a gradient "
+                          r"array, got int and an array"),
+    ([("w", P)], TypeError, r"SGD: params got a \(name, param\) pair at params\[0\] \('w'\), as "
+                            r"module.named_parameters\(\) yields, which carries no gradients"),
     ([("w", P, np.zeros(3))], ValueError, r"params\[0\] \('w'\) expected a gradient like its "
                                           r"parameter \(numpy float64 \(2, 3\)\), got numpy "
                                           r"float64 \(3,\)"),
@@ -160,3 +162,45 @@ def test_bad_schedule_arguments(make, exc, match):
 def test_bad_clip_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+# ------------------------------------------ a module's parameters hold no gradients
+def _model():
+    from rnnlab import nn
+
+    model = nn.Linear(3, 2, rng=0, dtype=np.float64)
+    model.grads["weight"] += 10.0
+    return model
+
+
+@pytest.mark.parametrize("what", ["parameters", "named_parameters"])
+@pytest.mark.parametrize("call", [
+    lambda params: optim.SGD(params, lr=0.1),
+    lambda params: optim.Adam(params, lr=0.1),
+    lambda params: optim.clip_grad_norm(params, 1.0),
+    lambda params: optim.clip_grad_value(params, 0.5),
+], ids=["SGD", "Adam", "clip_grad_norm", "clip_grad_value"])
+def test_parameters_without_gradients_are_refused(call, what):
+    """PyTorch's ``model.parameters()`` / ``model.named_parameters()`` carry the gradients
+    on each tensor; here they are the weights alone: refused with what to pass instead,
+    never taken as gradients (clipping would scale the weights)."""
+    model = _model()
+    before = {n: p.copy() for n, p in model.named_parameters()}
+    with pytest.raises(TypeError, match=r"carries no gradients \(as in PyTorch\); pass the "
+                                        r"module itself or module.named_parameters_and_grads"
+                                        r"\(\)"):
+        call(getattr(model, what)())
+    for name, param in model.named_parameters():
+        np.testing.assert_array_equal(param, before[name])
+
+
+def test_a_module_and_its_triples_are_taken():
+    model = _model()
+    assert optim.clip_grad_norm(model, 1.0) == pytest.approx(10.0 * np.sqrt(6))
+    model.grads["weight"][...] = 10.0
+    assert optim.clip_grad_norm(model.named_parameters_and_grads(), 1.0) == pytest.approx(
+        10.0 * np.sqrt(6))
+    assert np.linalg.norm(model.grads["weight"]) == pytest.approx(1.0, rel=1e-5)
+    weight = model.params["weight"].copy()
+    optim.SGD(model.named_parameters_and_grads(), lr=0.5).step()
+    np.testing.assert_allclose(model.params["weight"], weight - 0.5 * model.grads["weight"])

@@ -1108,7 +1108,7 @@ def _fingerprint(trainer: Any) -> str:
     from dataclasses import asdict
 
     h = hashlib.sha256()
-    for name, param, _ in trainer.model.named_parameters():
+    for name, param in trainer.model.named_parameters():
         h.update(name.encode() + np.ascontiguousarray(param).tobytes())
     state = trainer.optimizer.state_dict()
     for pname, bufs in state.pop("state").items():

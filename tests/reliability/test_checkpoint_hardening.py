@@ -102,12 +102,12 @@ def test_a_refused_restore_leaves_the_trainer_as_it_was(tmp_path: Path, corpus: 
     trainer = Trainer(small_model(corpus, seed=3), corpus, small_config(max_steps=2),
                       tmp_path / "other", echo=lambda m: None)
     trainer.fit()
-    before = {n: p.copy() for n, p, _ in trainer.model.named_parameters()}
+    before = {n: p.copy() for n, p in trainer.model.named_parameters()}
     state_before = trainer.optimizer.state_dict()
     rng_before = trainer.model.rng.bit_generator.state
     with pytest.raises(CheckpointError, match="state/h holds NaN"):
         trainer.restore(bad)
-    for name, param, _ in trainer.model.named_parameters():
+    for name, param in trainer.model.named_parameters():
         np.testing.assert_array_equal(param, before[name])
     after = trainer.optimizer.state_dict()
     assert after["step"] == state_before["step"] == 2

@@ -32,7 +32,7 @@ def test_attention_gradients(score, masked):
     att.zero_grad()
     dq, dk = att.backward(w.copy())
     checks = {"q": (q, dq), "k": (k, dk)}
-    checks.update({name: (p, g) for name, p, g in att.named_parameters()})
+    checks.update({name: (p, g) for name, p, g in att.named_parameters_and_grads()})
     assert_gradients(loss, checks)
     if masked:
         assert np.all(att.weights[1, :, 2:] == 0)
@@ -82,7 +82,7 @@ def test_model_gradients(kind, padded):
     cfg = Seq2SeqConfig(vocab_size=7, embedding_dim=3, hidden_size=hidden, dtype="float64",
                         **kind)
     model = Seq2Seq(cfg, rng=5)
-    for _, param, _ in model.named_parameters():  # larger weights: gradients well above
+    for _, param in model.named_parameters():  # larger weights: gradients well above
         param[...] = rng.normal(0.0, 0.7, param.shape)  # the finite differences' roundoff
     batch = tiny_batch(rng, padded)
 
@@ -92,6 +92,6 @@ def test_model_gradients(kind, padded):
     model.zero_grad()
     loss()
     model.backward()
-    checks = {name: (p, g.copy()) for name, p, g in model.named_parameters()}
+    checks = {name: (p, g.copy()) for name, p, g in model.named_parameters_and_grads()}
     errors = assert_gradients(loss, checks, eps=MODEL_EPS)
     assert len(errors) == len(checks)

@@ -140,8 +140,8 @@ def test_trained_tiny_model_decodes(tmp_path, reversal):
     loaded, codec2, meta = load_checkpoint(path)
     assert codec2.to_dict() == codec.to_dict() and meta["data"] == {"task": "rev"}
     assert meta["history"][-1]["test_acc"] == 1.0
-    for (n1, p1, _), (n2, p2, _) in zip(model.named_parameters(), loaded.named_parameters(),
-                                        strict=True):
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), loaded.named_parameters(),
+                                  strict=True):
         assert n1 == n2 and np.array_equal(p1, p2)
     assert exact_match(loaded, codec2, pairs) == 1.0
 

@@ -35,4 +35,4 @@ def small_config(**kw):
 
 
 def params_of(model):
-    return {n: np.array(p) for n, p, _ in model.named_parameters()}
+    return {n: np.array(p) for n, p in model.named_parameters()}

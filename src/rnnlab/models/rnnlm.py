@@ -169,12 +169,12 @@ class RNNLM(Module):
         # drawn in float64 a chunk at a time straight into the parameters: the values of one
         # float64 draw cast afterwards, without a float64 copy of the largest matrix
         if init_range is not None:
-            for _, param, _ in self.named_parameters():
+            for _, param in self.named_parameters():
                 fill_uniform(param, self.rng, float(init_range))
         elif init == "book":
             # ch06 Rnnlm: randn(V, D) / 100, randn(fan_in, out) / sqrt(fan_in), zero biases
             fill_normal(self.embedding.params["weight"], self.rng, divisor=100)
-            for name, param, _ in self.named_parameters():
+            for name, param in self.named_parameters():
                 if name == "embedding.weight":
                     continue
                 if param.ndim == 1:

@@ -6,6 +6,21 @@ their gradients in ``grads`` (same keys, same shapes). ``backward`` adds into ``
 place, so optimizers can hold references to them and gradients of shared weights sum.
 Modules assigned as attributes become children, and their parameters appear under
 dotted names (``rnn.weight_ih_l0``) exactly as in a PyTorch ``state_dict``.
+
+The iteration methods that share a name with ``torch.nn.Module`` mean what PyTorch's do:
+``parameters()`` yields the parameter arrays, ``named_parameters()`` ``(name, param)``
+pairs, ``children()`` the child modules, ``named_children()`` ``(name, module)`` pairs and
+``modules()`` this module and every descendant. The gradients, which PyTorch keeps on each
+tensor (``p.grad``), come with :meth:`Module.named_parameters_and_grads`:
+``(name, param, grad)`` triples, the form optimizers and gradient clipping take (they also
+take the module itself).
+
+Changed (issue 22): ``named_parameters()`` used to yield ``(name, param, grad)`` triples,
+``parameters()`` to return a list of ``(param, grad)`` pairs and ``children()`` to yield
+``(name, module)`` pairs. Code that unpacked three values from ``named_parameters()`` now
+calls ``named_parameters_and_grads()``; code that took ``(param, grad)`` pairs from
+``parameters()`` takes them from ``named_parameters_and_grads()`` (or passes the module);
+code that took names from ``children()`` calls ``named_children()``.
 """
 
 from __future__ import annotations
@@ -62,14 +77,18 @@ class Module:
             del modules[name]
         object.__setattr__(self, name, value)
 
-    def children(self) -> Iterator[tuple[str, Module]]:
-        """Direct child modules as ``(name, module)``."""
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct child modules as ``(name, module)`` pairs, as PyTorch's."""
         yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        """Direct child modules, as PyTorch's (the names: :meth:`named_children`)."""
+        yield from self._modules.values()
 
     def modules(self) -> Iterator[Module]:
         """This module and all descendants, depth first."""
         yield self
-        for _, child in self.children():
+        for child in self.children():
             yield from child.modules()
 
     @property
@@ -98,8 +117,29 @@ class Module:
         self.params[name] = theirs
         self.grads[name] = other.grads[other_name]
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
-        """``(dotted_name, param, grad)`` for every parameter, shared arrays listed once."""
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """``(dotted_name, param)`` for every parameter, shared arrays listed once: PyTorch's
+        pairs, so ``for name, p in model.named_parameters()`` works as there.
+
+        ``prefix`` is put before every name with a dot between, as PyTorch's
+        (``named_parameters("head")`` gives ``head.weight``; ``"head."`` gives the same).
+        The gradients come with :meth:`named_parameters_and_grads` (the same order).
+        Before issue 22 this method yielded ``(name, param, grad)`` triples; that form is
+        now ``named_parameters_and_grads()``.
+        """
+        for name, param, _ in self.named_parameters_and_grads(prefix):
+            yield name, param
+
+    def named_parameters_and_grads(self, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
+        """``(dotted_name, param, grad)`` for every parameter, shared arrays listed once, in
+        the order of :meth:`named_parameters` (``prefix`` as there).
+
+        ``grad`` is the array in the owning module's ``grads`` (not a copy): adding into it
+        or scaling it in place is what ``backward``, optimizers and clipping do. This is
+        the form optimizers and ``clip_grad_norm`` take.
+        """
+        if prefix and not prefix.endswith("."):
+            prefix += "."
         seen: set[int] = set()
         for name, param, grad in self._all_parameters(prefix):
             if id(param) not in seen:
@@ -109,20 +149,26 @@ class Module:
     def _all_parameters(self, prefix: str) -> Iterator[tuple[str, Any, Any]]:
         for name, param in self.params.items():
             yield prefix + name, param, self.grads[name]
-        for child_name, child in self.children():
+        for child_name, child in self.named_children():
             yield from child._all_parameters(f"{prefix}{child_name}.")
 
-    def parameters(self) -> list[tuple[Any, Any]]:
-        """Unique ``(param, grad)`` pairs, the form optimizers take."""
-        return [(p, g) for _, p, g in self.named_parameters()]
+    def parameters(self) -> Iterator[Any]:
+        """Every parameter array, shared arrays once, as PyTorch's ``parameters()``.
+
+        An optimizer needs the gradients too: pass it the module itself or
+        :meth:`named_parameters_and_grads` (before issue 22 this method returned a list
+        of ``(param, grad)`` pairs).
+        """
+        for _, param, _ in self.named_parameters_and_grads():
+            yield param
 
     def num_parameters(self) -> int:
         """Number of scalar parameters (shared arrays counted once)."""
-        return int(sum(p.size for _, p, _ in self.named_parameters()))
+        return int(sum(p.size for p in self.parameters()))
 
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place."""
-        for _, _, grad in self.named_parameters():
+        for _, _, grad in self.named_parameters_and_grads():
             grad.fill(0)
 
     # ------------------------------------------------------------------- modes
@@ -243,7 +289,7 @@ class Module:
 
     def __repr__(self) -> str:
         lines = [f"{self.name}({self.extra_repr()}"]
-        for name, child in self.children():
+        for name, child in self.named_children():
             child_repr = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child_repr}")
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"

@@ -105,20 +105,46 @@ def _check_pair(param: Any, grad: Any, owner: str, where: str) -> None:
             f"{xp_of(grad).__name__} {grad.dtype} {tuple(grad.shape)}")
 
 
+#: Why a module's ``parameters()`` / ``named_parameters()`` cannot be used here, and what to
+#: pass instead (both give parameters only, as PyTorch's do; the gradients are elsewhere).
+_WITHOUT_GRADS = ("{owner}: params got {what}, which carries no gradients (as in PyTorch); "
+                  "pass the module itself or module.named_parameters_and_grads()")
+
+
+def _is_parameters_iterator(params: Any) -> bool:
+    """``params`` is the generator of :meth:`rnnlab.nn.Module.parameters` (the parameter
+    arrays, not their gradients)."""
+    from rnnlab.nn.module import Module
+
+    return getattr(params, "gi_code", None) is Module.parameters.__code__
+
+
+def _is_name_and_array(item: Any) -> bool:
+    """``item`` is a ``(name, param)`` pair, as :meth:`rnnlab.nn.Module.named_parameters`
+    yields."""
+    return (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)
+            and is_array(item[1]))
+
+
 def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
     """``(name, param, grad)`` triples from a Module, triples, or ``(param, grad)`` pairs.
 
-    A module gives ``module.named_parameters()`` (shared arrays once); pairs are named
-    ``"0"``, ``"1"``, ... in order. Names and parameter arrays must be unique.
+    A module gives ``module.named_parameters_and_grads()`` (shared arrays once); pairs are
+    named ``"0"``, ``"1"``, ... in order. Names and parameter arrays must be unique. The
+    ``(name, param)`` pairs of ``module.named_parameters()`` and the arrays of
+    ``module.parameters()`` are refused with a message that says what to pass.
     """
-    named = getattr(params, "named_parameters", None)
+    named = getattr(params, "named_parameters_and_grads", None)
     if callable(named):
         items = list(named())
-        source = "the module's named_parameters()"
+        source = "the module's named_parameters_and_grads()"
     elif isinstance(params, str | bytes | Mapping) or is_array(params) \
             or not isinstance(params, Iterable):
         raise TypeError(f"{owner}: params expected an rnnlab.nn.Module or an iterable of "
                         f"(name, param, grad) triples, got {type(params).__name__}")
+    elif _is_parameters_iterator(params):
+        raise TypeError(_WITHOUT_GRADS.format(
+            owner=owner, what="module.parameters() (the parameter arrays)"))
     else:
         items = list(params)
         source = "params"
@@ -128,6 +154,10 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
     for i, item in enumerate(items):
         if isinstance(item, tuple | list) and len(item) == 3 and isinstance(item[0], str):
             name, param, grad = item
+        elif _is_name_and_array(item):
+            raise TypeError(_WITHOUT_GRADS.format(
+                owner=owner, what=f"a (name, param) pair at params[{i}] ({item[0]!r}), as "
+                                  f"module.named_parameters() yields"))
         elif isinstance(item, tuple | list) and len(item) == 2:
             name, (param, grad) = str(i), item
         else:
@@ -149,20 +179,32 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
 
 
 def collect_grads(params: Any, owner: str) -> list[Any]:
-    """Gradient arrays (each once) from a Module, triples, pairs, arrays or one array."""
+    """Gradient arrays (each once) from a Module, triples, pairs, arrays or one array.
+
+    The arrays of ``module.parameters()`` and the ``(name, param)`` pairs of
+    ``module.named_parameters()`` are parameters, not gradients: they are refused (taking
+    them would scale the weights).
+    """
     if is_array(params):
         return [params]
-    if callable(getattr(params, "named_parameters", None)):
-        items: list[Any] = [g for _, _, g in params.named_parameters()]
+    if callable(getattr(params, "named_parameters_and_grads", None)):
+        items: list[Any] = [g for _, _, g in params.named_parameters_and_grads()]
     elif isinstance(params, str | bytes | Mapping) or not isinstance(params, Iterable):
         raise TypeError(f"{owner}: params expected an rnnlab.nn.Module, (name, param, grad) "
                         f"triples, (param, grad) pairs or gradient arrays, got "
                         f"{type(params).__name__}")
+    elif _is_parameters_iterator(params):
+        raise TypeError(_WITHOUT_GRADS.format(
+            owner=owner, what="module.parameters() (the parameter arrays)"))
     else:
         items = []
         for i, item in enumerate(params):
             if is_array(item):
                 items.append(item)
+            elif _is_name_and_array(item):
+                raise TypeError(_WITHOUT_GRADS.format(
+                    owner=owner, what=f"a (name, param) pair at params[{i}] ({item[0]!r}), "
+                                      f"as module.named_parameters() yields"))
             elif isinstance(item, tuple | list) and len(item) in (2, 3) and is_array(item[-1]):
                 items.append(item[-1])
             else:

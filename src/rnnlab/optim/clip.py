@@ -2,7 +2,9 @@
 
 ``params`` may be an :class:`rnnlab.nn.Module`, ``(name, param, grad)`` triples,
 ``(param, grad)`` pairs, a list of gradient arrays or one array. A gradient array that
-appears more than once (tied weights) counts once.
+appears more than once (tied weights) counts once. A module's ``parameters()`` and
+``named_parameters()`` give the weights, not their gradients (as PyTorch's): they are
+refused rather than clipped.
 """
 
 from __future__ import annotations

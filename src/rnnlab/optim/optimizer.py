@@ -38,8 +38,10 @@ class Optimizer:
     Parameters
     ----------
     params:
-        An :class:`rnnlab.nn.Module` (its ``named_parameters()``), or an iterable of
-        ``(name, param, grad)`` triples (``(param, grad)`` pairs are named ``"0"``, ...).
+        An :class:`rnnlab.nn.Module` (its ``named_parameters_and_grads()``), or an
+        iterable of ``(name, param, grad)`` triples (``(param, grad)`` pairs are named
+        ``"0"``, ...). A module's ``parameters()`` / ``named_parameters()`` hold no
+        gradients (as PyTorch's) and are refused.
     **hyper:
         The hyper-parameters, all plain attributes afterwards (``opt.lr = 0.1``), checked
         again on every assignment.

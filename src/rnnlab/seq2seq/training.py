@@ -186,7 +186,7 @@ def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
 # ---------------------------------------------------------------- checkpoints
 def _model_arrays(model: Seq2Seq) -> dict[str, Any]:
     arrays = {}
-    for name, param, _ in model.named_parameters():
+    for name, param in model.named_parameters():
         if not bool(model.xp.isfinite(param).all()):
             raise CheckpointError(f"refusing to save: parameter {name!r} holds NaN or infinity")
         arrays[f"model/{name}"] = param

@@ -167,6 +167,12 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
         raise CheckpointError(f"{where}: not an rnnlab checkpoint (a safetensors file starts "
                               f"with the 8-byte length of its JSON header, then the header's "
                               f"'{{'; this file starts with {what})")
+    if header_len > MAX_HEADER_BYTES:  # write_checkpoint never writes one this long
+        raise CheckpointError(
+            f"{where}: not an rnnlab checkpoint, or a damaged one (a checkpoint starts with "
+            f"the 8-byte length of its JSON header, at most {MAX_HEADER_BYTES:,} bytes and "
+            f"within the file; this file's first 8 bytes declare {header_len:,} header "
+            f"bytes, and the file has {size - 8:,} bytes after them)")
     if header_len > size - 8:
         raise CheckpointError(f"{where}: corrupt header (declares {header_len} header bytes, "
                               f"the file has {size - 8}): a damaged or truncated checkpoint")

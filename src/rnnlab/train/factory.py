@@ -11,7 +11,7 @@ from rnnlab.train.config import TrainConfig
 def trained_parameters(model: Any, cfg: TrainConfig) -> list[tuple[str, Any, Any]]:
     """``(name, param, grad)`` of every parameter the run trains: all but those matching a
     pattern of ``cfg.freeze`` (each pattern must match one at least)."""
-    named = list(model.named_parameters())
+    named = list(model.named_parameters_and_grads())
     names = [n for n, _, _ in named]
     for pattern in cfg.freeze:
         if not fnmatch.filter(names, pattern):

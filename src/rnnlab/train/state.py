@@ -37,12 +37,12 @@ from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint, 
 
 def model_arrays(model: Module) -> dict[str, Any]:
     """``model/<name>`` for every parameter (shared arrays once)."""
-    return {f"model/{name}": param for name, param, _ in model.named_parameters()}
+    return {f"model/{name}": param for name, param in model.named_parameters()}
 
 
 def check_finite_params(model: Module) -> None:
     """Refuse to save a model holding NaN or infinity (a diverged state)."""
-    for name, param, _ in model.named_parameters():
+    for name, param in model.named_parameters():
         if not bool(model.xp.isfinite(param).all()):
             raise CheckpointError(f"refusing to save: parameter {name!r} holds NaN or infinity")
 
@@ -52,7 +52,7 @@ def check_model_arrays(model: Module, arrays: Mapping[str, np.ndarray], where: s
     """The ``model/...`` arrays, checked to fit ``model`` exactly (names, shapes, dtypes)
     and to be finite; nothing is copied."""
     given = take_group(arrays, "model")
-    own = {name: param for name, param, _ in model.named_parameters()}
+    own = {name: param for name, param in model.named_parameters()}
     missing, unexpected = sorted(set(own) - set(given)), sorted(set(given) - set(own))
     if missing or unexpected:
         raise CheckpointError(f"{where}: model arrays do not match the model: missing "
@@ -71,7 +71,7 @@ def check_model_arrays(model: Module, arrays: Mapping[str, np.ndarray], where: s
 def load_model_arrays(model: Module, arrays: Mapping[str, np.ndarray], where: str) -> None:
     """Copy ``model/...`` arrays into ``model`` after validating all of them."""
     given = check_model_arrays(model, arrays, where)
-    own = {name: param for name, param, _ in model.named_parameters()}
+    own = {name: param for name, param in model.named_parameters()}
     for name, value in given.items():
         own[name][...] = model.xp.asarray(value)
 

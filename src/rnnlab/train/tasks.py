@@ -6,7 +6,8 @@ The trainer trains a *task*, a small adapter around a model and its data. A task
     The checkpoint's ``kind`` (``"rnnlm"``, ``"regressor"``, ``"classifier"``,
     ``"seq2seq"``).
 ``model``
-    The model: ``named_parameters()`` (``(name, param, grad)`` triples), ``zero_grad()``,
+    The model: ``named_parameters()`` (``(name, param)`` pairs, as PyTorch's) and
+    ``named_parameters_and_grads()`` (``(name, param, grad)`` triples), ``zero_grad()``,
     ``train()`` / ``eval()``, ``xp``.
 ``data``
     The training batches: ``len(data)`` batches per epoch, ``data.position`` (the next

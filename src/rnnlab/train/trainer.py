@@ -5,7 +5,8 @@ with exact resume, a divergence guard and a clean stop on Ctrl-C, SIGTERM or SIG
 The protocol. The trainer trains a *task* (:mod:`rnnlab.train.tasks`), a small adapter
 around a model and its data:
 
-* the model: ``named_parameters()`` (``(name, param, grad)`` triples), ``zero_grad()``,
+* the model: ``named_parameters()`` (``(name, param)`` pairs, as PyTorch's) and
+  ``named_parameters_and_grads()`` (``(name, param, grad)`` triples), ``zero_grad()``,
   ``train()`` / ``eval()``, ``xp``, and optionally ``rng`` (a generator, saved exactly);
 * ``task.forward_loss(batch) -> float`` (the mean loss of a batch) and
   ``task.backward()`` (its gradients, added into the parameters' gradients);
@@ -455,7 +456,7 @@ class Trainer:
         """Stop with a DriftError when the ranks' parameters differ (cheap checksums)."""
         xp = self.xp
         sums = [0.0, 0.0]
-        for k, (_, p, _) in enumerate(self.model.named_parameters()):
+        for k, (_, p) in enumerate(self.model.named_parameters()):
             sums[0] += float(xp.sum(p, dtype=xp.float64))
             sums[1] += float(xp.sum(p * (k + 1.0) / (1 + (k % 7)), dtype=xp.float64))
         self.world.check_same(np.asarray(sums), self.progress.step)
@@ -470,7 +471,7 @@ class Trainer:
 
     def _params_finite(self) -> bool:
         xp = self.xp
-        return all(bool(xp.isfinite(p).all()) for _, p, _ in self.model.named_parameters())
+        return all(bool(xp.isfinite(p).all()) for _, p in self.model.named_parameters())
 
     def _reference_loss(self) -> float:
         """What a blow-up is measured against: the running mean of the loss once 20 steps
@@ -500,7 +501,7 @@ class Trainer:
         improved = prog.best_valid is None or valid < prog.best_valid
         if improved:
             prog.best_valid, prog.bad_epochs = valid, 0
-            self._best_params = {n: p.copy() for n, p, _ in self.model.named_parameters()}
+            self._best_params = {n: p.copy() for n, p in self.model.named_parameters()}
             self.save(self.out_dir / "best.safetensors", training_state=False)
         else:
             prog.bad_epochs += 1
@@ -524,7 +525,7 @@ class Trainer:
 
     def _finish(self) -> dict[str, Any]:
         if self._best_params is not None:
-            own = {n: p for n, p, _ in self.model.named_parameters()}
+            own = {n: p for n, p in self.model.named_parameters()}
             for name, value in self._best_params.items():
                 own[name][...] = value
         if self.task.has_split("test"):
@@ -562,7 +563,7 @@ class Trainer:
     # --------------------------------------------------------------- rollbacks
     def _take_snapshot(self) -> None:
         self._snapshot = {
-            "params": {n: p.copy() for n, p, _ in self.model.named_parameters()},
+            "params": {n: p.copy() for n, p in self.model.named_parameters()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "scheduler": None if self.scheduler is None else
             copy.deepcopy(self.scheduler.state_dict()),
@@ -575,7 +576,7 @@ class Trainer:
 
     def _apply_snapshot(self, snap: dict[str, Any]) -> None:
         """Put the model, optimizer, schedule, RNG, data position and progress back."""
-        own = {n: p for n, p, _ in self.model.named_parameters()}
+        own = {n: p for n, p in self.model.named_parameters()}
         for name, value in snap["params"].items():
             own[name][...] = value
         self.optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))

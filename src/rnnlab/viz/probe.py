@@ -43,8 +43,8 @@ def host_min_layer(rnn: Any) -> Any:
     else:
         copy = type(rnn)(rnn.input_size, rnn.hidden_size, rnn.num_layers, bias=rnn.bias,
                          mode=rnn.mode, device="cpu", dtype=rnn.dtype)
-    own = {name: param for name, param, _ in rnn.named_parameters()}
-    for name, param, _ in copy.named_parameters():
+    own = {name: param for name, param in rnn.named_parameters()}
+    for name, param in copy.named_parameters():
         param[...] = to_numpy(own[name])
     return copy.eval()
 
