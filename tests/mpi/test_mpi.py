@@ -78,6 +78,16 @@ def test_k_processes_train_as_one(single, k):
         assert all(size in (n_params + tail, 2, 4, 1) for size in calls), sorted(set(calls))
 
 
+@pytest.mark.parametrize("mode", ["mingru", "block"])
+def test_min_cells_train_as_one(tmp_path, mode):
+    """The same with the min cells: a 2-layer minGRU (dropout masks between its layers,
+    time-major) and the paper's block around minLSTM (masks inside each block): 2 ranks
+    agree with one process to 1e-10."""
+    run(tmp_path, 1, mode, "k1")
+    run(tmp_path, 2, mode, "k2")
+    assert_same(result(tmp_path / "k1"), result(tmp_path / "k2"))
+
+
 def test_resume_with_another_number_of_processes(single):
     """A checkpoint written by 2 ranks after 10 steps resumes with 1 and with 4 and ends
     where the single 20-step run ends."""

@@ -4,7 +4,9 @@
 with dropout on the characters of TEXT for 20 steps of global batch 20 and writes, from
 rank 0, ``OUT/result.npz`` (parameters, the loss of every step, the validation loss) and
 ``OUT/counts.json`` (the gradient reductions and the Allreduce calls of each rank).
-MODE: ``run``, ``half`` (10 steps), ``raise`` (rank 1 raises at step 3), ``kill`` (rank 1
+MODE: ``run``, ``mingru`` and ``block`` (the run with a 2-layer minGRU, and with two
+blocks of the minGRU paper around minLSTM layers, instead of the LSTM), ``half`` (10
+steps), ``raise`` (rank 1 raises at step 3), ``kill`` (rank 1
 kills itself with SIGKILL at step 3), ``time`` (a budget of ``max_time`` 1.5 s, the last
 rank sleeping 0.1 s a step, so that it alone is late and its clock decides the stop),
 ``slow`` (for a test that signals the job while it trains: every rank writes
@@ -61,8 +63,10 @@ def main() -> None:
     if world.size > 1:
         counting = world.comm = Counting(world.comm)
     corpus = load_text(text, "char", split=(0.8, 0.1, 0.1))
-    model = RNNLM(len(corpus.vocab), embedding_dim=8, hidden_size=12, num_layers=2,
-                  cell="lstm", dropout=0.3, rng=0, dtype="float64")
+    cell = {"mingru": "mingru", "block": "minlstm"}.get(mode, "lstm")
+    model = RNNLM(len(corpus.vocab), embedding_dim=12 if mode == "block" else 8,
+                  hidden_size=12, num_layers=2, cell=cell, dropout=0.3, rng=0,
+                  dtype="float64", block=mode == "block")
     steps = 10 if mode == "half" else 20
     cfg = TrainConfig(epochs=5, batch_size=20, bptt=8, eval_batch_size=6, optimizer="adam",
                       lr=0.01, clip_norm=0.5, log_every=1, checkpoint_every=2,
