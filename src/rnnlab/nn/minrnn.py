@@ -208,7 +208,8 @@ class MinRecurrent(Module):
         for layer in range(self.num_layers):
             runs = [self._run(X, layer, d, h0[layer * K + d], valid) for d in range(K)]
             h_n += [run["h"][-1] for run in runs]
-            out = xp.concatenate([run["out"] for run in runs], axis=2)  # (T, N, K*H)
+            out = runs[0]["out"] if K == 1 else \
+                xp.concatenate([run["out"] for run in runs], axis=2)  # (T, N, K*H)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 keep = 1.0 - self.dropout
