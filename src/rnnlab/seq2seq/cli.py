@@ -174,12 +174,24 @@ def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: A
 
     started = time.perf_counter()
     summary = trainer.fit()
-    summary["run"] = str(trainer.out_dir)
-    history = history_of(trainer.out_dir / "metrics.jsonl")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, trainer.model, codec, data=source, options=options, history=history)
-    print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
+    if trainer.world.is_root:  # under mpiexec, rank 0 alone writes and prints
+        summary["run"] = str(trainer.out_dir)
+        history = history_of(trainer.out_dir / "metrics.jsonl")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out, trainer.model, codec, data=source, options=options,
+                        history=history)
+        print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
     return STOP_STATUS.get(summary.get("stopped"), 0)
+
+
+def _pairs_digest(pairs: Any) -> str:
+    """A short digest of the question-answer pairs: every process must train on the same."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for q, a in zip(pairs.questions, pairs.answers, strict=True):
+        h.update(f"{q}\t{a}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -189,7 +201,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
     from rnnlab.seq2seq.training import TrainOptions, load_task, make_task, train_config
     from rnnlab.train import Trainer
-    from rnnlab.train.runfolder import check_new_run_folder, claim_new_run_folder
+    from rnnlab.train.distributed import detect
+    from rnnlab.train.run import claim_run_folder
+    from rnnlab.train.runfolder import check_new_run_folder
 
     if args.task is None:
         raise ValueError("seq2seq train: --task expected (addition, date or a file), or "
@@ -207,15 +221,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
     out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
     folder = out.with_suffix("")
-    check_new_run_folder(folder, overwrite=args.overwrite)  # before the data is loaded
+    world = detect()  # under mpiexec: rank 0 claims the folder, prints and writes
+    quiet = args.quiet or not world.is_root
+    if world.is_root:
+        check_new_run_folder(folder, overwrite=args.overwrite)  # before the data is loaded
     pairs, source = load_task(args.task, args.source, args.n, args.data_seed, args.data_dir)
+    world.check_agree(_pairs_digest(pairs), "question-answer pairs (digest)")
     source.update(split_seed=args.split_seed, test_fraction=0.1)
     train, test = split_pairs(pairs, args.split_seed)
     codec = Codec.build(pairs)
     config = Seq2SeqConfig(len(codec.vocab), args.embedding_dim, hidden, args.cell, decoder,
                            args.score, reverse, args.bidirectional, args.dtype)
     model = Seq2Seq(config, rng=args.seed, device=args.device)
-    if not args.quiet:
+    if not quiet:
         c = config
         print(f"{source['task']} ({source['source']}): {len(train):,} train / {len(test):,} "
               f"test pairs, vocabulary {len(codec.vocab)}\nmodel: {c.cell} {c.decoder} decoder"
@@ -223,19 +241,20 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{c.embedding_dim}, hidden {hidden}{', bidirectional' if c.bidirectional else ''}"
               f"{', reversed input' if c.reverse else ''}, {model.num_parameters():,} "
               f"parameters; run folder {folder}", flush=True)
-    train_cfg = train_config(options, patience=args.patience, progress=not args.quiet)
+    train_cfg = train_config(options, patience=args.patience, progress=not quiet)
     task = make_task(model, codec, train, test if len(test) else train, train_cfg,
                      source=source)
-    lock, _ = claim_new_run_folder(folder, overwrite=args.overwrite)
+    folder, lock, _ = claim_run_folder(world, folder, overwrite=args.overwrite)
     try:
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(args))
+        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
+                          distributed=world)
         return _fit_and_export(trainer, codec, source, options, out)
     finally:
         lock.release()
 
 
-def _echo(args: argparse.Namespace) -> Any:
-    if args.quiet:
+def _echo(quiet: bool) -> Any:
+    if quiet:
         return lambda message: None
     return lambda message: print(message, flush=True)
 
@@ -250,8 +269,8 @@ def _resume(args: argparse.Namespace) -> int:
     from rnnlab.seq2seq.training import KIND, TrainOptions, make_task
     from rnnlab.train import TrainConfig, Trainer
     from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
-    from rnnlab.train.run import run_checkpoint
-    from rnnlab.train.runfolder import RunLock
+    from rnnlab.train.distributed import detect
+    from rnnlab.train.run import rank0_lock, run_checkpoint
 
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
@@ -259,7 +278,9 @@ def _resume(args: argparse.Namespace) -> int:
     path = run_checkpoint(args.resume)
     folder = path.parent
     where = f"checkpoint {str(path)!r}"
-    with RunLock(folder):
+    world = detect()  # under mpiexec: rank 0 holds the folder's lock, prints and writes
+    quiet = args.quiet or not world.is_root
+    with rank0_lock(world, folder):
         arrays, meta = read_checkpoint(path)
         del arrays
         if meta.get("kind") != KIND:
@@ -274,19 +295,21 @@ def _resume(args: argparse.Namespace) -> int:
         overrides = {"max_steps": None, "max_time": None}
         overrides.update({k: getattr(args, k) for k in _RESUME_OPTIONS
                           if getattr(args, k) is not None})
-        train_cfg = replace(saved, **overrides, progress=not args.quiet)
+        train_cfg = replace(saved, **overrides, progress=not quiet)
         source = meta.get("data_source")
         if not isinstance(source, dict):
             raise CheckpointError(f"{where}: does not record its data (data_source)")
         pairs, _ = _source_pairs(source, args.data_dir)
+        world.check_agree(_pairs_digest(pairs), "question-answer pairs (digest)")
         train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
                                   float(source.get("test_fraction", 0.1)))
         model = Seq2Seq(config, rng=train_cfg.seed, device=args.device)
         task = make_task(model, codec, train, test if len(test) else train, train_cfg,
                          source=source)
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(args))
+        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
+                          distributed=world)
         trainer.restore(path)
-        if not args.quiet:
+        if not quiet:
             print(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
                   f"{trainer.progress.step}", flush=True)
         options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,

@@ -216,8 +216,15 @@ def _rank0(world: Any, echo: Any) -> Any:
     return echo or ProgressBar.write
 
 
-def _claim(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo: Any
-           ) -> tuple[Path, Any, list[str]]:
+def rank0_lock(world: Any, folder: Path) -> Any:
+    """The lock of run folder ``folder`` on rank 0 (:class:`RunLock`, a context manager);
+    nothing on the other ranks of a run on many processes."""
+    return RunLock(folder) if world.is_root else _NoLock()
+
+
+def claim_run_folder(world: Any, out: str | Path | None, base: Path | None = None, *,
+                     overwrite: bool = False, echo: Any = None
+                     ) -> tuple[Path, Any, list[str]]:
     """``(folder, lock, removed)``: the run folder, claimed by rank 0 alone (``out``, or
     ``base`` or the first free ``base-<k>`` without it) and broadcast to the other ranks,
     which hold no lock. When rank 0 fails, the others raise instead of waiting."""
@@ -234,7 +241,7 @@ def _claim(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo
             lock, removed = claim_new_run_folder(out, overwrite=overwrite)
         else:
             out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
-            if out != base:
+            if out != base and echo is not None:
                 echo(f"{base} holds another run; this run goes to {out} (--overwrite "
                      f"replaces {base}, --out chooses a folder)")
     except BaseException:
@@ -246,9 +253,9 @@ def _claim(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo
 
 def _fit_new_run(world: Any, out: str | Path | None, base: Path, overwrite: bool, echo: Any,
                  model: str, trainer_for: Any) -> dict[str, Any]:
-    """Claim the run folder (:func:`_claim`), say what trains there (``model``), and fit
+    """Claim the run folder (:func:`claim_run_folder`), say what trains there (``model``), and fit
     ``trainer_for(folder)`` while holding the folder's lock; the summary names the run."""
-    out, lock, removed = _claim(world, out, base, overwrite, echo)
+    out, lock, removed = claim_run_folder(world, out, base, overwrite=overwrite, echo=echo)
     try:
         if removed:
             echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
@@ -311,7 +318,7 @@ def resume_run(path: str | Path, overrides: dict[str, Any], *, device: str | Non
     path = run_checkpoint(path)
     folder = path.parent
     # before anything is read: a trainer already there is refused (rank 0 holds the lock)
-    with RunLock(folder) if world.is_root else _NoLock():
+    with rank0_lock(world, folder):
         arrays, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
         if "forecast" in meta:
@@ -469,7 +476,7 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
     echo = _rank0(world, echo)
     path = run_checkpoint(path)
     folder = path.parent
-    with RunLock(folder) if world.is_root else _NoLock():
+    with rank0_lock(world, folder):
         _, meta = read_checkpoint(path)
         where = f"checkpoint {str(path)!r}"
         source = meta.get("forecast")
