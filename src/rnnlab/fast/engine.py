@@ -197,7 +197,7 @@ class Engine(ReferenceEngine):
     def _min_kernels(self, cell: str, P: Any, ran: bool = False) -> Any:
         # the backward (``ran``) follows a forward that ran here, whatever the switches
         # say now: the module is loaded
-        if not (self.numpy and P.dtype == self.dtype):
+        if not (self.numpy and P.dtype == self.dtype and cell in ("mingru", "minlstm")):
             return None
         kernels = _kernels.minrnn(ran)
         return None if kernels is None else kernels.KERNELS[cell]
