@@ -228,6 +228,9 @@ class Trainer:
         self.batcher = task.data
         #: Identifies the data (saved in every checkpoint, compared by :meth:`restore`).
         self.corpus_digest = task.digest()
+        # every process must train on the same data (the files on each machine): raised on
+        # every rank at once when they differ
+        world.check_agree(self.corpus_digest, "training data (digest)")
         self.corpus_bytes = None if data_config is None else data_config.source_bytes()
         if world.is_root:
             remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
