@@ -105,10 +105,15 @@ def _check_pair(param: Any, grad: Any, owner: str, where: str) -> None:
             f"{xp_of(grad).__name__} {grad.dtype} {tuple(grad.shape)}")
 
 
-#: Why a module's ``parameters()`` / ``named_parameters()`` cannot be used here, and what to
-#: pass instead (both give parameters only, as PyTorch's do; the gradients are elsewhere).
-_WITHOUT_GRADS = ("{owner}: params got {what}, which carries no gradients (as in PyTorch); "
-                  "pass the module itself or module.named_parameters_and_grads()")
+def _without_grads(owner: str, index: int | None = None, name: str = "") -> TypeError:
+    """Why a module's ``parameters()`` (``index`` None) or a ``(name, param)`` pair of its
+    ``named_parameters()`` at ``params[index]`` cannot be used here, and what to pass
+    instead (both give parameters only, as PyTorch's do; the gradients are elsewhere)."""
+    what = ("module.parameters() (the parameter arrays)" if index is None else
+            f"a (name, param) pair at params[{index}] ({name!r}), as "
+            f"module.named_parameters() yields")
+    return TypeError(f"{owner}: params got {what}, which carries no gradients (as in "
+                     f"PyTorch); pass the module itself or module.named_parameters_and_grads()")
 
 
 def _is_parameters_iterator(params: Any) -> bool:
@@ -143,8 +148,7 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
         raise TypeError(f"{owner}: params expected an rnnlab.nn.Module or an iterable of "
                         f"(name, param, grad) triples, got {type(params).__name__}")
     elif _is_parameters_iterator(params):
-        raise TypeError(_WITHOUT_GRADS.format(
-            owner=owner, what="module.parameters() (the parameter arrays)"))
+        raise _without_grads(owner)
     else:
         items = list(params)
         source = "params"
@@ -155,9 +159,7 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
         if isinstance(item, tuple | list) and len(item) == 3 and isinstance(item[0], str):
             name, param, grad = item
         elif _is_name_and_array(item):
-            raise TypeError(_WITHOUT_GRADS.format(
-                owner=owner, what=f"a (name, param) pair at params[{i}] ({item[0]!r}), as "
-                                  f"module.named_parameters() yields"))
+            raise _without_grads(owner, i, item[0])
         elif isinstance(item, tuple | list) and len(item) == 2:
             name, (param, grad) = str(i), item
         else:
@@ -194,17 +196,14 @@ def collect_grads(params: Any, owner: str) -> list[Any]:
                         f"triples, (param, grad) pairs or gradient arrays, got "
                         f"{type(params).__name__}")
     elif _is_parameters_iterator(params):
-        raise TypeError(_WITHOUT_GRADS.format(
-            owner=owner, what="module.parameters() (the parameter arrays)"))
+        raise _without_grads(owner)
     else:
         items = []
         for i, item in enumerate(params):
             if is_array(item):
                 items.append(item)
             elif _is_name_and_array(item):
-                raise TypeError(_WITHOUT_GRADS.format(
-                    owner=owner, what=f"a (name, param) pair at params[{i}] ({item[0]!r}), "
-                                      f"as module.named_parameters() yields"))
+                raise _without_grads(owner, i, item[0])
             elif isinstance(item, tuple | list) and len(item) in (2, 3) and is_array(item[-1]):
                 items.append(item[-1])
             else:

@@ -162,8 +162,9 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     with open(path, "rb") as fh:
         start = fh.read(9)
     header_len = int.from_bytes(start[:8], "little")
-    if start[8:9] not in (b"{", b"") or _looks_like_text(start):
-        what = "text" if _looks_like_text(start) else f"the bytes {start[:8]!r}"
+    text = _looks_like_text(start)
+    if start[8:9] not in (b"{", b"") or text:
+        what = "text" if text else f"the bytes {start[:8]!r}"
         raise CheckpointError(f"{where}: not an rnnlab checkpoint (a safetensors file starts "
                               f"with the 8-byte length of its JSON header, then the header's "
                               f"'{{'; this file starts with {what})")
