@@ -1,0 +1,196 @@
+"""The course's helpers: an equation shown beside the line of rnnlab that computes it, and a
+check that the two agree.
+
+Every line of the reference that computes an equation carries a marker comment naming it,
+for example ``ds = bw.dc_next + dh * o * (1 - tanh_c * tanh_c)  # eq: lstm.ds``. A course
+page shows that equation and checks it::
+
+    from rnnlab.course import equation
+    eq = equation("lstm.ds", r"\\delta s_t = \\delta c_t + \\delta h_t \\odot o_t \\odot "
+                             r"(1 - \\tanh^2 c_t)")
+    eq                                   # the equation, the source line and a link to it
+    eq.check(mine, library_value)        # raises EquationMismatch when they differ
+
+``markers()`` lists every marker in the package, so a test can prove that each marker is
+shown by some page and that each name a page uses exists.
+
+``mode()`` reads ``RNNLAB_TUTORIAL`` (``quick``, the default, or ``full``): the size a page
+runs at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Check",
+    "Equation",
+    "EquationMismatch",
+    "Marker",
+    "equation",
+    "markers",
+    "mode",
+    "source_url",
+]
+
+MARKER = re.compile(r"#\s*eq:\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*$")
+MODES = ("quick", "full")
+SOURCE_BASE = "../source/"
+
+
+class EquationMismatch(AssertionError):
+    """What a page computed by hand and what rnnlab computed differ beyond the tolerance."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One ``# eq: NAME`` marker: where it stands and the code it marks.
+
+    ``path`` is relative to the package (``nn/cells/lstm.py``), ``module`` the dotted
+    module name (``rnnlab.nn.cells.lstm``), ``line`` 1-based, ``code`` the marked line
+    without its marker.
+    """
+
+    name: str
+    module: str
+    path: str
+    line: int
+    code: str
+
+
+def _python_files(root: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+        if entry.is_dir() and entry.name != "__pycache__":
+            yield from _python_files(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".py"):
+            yield f"{prefix}{entry.name}", entry
+
+
+@cache
+def markers() -> dict[str, Marker]:
+    """Every ``# eq:`` marker in the installed package, by name.
+
+    Raises ``ValueError`` when a name is used twice: each equation is computed in one place.
+    """
+    found: dict[str, Marker] = {}
+    for path, entry in _python_files(resources.files("rnnlab")):
+        module = "rnnlab." + path[: -len(".py")].replace("/", ".")
+        module = module.removesuffix(".__init__")
+        for number, text in enumerate(entry.read_text(encoding="utf-8").splitlines(), 1):
+            match = MARKER.search(text)
+            if match is None:
+                continue
+            name = match.group(1)
+            if name in found:
+                first = found[name]
+                raise ValueError(f"equation marker {name!r} appears twice: {first.path} line "
+                                 f"{first.line} and {path} line {number}")
+            code = text[: match.start()].rstrip()
+            found[name] = Marker(name, module, path, number, code.strip())
+    return found
+
+
+def source_url(marker: Marker, base: str = SOURCE_BASE) -> str:
+    """The address of the marked line in the site's source pages (``#L-<line>`` anchors)."""
+    return f"{base}{marker.module}.html#L-{marker.line}"
+
+
+def mode() -> str:
+    """The size the course's pages run at: ``RNNLAB_TUTORIAL``, ``quick`` (default) or
+    ``full``."""
+    value = os.environ.get("RNNLAB_TUTORIAL", "quick").strip().lower() or "quick"
+    if value not in MODES:
+        raise ValueError(f"RNNLAB_TUTORIAL: expected one of {', '.join(MODES)}, got {value!r}")
+    return value
+
+
+def _host(array: Any) -> np.ndarray:
+    get = getattr(array, "get", None)           # a CuPy array comes to the host
+    return np.asarray(get() if callable(get) else array, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of a passed check: the largest errors and the tolerance they met."""
+
+    name: str
+    max_abs: float
+    max_rel: float
+    rtol: float
+    atol: float
+    against: str
+
+    def __str__(self) -> str:
+        return (f"{self.name}: agrees with {self.against}; largest relative error "
+                f"{self.max_rel:.1e}, largest absolute error {self.max_abs:.1e} "
+                f"(tolerance rtol {self.rtol:g}, atol {self.atol:g})")
+
+    def _repr_markdown_(self) -> str:
+        return f"**checked** — `{self.name}` {str(self)[len(self.name) + 1:]}"
+
+
+class Equation:
+    """An equation of the course and the marked line of rnnlab that computes it."""
+
+    def __init__(self, marker: Marker, latex: str) -> None:
+        self.marker = marker
+        self.latex = latex.strip()
+
+    @property
+    def name(self) -> str:
+        return self.marker.name
+
+    def __repr__(self) -> str:
+        m = self.marker
+        return f"{self.latex}\n  computed at rnnlab/{m.path}:{m.line}: {m.code}"
+
+    def _repr_markdown_(self) -> str:
+        m = self.marker
+        return (f"$$\n{self.latex}\n$$\n\ncomputed in [`rnnlab/{m.path}`, line {m.line}]"
+                f"({source_url(m)}):\n\n```python\n{m.code}\n```\n")
+
+    def check(self, computed: Any, expected: Any, *, rtol: float = 1e-12, atol: float = 0.0,
+              against: str = "rnnlab") -> Check:
+        """Compare what a page computed by hand (``computed``) with ``expected``.
+
+        ``expected`` is what rnnlab computed, or a central-difference gradient (say so in
+        ``against``). Raises ``EquationMismatch`` naming the equation and the largest error
+        when ``|computed - expected| > atol + rtol * |expected|`` anywhere, or when the
+        shapes differ.
+        """
+        a, b = _host(computed), _host(expected)
+        if a.shape != b.shape:
+            raise EquationMismatch(f"{self.name}: the page's array has shape {a.shape}, "
+                                   f"{against}'s has shape {b.shape}")
+        diff = np.abs(a - b)
+        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = np.maximum(np.abs(b), np.finfo(np.float64).tiny)
+        max_rel = float((diff / scale).max()) if diff.size else 0.0
+        if not np.all(np.isfinite(a)) or not np.all(diff <= atol + rtol * np.abs(b)):
+            raise EquationMismatch(f"{self.name}: the page and {against} disagree: largest "
+                                   f"absolute error {max_abs:.3e}, largest relative error "
+                                   f"{max_rel:.3e} (tolerance rtol {rtol:g}, atol {atol:g})")
+        return Check(self.name, max_abs, max_rel, rtol, atol, against)
+
+
+def equation(name: str, latex: str) -> Equation:
+    """The equation ``name`` (a ``# eq:`` marker in rnnlab's source) written as ``latex``."""
+    if not isinstance(name, str):
+        raise TypeError(f"equation: name expected a str, got {type(name).__name__}")
+    if not isinstance(latex, str) or not latex.strip():
+        raise ValueError(f"equation: latex expected a non-empty str, got {latex!r}")
+    found = markers()
+    if name not in found:
+        family = name.split(".", 1)[0]
+        near = sorted(n for n in found if n.split(".", 1)[0] == family) or sorted(found)
+        raise ValueError(f"equation: no '# eq: {name}' marker in rnnlab's source; the markers"
+                         f" are {', '.join(near)}")
+    return Equation(found[name], latex)
