@@ -14,6 +14,9 @@ page shows that equation and checks it::
 ``markers()`` lists every marker in the package, so a test can prove that each marker is
 shown by some page and that each name a page uses exists.
 
+``gallery(fig, key, caption)`` shows a figure made by a page and offers it to the site's
+gallery (through myst-nb's glue when the page is being built).
+
 ``mode()`` reads ``RNNLAB_TUTORIAL`` (``quick``, the default, or ``full``): the size a page
 runs at.
 """
@@ -36,6 +39,7 @@ __all__ = [
     "EquationMismatch",
     "Marker",
     "equation",
+    "gallery",
     "markers",
     "mode",
     "source_url",
@@ -194,3 +198,22 @@ def equation(name: str, latex: str) -> Equation:
         raise ValueError(f"equation: no '# eq: {name}' marker in rnnlab's source; the markers"
                          f" are {', '.join(near)}")
     return Equation(found[name], latex)
+
+
+def gallery(figure: Any, key: str, caption: str) -> Any:
+    """Show ``figure`` (a matplotlib figure made by the page) and offer it to the gallery.
+
+    When the page runs inside the documentation build (myst-nb is importable), the figure
+    is glued under ``key`` so that the gallery page shows this very figure with
+    ``caption``; elsewhere (Jupyter, a script) the figure is only returned for display.
+    """
+    if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", key):
+        raise ValueError(f"gallery: key expected lower-case letters, digits and '-', got {key!r}")
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError(f"gallery: caption expected a non-empty str, got {caption!r}")
+    try:
+        from myst_nb import glue  # optional: the docs extra
+    except ImportError:
+        return figure
+    glue(key, figure, display=True)
+    return None
