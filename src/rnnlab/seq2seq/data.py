@@ -87,9 +87,9 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None, *,
         if not question or not answer:
             raise DataError(f"{where}: line {number} has an empty "
                             f"{'question' if not question else 'answer'}: {line[:60]!r}")
-        for part, text_of in (("question", question), ("answer", answer)):
+        for part, text_of in (("a question", question), ("an answer", answer)):
             if len(text_of) > max_length:
-                raise DataError(f"{where}: line {number} has a {part} of "
+                raise DataError(f"{where}: line {number} has {part} of "
                                 f"{len(text_of):,} characters, more than the "
                                 f"{max_length:,} allowed (max_length); split it or raise "
                                 f"the limit")
