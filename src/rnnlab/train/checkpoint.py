@@ -205,7 +205,7 @@ def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
     header = int.from_bytes(payload[:8], "little")
     if header > MAX_HEADER_BYTES:  # it would be written, but could never be read back
         raise _too_large(header, "write_checkpoint")
-    write_atomic(path, payload)
+    atomic_write_bytes(path, payload)
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
