@@ -92,6 +92,7 @@ def numeric_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS, *,
         raise TypeError(f"numeric_gradient: x expected a float64 ndarray, got "
                         f"{type(x).__name__} {getattr(x, 'dtype', '')}")
     _check_eps(eps, "numeric_gradient")
+    grad: np.ndarray
     if indices is None:
         where: Any = np.ndindex(*x.shape)
         grad = np.zeros(x.shape, dtype=np.float64)
@@ -366,8 +367,10 @@ def check_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarra
                             f"gradient), got {type(pair).__name__}")
     picks = {name: sample_indices(int(np.size(pair[0])), samples, [seed, k])
              for k, (name, pair) in enumerate(checks.items())}
-    total = sum(int(np.size(pair[0])) if picks[name] is None else len(picks[name])
-                for name, pair in checks.items())
+    total = 0
+    for name, pair in checks.items():
+        pick = picks[name]
+        total += int(np.size(pair[0])) if pick is None else int(pick.size)
     rows = []
     with _progress_bar(total, progress, title) as bar:
         for name, pair in checks.items():
@@ -458,8 +461,7 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
     owner = "check_module"
     tol, eps = _check_tol(tol, owner), _check_eps(eps, owner)
     auto = isinstance(samples, str) and samples == "auto"
-    if not auto:
-        samples = _check_samples(samples, owner)
+    count = None if auto else _check_samples(samples, owner)
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"{owner}: progress expected True, False or None, got {progress!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -530,9 +532,9 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
                                 strict=True):
         checks[name], kinds[name] = (part, grad), "state"
     if auto:
-        samples = auto_samples(seconds_per_forward, [int(a.size) for a, _ in checks.values()])
+        count = auto_samples(seconds_per_forward, [int(a.size) for a, _ in checks.values()])
     report = check_gradients(loss, checks, tol, eps, kinds=kinds, title=title,
-                             samples=samples, seed=seed, progress=progress)
+                             samples=count, seed=seed, progress=progress)
     return GradCheckReport(report.rows, tol=tol, eps=eps, title=title,
                            notes=[*notes, *report.notes])
 

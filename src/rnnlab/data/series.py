@@ -20,6 +20,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,9 +182,9 @@ def forecast_windows(series: np.ndarray, window: int, horizon: int = 1, *,
             or not 0 < valid_fraction < 1:
         raise ValueError(f"forecast_windows: valid_fraction expected a number in (0, 1), got "
                          f"{valid_fraction!r}")
-    dtype = np.dtype(dtype)  # type: ignore[call-overload]
-    if dtype.kind != "f":
-        raise TypeError(f"forecast_windows: dtype expected a floating-point dtype, got {dtype}")
+    kind: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
+    if kind.kind != "f":
+        raise TypeError(f"forecast_windows: dtype expected a floating-point dtype, got {kind}")
     x = np.asarray(series, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"forecast_windows: series expected a 1-D array, got shape {x.shape}")
@@ -205,17 +206,17 @@ def forecast_windows(series: np.ndarray, window: int, horizon: int = 1, *,
                         f"{horizon} with a validation fraction of {valid_fraction:g}: that "
                         f"{left} (window + horizon); give at least {least} rows, or a "
                         f"smaller window or horizon")
-    mean, std = _standardisation(x, split, where, dtype)
+    mean, std = _standardisation(x, split, where, kind)
     z = (x - mean) / std
-    train = make_windows(z[:split], window, horizon, dtype=dtype)
+    train = make_windows(z[:split], window, horizon, dtype=kind)
     # validation windows: targets start at split, split + 1, ...; inputs the window before
-    valid = make_windows(z[split - window:], window, horizon, dtype=dtype)
+    valid = make_windows(z[split - window:], window, horizon, dtype=kind)
     valid_times = split + np.arange(len(valid[0]))
     return ForecastWindows(series=x, split=split, window=window, horizon=horizon, mean=mean,
                            std=std, train=train, valid=valid, valid_times=valid_times)
 
 
-def _standardisation(x: np.ndarray, split: int, where: str, dtype: np.dtype
+def _standardisation(x: np.ndarray, split: int, where: str, dtype: np.dtype[Any]
                      ) -> tuple[float, float]:
     """The training part's mean and standard deviation, checked: both finite, and every
     standardised value within the range of ``dtype`` (else a :class:`DataError` naming

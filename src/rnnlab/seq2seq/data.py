@@ -69,9 +69,9 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None, *,
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        at_line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{where}: not UTF-8 (bad byte at offset {exc.start}, line "
-                        f"{line})") from None
+                        f"{at_line})") from None
     del raw
     text = text.removeprefix("\ufeff")
     questions, answers = [], []
@@ -137,7 +137,8 @@ def split_indices(n: int, seed: Any = DEFAULT_SPLIT_SEED, test_fraction: float =
             isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
         raise ValueError(f"split_indices: seed (the split seed) expected an int >= 0, got "
                          f"{seed!r}")
-    order = make_rng(seed).permutation(int(n))
+    rng = make_rng(seed if isinstance(seed, np.random.Generator) else int(seed))
+    order = rng.permutation(int(n))
     n_test = max(1, int(n * test_fraction))
     return order[: n - n_test], order[n - n_test:]
 
