@@ -44,20 +44,28 @@ What cannot be exported is refused with a ``ValueError`` naming it: ``MinGRU``/`
 layers (neither ONNX nor ``torch.nn`` has them), bidirectional layers (a language model
 reads left to right), and for ``torch`` a GRU with ``reset_after=False`` (``torch.nn.GRU``
 has only the reset-after form).
+
+The file is written atomically (a temporary renamed over it). An existing file is
+refused unless ``overwrite=True``, and a file that reads as an rnnlab checkpoint is never
+replaced, even then (:func:`check_out`): exporting over a run's ``best.safetensors``
+would leave a run that cannot resume.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnnlab.backend import to_numpy
+from rnnlab.data.safefiles import write_atomic
+from rnnlab.train.checkpoint import is_checkpoint
 
-__all__ = ["FORMATS", "GATE_ORDER", "OPSET", "export_checkpoint", "export_onnx",
+__all__ = ["FORMATS", "GATE_ORDER", "OPSET", "check_out", "export_checkpoint", "export_onnx",
            "export_torch", "torch_recipe"]
 
 #: The ONNX opset the graphs declare (its RNN/LSTM/GRU are those of opset 14).
@@ -220,13 +228,32 @@ def build_onnx(model: Any, *, vocab: Any = None) -> Any:
     return proto
 
 
-def export_onnx(model: Any, path: str | Path, *, vocab: Any = None) -> Path:
-    """Write the ONNX graph of a language model to ``path`` (atomically); return the path."""
-    from rnnlab.train.checkpoint import atomic_write_bytes
-
-    proto = build_onnx(model, vocab=vocab)
+def check_out(path: str | Path, *, overwrite: bool = False, owner: str = "export") -> Path:
+    """Refuse an export target that must not be written: an existing file unless
+    ``overwrite`` (the command line's ``--overwrite``), and, even with it, a folder or a
+    file that reads as an rnnlab checkpoint (a run's ``best.safetensors``: replacing it
+    would end the run). Returns the path."""
     path = Path(path)
-    atomic_write_bytes(path, proto.SerializeToString())
+    if os.path.isdir(path):
+        raise ValueError(f"{owner}: out expected a file name, got the folder {str(path)!r}")
+    if is_checkpoint(path):
+        raise ValueError(f"{owner}: out {str(path)!r} is an rnnlab checkpoint; an export never "
+                         f"replaces one (even with overwrite), choose another file name")
+    if os.path.lexists(path) and not overwrite:
+        raise ValueError(f"{owner}: out {str(path)!r} exists; pass overwrite=True "
+                         f"(--overwrite) to replace it, or choose another file name")
+    return path
+
+
+def export_onnx(model: Any, path: str | Path, *, vocab: Any = None,
+                overwrite: bool = False) -> Path:
+    """Write the ONNX graph of a language model to ``path`` (atomically); return the path.
+
+    An existing file is refused unless ``overwrite``, an rnnlab checkpoint always
+    (:func:`check_out`)."""
+    path = check_out(path, overwrite=overwrite, owner="export (onnx)")
+    proto = build_onnx(model, vocab=vocab)
+    write_atomic(path, proto.SerializeToString())
     return path
 
 
@@ -257,28 +284,32 @@ def torch_recipe(model: Any, path: str | Path = "model.pt") -> str:
         "# logits: lm['decoder'](lm['rnn'](lm['embedding'](ids), state)[0])\n")
 
 
-def export_torch(model: Any, path: str | Path) -> Path:
-    """``torch.save`` the model's ``state_dict`` (torch tensors) to ``path``, atomically."""
+def export_torch(model: Any, path: str | Path, *, overwrite: bool = False) -> Path:
+    """``torch.save`` the model's ``state_dict`` (torch tensors) to ``path``, atomically.
+
+    An existing file is refused unless ``overwrite``, an rnnlab checkpoint always
+    (:func:`check_out`)."""
     try:
         import torch
     except ImportError as exc:
         raise ImportError("export (torch): needs torch to write a torch.save file: pip "
                           "install torch") from exc
-    from rnnlab.train.checkpoint import atomic_write_bytes
-
+    path = check_out(path, overwrite=overwrite, owner="export (torch)")
     state = {name: torch.from_numpy(array) for name, array in torch_state_dict(model).items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
     return path
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
-                      fmt: str = "onnx") -> tuple[Path, Any]:
+                      fmt: str = "onnx", *, overwrite: bool = False) -> tuple[Path, Any]:
     """Export the language model of an rnnlab checkpoint; return ``(path written, model)``.
 
-    ``out`` defaults to the checkpoint's name with ``.onnx`` or ``.pt``.
+    ``out`` defaults to the checkpoint's name with ``.onnx`` or ``.pt``. An existing
+    ``out`` is refused unless ``overwrite``; a file that reads as an rnnlab checkpoint
+    (the one exported included) is never replaced (:func:`check_out`). Both are checked
+    before the checkpoint is loaded.
     """
     from rnnlab.train.state import load_model
 
@@ -290,7 +321,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
     out = Path(out)
     if out.exists() and out.resolve() == checkpoint.resolve():
         raise ValueError(f"export: out expected a new file, got the checkpoint itself ({out})")
+    check_out(out, overwrite=overwrite)
     model, vocab, _ = load_model(checkpoint, device="cpu")
     if fmt == "onnx":
-        return export_onnx(model, out, vocab=vocab), model
-    return export_torch(model, out), model
+        return export_onnx(model, out, vocab=vocab, overwrite=overwrite), model
+    return export_torch(model, out, overwrite=overwrite), model

@@ -32,6 +32,9 @@ from rnnlab.fast import blas_threads
 STRATEGIES = ("sample", "greedy", "beam")
 #: Tokens per piece of :func:`generate_stream` unless told otherwise.
 DEFAULT_CHUNK = 32
+#: Longest continuation a beam search makes: it is decided only at its end, so nothing
+#: is shown while it runs (sampling and greedy decoding stream, and have no limit).
+MAX_BEAM_LENGTH = 10_000
 
 
 def _is_int(value: Any) -> bool:
@@ -69,10 +72,22 @@ def _check_options(owner: str, length: Any, strategy: Any, temperature: Any, top
                          f"got {_shown(beam_width)}")
     if not _is_int(chunk) or chunk < 1:
         raise ValueError(f"{owner}: chunk expected an int >= 1, got {_shown(chunk)}")
+    if strategy == "beam" and length > MAX_BEAM_LENGTH:
+        raise ValueError(f"{owner}: length expected at most {MAX_BEAM_LENGTH:,} tokens with "
+                         f"strategy 'beam' (a beam search shows nothing until it ends), got "
+                         f"{_shown(length)}; sample or decode greedily for longer texts")
     return {"length": int(length), "strategy": strategy, "temperature": float(temperature),
             "top_k": None if top_k is None else int(top_k),
             "top_p": None if top_p is None else float(top_p),
             "beam_width": int(beam_width), "chunk": int(chunk)}
+
+
+def _check_seed(owner: str, seed: Any) -> None:
+    """A seed is None, an int >= 0 or a numpy Generator (``ValueError`` naming it)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"{owner}: seed expected an int >= 0 or None, got {_shown(seed)}")
 
 
 def _check_unknown(owner: str, unknown: Any) -> None:
@@ -217,6 +232,7 @@ def generate_ids_iter(model: Any, prime_ids: list[int], length: int, *,
     o = _check_options("generate_ids_iter", length, strategy, temperature, top_k, top_p,
                        beam_width, chunk)
     prime_ids = _check_prime_ids("generate_ids_iter", model, prime_ids)
+    _check_seed("generate_ids_iter", rng)
     return _id_chunks(model, prime_ids, make_rng(rng), **o)
 
 
@@ -267,6 +283,7 @@ def generate_ids(model: Any, prime_ids: list[int], length: int, *, strategy: str
     o = _check_options("generate_ids", length, strategy, temperature, top_k, top_p,
                        beam_width)
     prime_ids = _check_prime_ids("generate_ids", model, prime_ids)
+    _check_seed("generate_ids", rng)
     o["chunk"] = max(1, o["length"])
     return [t for part in _id_chunks(model, prime_ids, make_rng(rng), **o) for t in part]
 
@@ -283,18 +300,28 @@ def _beam(model: Any, prime_ids: list[int], length: int, width: int,
     stepper = model.stepper(width)
     _feed(stepper, xp, prime_ids, batch=width)  # every beam starts from the prime's state
     first = np.argsort(-first_logp, kind="stable")[:width]
-    seqs = [[int(t)] for t in first]
+    # the beams as back-pointers: tokens[k][b] is beam b's k-th token, parents[k][b] the
+    # beam it extends at step k - 1 (memory O(length * width), no sequence copied)
+    tokens = [first.astype(np.int64)]
+    parents: list[np.ndarray] = []
     scores = first_logp[first]
     for _ in range(length - 1):
-        step_logp = _log_softmax(_mask(to_numpy(stepper.step(xp.asarray(np.array(
-            [s[-1] for s in seqs], dtype=np.int64)))).astype(np.float64), banned))  # (B, V)
+        step_logp = _log_softmax(_mask(to_numpy(stepper.step(xp.asarray(tokens[-1])))
+                                       .astype(np.float64), banned))  # (B, V)
         total = (scores[:, None] + step_logp).ravel()
         best = np.argsort(-total, kind="stable")[:width]
         parent = best // V
         stepper.reorder(xp.asarray(parent))
-        seqs = [seqs[b] + [int(t)] for b, t in zip(parent, best % V, strict=True)]
+        parents.append(parent)
+        tokens.append((best % V).astype(np.int64))
         scores = total[best]
-    return seqs[int(np.argmax(scores))]
+    beam = int(np.argmax(scores))
+    out = [0] * length
+    for k in range(length - 1, -1, -1):
+        out[k] = int(tokens[k][beam])
+        if k:
+            beam = int(parents[k - 1][beam])
+    return out
 
 
 def generate_stream(model: Any, vocab: Any, prime: str = "", length: int = 200, *,
@@ -309,6 +336,7 @@ def generate_stream(model: Any, vocab: Any, prime: str = "", length: int = 200, 
     o = _check_options("generate", length, strategy, temperature, top_k, top_p, beam_width,
                        chunk)
     _check_unknown("generate", unknown)
+    _check_seed("generate", seed)
     prime_ids = encode_prime(vocab, prime, unknown) if prime else []
     rng = make_rng(seed)
     return _text_pieces(vocab, prime_ids, _id_chunks(model, prime_ids or _start_ids(vocab),
@@ -341,6 +369,7 @@ def generate(model: Any, vocab: Any, prime: str = "", length: int = 200, *,
     (:func:`generate_stream` gives the same text as it is made)."""
     o = _check_options("generate", length, strategy, temperature, top_k, top_p, beam_width)
     _check_unknown("generate", unknown)
+    _check_seed("generate", seed)
     prime_ids = encode_prime(vocab, prime, unknown) if prime else []
     start = prime_ids or _start_ids(vocab)
     o["chunk"] = max(1, o["length"])

@@ -30,7 +30,16 @@ same, raising ``AssertionError`` on a failure)::
     >>> bool(np.allclose(g, 2 * w))
     True
 
-The measure of a row is the relative error of the whole array,
+A large layer has millions of entries and every one costs two forward passes, so
+:func:`check_module` checks a random sample of ``samples`` entries of each array larger
+than that (arrays up to that size, and every array with ``samples=None``, are checked
+whole). The default, ``samples="auto"``, is :data:`DEFAULT_SAMPLES` entries, fewer when
+the layer's forward pass is so slow that they would take more than about a minute. The
+sample is drawn from ``seed``, so the same entries are checked on every run, and the
+report says which arrays were sampled. A tqdm bar (on a terminal, or always with
+``progress=True``) shows the entries checked and the time left.
+
+The measure of a row is the relative error of the whole array (or of its sample),
 ``||a - n|| / (||a|| + ||n||)`` (``a`` the analytic gradient, ``n`` the numeric one): 0
 when both are zero, at most 1 otherwise. Entry by entry relative errors are not used
 because entries near zero (a tanh saturated, a ReLU off) make them large for a correct
@@ -42,42 +51,101 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
-__all__ = ["EPS", "TOL", "GradCheckReport", "GradCheckRow", "assert_gradients",
-           "check_gradients", "check_module", "numeric_gradient", "relative_error"]
+__all__ = ["AUTO_SECONDS", "DEFAULT_SAMPLES", "EPS", "TOL", "GradCheckReport", "GradCheckRow",
+           "assert_gradients", "check_gradients", "check_module", "numeric_gradient",
+           "relative_error"]
 
 #: Default step of the central difference (error O(eps^2) + O(roundoff / eps)).
 EPS = 1e-6
 #: Default bound on :func:`relative_error` for a passing check.
 TOL = 1e-6
+#: The most entries of each array :func:`check_module` checks with ``samples="auto"``
+#: (the default; arrays with more are sampled at random).
+DEFAULT_SAMPLES = 256
+#: The time ``samples="auto"`` aims at (seconds): fewer entries are sampled when the
+#: layer's forward pass is so slow that :data:`DEFAULT_SAMPLES` would take longer.
+AUTO_SECONDS = 60.0
+#: The fewest entries per array ``samples="auto"`` checks, however slow the layer.
+MIN_AUTO_SAMPLES = 8
 
 
 # ------------------------------------------------------------------- the pieces
-def numeric_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS) -> np.ndarray:
+def numeric_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS, *,
+                     indices: Any = None, bar: Any = None) -> np.ndarray:
     """d f() / d x by central differences, perturbing ``x`` in place (restored after).
 
     ``f`` takes no arguments and reads ``x`` itself (a parameter, an input, a state), so
     the same helper serves every array a layer reads. ``x`` must be a float64 array.
+    With ``indices`` (flat indices into ``x``, as :func:`sample_indices` draws them) only
+    those entries are measured and the result is 1-D, one derivative per index; ``bar``
+    (a tqdm bar) is advanced by one per entry.
     """
     if not isinstance(x, np.ndarray) or x.dtype != np.float64:
         raise TypeError(f"numeric_gradient: x expected a float64 ndarray, got "
                         f"{type(x).__name__} {getattr(x, 'dtype', '')}")
     _check_eps(eps, "numeric_gradient")
-    grad = np.zeros(x.shape, dtype=np.float64)
-    for idx in np.ndindex(*x.shape):
+    grad: np.ndarray
+    if indices is None:
+        where: Any = np.ndindex(*x.shape)
+        grad = np.zeros(x.shape, dtype=np.float64)
+    else:
+        flat = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= x.size):
+            raise ValueError(f"numeric_gradient: indices expected flat indices in [0, "
+                             f"{x.size}), got {int(flat.min())}..{int(flat.max())}")
+        where = zip(*np.unravel_index(flat, x.shape), strict=True) if x.ndim else [()] * len(flat)
+        grad = np.zeros(flat.size, dtype=np.float64)
+    for k, idx in enumerate(where):
         old = x[idx]
         x[idx] = old + eps
         f_plus = f()
         x[idx] = old - eps
         f_minus = f()
         x[idx] = old
-        grad[idx] = (f_plus - f_minus) / (2.0 * eps)
+        grad[idx if indices is None else k] = (f_plus - f_minus) / (2.0 * eps)
+        if bar is not None:
+            bar.update(1)
     return grad
+
+
+def sample_indices(size: int, samples: int | None, seed: Any = 0) -> np.ndarray | None:
+    """``samples`` distinct flat indices of an array of ``size`` entries, sorted, drawn from
+    ``seed`` (the same every time); None (every entry) when ``samples`` is None or not
+    smaller than ``size``."""
+    if samples is None or samples >= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(size, size=samples, replace=False))
+
+
+def auto_samples(seconds_per_forward: float, sizes: Sequence[int], *,
+                 budget: float = AUTO_SECONDS) -> int:
+    """The entries per array that ``samples="auto"`` checks: :data:`DEFAULT_SAMPLES`, or
+    fewer (at least :data:`MIN_AUTO_SAMPLES`) when two forward passes per entry of the
+    arrays of ``sizes`` would take longer than ``budget`` seconds."""
+    cost = 2.0 * max(float(seconds_per_forward), 1e-9)
+    small = sum(n for n in sizes if n <= DEFAULT_SAMPLES)
+    big = sum(1 for n in sizes if n > DEFAULT_SAMPLES)
+    if not big:
+        return DEFAULT_SAMPLES
+    fit = int((budget / cost - small) / big)
+    return max(MIN_AUTO_SAMPLES, min(DEFAULT_SAMPLES, fit))
+
+
+def _check_samples(samples: Any, owner: str) -> int | None:
+    if samples is None:
+        return None
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
+        raise ValueError(f"{owner}: samples expected an int >= 1 (entries checked per "
+                         f"array) or None (every entry), got {samples!r}")
+    return int(samples)
 
 
 def relative_error(analytic: Any, numeric: Any) -> float:
@@ -108,8 +176,9 @@ def _check_tol(tol: Any, owner: str) -> float:
 class GradCheckRow(NamedTuple):
     """One checked array: its ``name``, ``kind`` ("param", "input", "state" or "array"),
     ``shape``, relative ``error`` (NaN when it could not be measured), largest entry-wise
-    ``max_abs`` difference, whether it ``passed`` and a ``note`` (why it failed, when it
-    was not a number)."""
+    ``max_abs`` difference, whether it ``passed``, a ``note`` (why it failed, when it
+    was not a number) and ``entries``, the number of entries checked when they were a
+    random sample (None: every entry)."""
 
     name: str
     kind: str
@@ -118,6 +187,7 @@ class GradCheckRow(NamedTuple):
     max_abs: float
     passed: bool
     note: str = ""
+    entries: int | None = None
 
 
 class GradCheckReport:
@@ -231,51 +301,89 @@ class GradCheckReport:
 
 
 def _row(f: Callable[[], float], name: str, kind: str, array: np.ndarray, analytic: Any,
-         tol: float, eps: float) -> GradCheckRow:
+         tol: float, eps: float, indices: np.ndarray | None = None,
+         bar: Any = None) -> GradCheckRow:
     shape = tuple(array.shape)
+    entries = None if indices is None else int(indices.size)
     if analytic is None:
         return GradCheckRow(name, kind, shape, math.nan, math.nan, False,
-                            "no analytic gradient")
+                            "no analytic gradient", entries)
     analytic = np.asarray(analytic)
     if analytic.shape != array.shape:
         return GradCheckRow(name, kind, shape, math.nan, math.nan, False,
-                            f"analytic shape {analytic.shape}, array {array.shape}")
+                            f"analytic shape {analytic.shape}, array {array.shape}", entries)
     analytic = analytic.astype(np.float64, copy=False)
-    numeric = numeric_gradient(f, array, eps)
+    if indices is not None:
+        analytic = analytic.reshape(-1)[indices]
+    numeric = numeric_gradient(f, array, eps, indices=indices, bar=bar)
     err = relative_error(analytic, numeric)
     if not err <= tol:
         # Round-off of a central difference is about |f| * 1e-16 / eps per entry, which
         # for a gradient of 1e-5 on a loss of order one is already 1e-6 relative at
         # eps = 1e-6 (1.3e-6 at 1e-6, 1.5e-7 at 1e-5, 9e-9 at 1e-4 in one case); a wrong
         # gradient is wrong at every step size, so the better of eps and 10 * eps counts.
-        wider = numeric_gradient(f, array, 10 * eps)
+        if bar is not None:
+            bar.total += numeric.size
+            bar.refresh()
+        wider = numeric_gradient(f, array, 10 * eps, indices=indices, bar=bar)
         wider_err = relative_error(analytic, wider)
         if wider_err < err or math.isnan(err):
             err, numeric = wider_err, wider
-    max_abs = float(np.max(np.abs(analytic - numeric))) if array.size else 0.0
-    return GradCheckRow(name, kind, shape, err, max_abs, bool(err <= tol))
+    max_abs = float(np.max(np.abs(analytic - numeric))) if numeric.size else 0.0
+    return GradCheckRow(name, kind, shape, err, max_abs, bool(err <= tol), "", entries)
+
+
+def _progress_bar(total: int, progress: bool | None, title: str) -> Any:
+    """A tqdm bar over ``total`` entries (on a terminal when ``progress`` is None, always
+    when True, never when False); it shows the rate and the time left."""
+    return tqdm(total=total, desc=title.removeprefix("gradient check of ")[:40],
+                unit="entry", leave=False, dynamic_ncols=True,
+                disable=None if progress is None else not progress)
 
 
 def check_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarray, Any]],
                     tol: float = TOL, eps: float = EPS, *, kinds: Mapping[str, str] | None = None,
-                    title: str = "gradient check") -> GradCheckReport:
+                    title: str = "gradient check", samples: int | None = None, seed: int = 0,
+                    progress: bool | None = False) -> GradCheckReport:
     """Compare every ``name: (array, analytic_gradient)`` of ``checks`` with
     :func:`numeric_gradient` of ``f`` and return the report (nothing is raised for a
     failing row). ``f`` reads the arrays, which must be float64 ndarrays; an array that
     misses ``tol`` at ``eps`` is measured once more at ``10 * eps`` and the smaller error
-    counts (a wrong gradient is wrong at every step size, round-off is not)."""
+    counts (a wrong gradient is wrong at every step size, round-off is not).
+
+    ``samples`` (default None: every entry) checks that many random entries of each
+    larger array (drawn from ``seed``; :func:`sample_indices`); ``progress`` shows a tqdm
+    bar (None: on a terminal only)."""
     tol, eps = _check_tol(tol, "check_gradients"), _check_eps(eps, "check_gradients")
+    samples = _check_samples(samples, "check_gradients")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"check_gradients: seed expected an int >= 0, got {seed!r}")
     if not isinstance(checks, Mapping):
         raise TypeError(f"check_gradients: checks expected a mapping name -> (array, "
                         f"gradient), got {type(checks).__name__}")
-    rows = []
     for name, pair in checks.items():
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise TypeError(f"check_gradients: checks[{name!r}] expected a pair (array, "
                             f"gradient), got {type(pair).__name__}")
-        kind = "array" if kinds is None else kinds.get(name, "array")
-        rows.append(_row(f, name, kind, pair[0], pair[1], tol, eps))
-    return GradCheckReport(rows, tol=tol, eps=eps, title=title)
+    picks = {name: sample_indices(int(np.size(pair[0])), samples, [seed, k])
+             for k, (name, pair) in enumerate(checks.items())}
+    total = 0
+    for name, pair in checks.items():
+        pick = picks[name]
+        total += int(np.size(pair[0])) if pick is None else int(pick.size)
+    rows = []
+    with _progress_bar(total, progress, title) as bar:
+        for name, pair in checks.items():
+            kind = "array" if kinds is None else kinds.get(name, "array")
+            rows.append(_row(f, name, kind, pair[0], pair[1], tol, eps, picks[name], bar))
+    sampled = [row for row in rows if row.entries is not None]
+    notes = []
+    if sampled:
+        notes.append(f"{samples} random entries (seed {seed}) checked of each array larger "
+                     f"than that: " + ", ".join(f"{row.name} of {math.prod(row.shape):,}"
+                                                  for row in sampled)
+                     + " (samples=None checks every entry)")
+    return GradCheckReport(rows, tol=tol, eps=eps, title=title, notes=notes)
 
 
 def assert_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarray, Any]],
@@ -291,7 +399,8 @@ def assert_gradients(f: Callable[[], float], checks: Mapping[str, tuple[np.ndarr
 # ------------------------------------------------------------------ check_module
 def check_module(module: Any, inputs: Any, state: Any = None, *,
                  kwargs: Mapping[str, Any] | None = None, tol: float = TOL, eps: float = EPS,
-                 seed: int = 0) -> GradCheckReport:
+                 seed: int = 0, samples: int | str | None = "auto",
+                 progress: bool | None = None) -> GradCheckReport:
     """Check every gradient ``module`` computes, by central differences in float64.
 
     The scalar loss is ``sum_k <y_k, R_k>`` over the outputs ``y_k`` of the forward, plus
@@ -336,10 +445,25 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
     tol, eps:
         The bound on each row's relative error, and the finite-difference step.
     seed:
-        Seeds the loss weights ``R`` and the generators that replace ``rng``.
+        Seeds the loss weights ``R``, the generators that replace ``rng`` and the sample
+        of entries.
+    samples:
+        Entries checked per array: an array with more is checked at that many random
+        entries (the report's notes name them); ``None`` checks every entry. The default,
+        ``"auto"``, is :data:`DEFAULT_SAMPLES`, or fewer (:func:`auto_samples`, timed on
+        the first forward pass) when that would take more than :data:`AUTO_SECONDS`: a
+        built-in layer of any size is checked in about a minute (an LSTM 512 x 512 has
+        2.1 million entries, over an hour whole).
+    progress:
+        A tqdm bar with the time left: ``None`` (default) on a terminal only, ``True``
+        always, ``False`` never.
     """
     owner = "check_module"
     tol, eps = _check_tol(tol, owner), _check_eps(eps, owner)
+    auto = isinstance(samples, str) and samples == "auto"
+    count = None if auto else _check_samples(samples, owner)
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"{owner}: progress expected True, False or None, got {progress!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"{owner}: seed expected an int >= 0, got {seed!r}")
     for method in ("forward", "backward"):
@@ -383,7 +507,9 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
         total = sum(float(np.vdot(o, r)) for o, r in zip(outs, R_out, strict=True))
         return total + sum(float(np.vdot(f, r)) for f, r in zip(finals, R_fin, strict=True))
 
+    started = time.perf_counter()
     loss()
+    seconds_per_forward = time.perf_counter() - started
     _zero_grads(module, params)
     douts = [r.copy() for r in R_out]
     if finals:
@@ -405,8 +531,12 @@ def check_module(module: Any, inputs: Any, state: Any = None, *,
     for name, part, grad in zip(_state_names(len(state_parts)), state_parts, state_grads,
                                 strict=True):
         checks[name], kinds[name] = (part, grad), "state"
-    report = check_gradients(loss, checks, tol, eps, kinds=kinds, title=title)
-    return GradCheckReport(report.rows, tol=tol, eps=eps, title=title, notes=notes)
+    if auto:
+        count = auto_samples(seconds_per_forward, [int(a.size) for a, _ in checks.values()])
+    report = check_gradients(loss, checks, tol, eps, kinds=kinds, title=title,
+                             samples=count, seed=seed, progress=progress)
+    return GradCheckReport(report.rows, tol=tol, eps=eps, title=title,
+                           notes=[*notes, *report.notes])
 
 
 def _describe(module: Any) -> str:

@@ -47,6 +47,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tests.ckptdoc import document_metadata
+
 LOADERS = ("read", "model", "cli", "restore", "resume")
 ALL = frozenset(LOADERS) | {"seq2seq"}  # "seq2seq" runs when the package has its loader
 MODEL = frozenset({"model", "cli", "restore", "resume"})
@@ -199,7 +201,7 @@ def encode(arrays: dict[str, np.ndarray], meta: Any, **extra_metadata: str) -> b
 
     doc = meta if isinstance(meta, str) else json.dumps(meta, allow_nan=True)
     return save({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                metadata={"rnnlab": doc, **extra_metadata})
+                metadata={**document_metadata(doc), **extra_metadata})
 
 
 def raw(header: Any, body: bytes, *, header_text: bytes | None = None,
@@ -212,7 +214,7 @@ def raw(header: Any, body: bytes, *, header_text: bytes | None = None,
 
 def layout(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> tuple[dict, bytes]:
     """The header dict and data of a valid file (to be damaged by hand)."""
-    header: dict[str, Any] = {"__metadata__": {"rnnlab": json.dumps(meta)}}
+    header: dict[str, Any] = {"__metadata__": document_metadata(meta)}
     body = bytearray()
     codes = {"float32": "F32", "float64": "F64", "int32": "I32", "int64": "I64",
              "uint8": "U8", "bool": "BOOL"}

@@ -32,6 +32,7 @@ def main() -> int:
     argv = sys.argv[sys.argv.index("--") + 1:]
     events = open(plan["events"], "a", buffering=1, encoding="utf-8")
 
+    import rnnlab.data.safefiles as sf
     import rnnlab.train.checkpoint as ck
 
     state = {"n": 0, "armed": False}
@@ -102,8 +103,8 @@ def main() -> int:
                 die("replace")
 
     ck.atomic_write_bytes = atomic
-    ck.open = opener  # type: ignore[attr-defined]
-    ck.os = Os()  # type: ignore[assignment]
+    sf.open = opener  # type: ignore[attr-defined]  # the writer the checkpoints go through
+    sf.os = Os()  # type: ignore[assignment]
 
     from rnnlab.cli import main as cli_main
 

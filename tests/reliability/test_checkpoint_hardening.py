@@ -16,6 +16,7 @@ from rnnlab.train import CheckpointError, Trainer, checkpoint
 from rnnlab.train.checkpoint import read_checkpoint, write_checkpoint
 from rnnlab.train.run import start_run
 from rnnlab.train.state import load_model
+from tests.ckptdoc import document_metadata
 from tests.reliability.conftest import small_config, small_model
 
 
@@ -85,7 +86,7 @@ def test_huge_declared_sizes_are_refused_before_allocation(tmp_path: Path,
                        ("num_layers", 10**5), ("embedding_dim", 3000)):
         bad = {**meta, "model_config": {**meta["model_config"], key: value}}
         path = tmp_path / f"{key}.safetensors"
-        path.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(bad)}))
+        path.write_bytes(save(arrays, metadata=document_metadata(bad)))
         with pytest.raises(CheckpointError, match="declares at least"):
             load_model(path)
         assert _refusal_peak(load_model, path) < 4 * 2**20
@@ -98,7 +99,7 @@ def test_a_refused_restore_leaves_the_trainer_as_it_was(tmp_path: Path, corpus: 
     arrays, meta = read_checkpoint(run / "last.safetensors")
     arrays["state/h"] = np.full_like(arrays["state/h"], np.nan)  # the last thing checked
     bad = tmp_path / "bad.safetensors"
-    bad.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(meta)}))
+    bad.write_bytes(save(arrays, metadata=document_metadata(meta)))
     trainer = Trainer(small_model(corpus, seed=3), corpus, small_config(max_steps=2),
                       tmp_path / "other", echo=lambda m: None)
     trainer.fit()

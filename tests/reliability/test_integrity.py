@@ -9,6 +9,7 @@ checkpoint, whose trainer never sets eps, is refused for it."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,13 @@ import pytest
 
 from rnnlab.cli import main
 from rnnlab.optim import SGD, AdaGrad, Adam, AdamW, RMSprop
-from rnnlab.train.checkpoint import CHECKSUM_KEY, CheckpointError, read_checkpoint
-from tests.ckptdoc import rewrite_document
+from rnnlab.train.checkpoint import (
+    CHECKSUM_KEY,
+    CheckpointError,
+    UncheckedDocumentWarning,
+    read_checkpoint,
+)
+from tests.ckptdoc import document_metadata, rewrite_document
 from tests.reliability.conftest import TEXT
 
 
@@ -69,11 +75,16 @@ def test_checksums_are_recorded_and_not_part_of_meta(tmp_path):
 
 def test_old_checkpoints_without_checksums_still_load(tmp_path, capsys):
     path = _train(tmp_path)
-    rewrite_document(path, lambda doc: doc.pop(CHECKSUM_KEY))
-    arrays, _ = read_checkpoint(path)
+    rewrite_document(path, lambda doc: doc.pop(CHECKSUM_KEY), checksum=False)
+    with pytest.warns(UncheckedDocumentWarning, match="written before rnnlab covered"):
+        arrays, _ = read_checkpoint(path)
     assert "model/rnn.weight_hh_l0" in arrays
-    assert main(["train", "--resume", str(path), "--max-steps", "4", "--no-progress",
-                 "--sample-length", "0"]) == 0
+    with pytest.warns(UncheckedDocumentWarning):
+        assert main(["train", "--resume", str(path), "--max-steps", "4", "--no-progress",
+                     "--sample-length", "0"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_checkpoint(path)  # the resumed run's checkpoint is covered again
 
 
 @pytest.mark.parametrize("table,message", [
@@ -142,7 +153,7 @@ def test_a_checkpoint_with_negative_adam_moments_is_refused_at_resume(tmp_path, 
     key = "optim/rnn.weight_hh_l0/exp_avg_sq"
     arrays[key] = -np.abs(arrays[key]) - 1e-6
     document.pop(CHECKSUM_KEY)
-    path.write_bytes(save(arrays, metadata={"rnnlab": json.dumps(document)}))
+    path.write_bytes(save(arrays, metadata=document_metadata(document)))
     capsys.readouterr()
     assert main(["train", "--resume", str(path), "--no-progress", "--sample-length", "0"]) == 1
     err = capsys.readouterr().err

@@ -137,7 +137,9 @@ class _FullDisk:
 
 
 def test_a_full_disk_names_the_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(ck, "open", lambda *a, **kw: _FullDisk(open(*a, **kw)),
+    from rnnlab.data import safefiles
+
+    monkeypatch.setattr(safefiles, "open", lambda *a, **kw: _FullDisk(open(*a, **kw)),
                         raising=False)
     target = tmp_path / "run" / "last.safetensors"
     with pytest.raises(OSError) as info:

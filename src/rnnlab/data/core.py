@@ -24,12 +24,16 @@ import numpy as np
 
 from rnnlab.data.errors import DataError
 from rnnlab.data.ids import open_ids, save_ids
+from rnnlab.data.safefiles import write_atomic
+from rnnlab.data.textio import read_limited
 from rnnlab.data.tokens import ID_DTYPE, check_level, codepoints, count_codepoints, tokenize
 from rnnlab.data.vocab import Vocab
 
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 PART_NAMES = ("train", "valid", "test")
 _FORMAT = "rnnlab.data.Corpus"
+#: Largest ``corpus.json`` :meth:`Corpus.open` reads (its vocabulary; bytes).
+_MAX_META_BYTES = 1 << 30
 
 
 @dataclass(repr=False, eq=False)
@@ -75,7 +79,11 @@ class Corpus:
                 f"{sizes})")
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the corpus to ``directory`` (created); return it. See :meth:`open`."""
+        """Write the corpus to ``directory`` (created); return it. See :meth:`open`.
+
+        Every file is written atomically (a temporary renamed over it,
+        :func:`~rnnlab.data.safefiles.write_atomic`): a symbolic or hard link planted at
+        ``corpus.json`` or a ``.npy`` is replaced, its target never written."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for part, ids in self.parts.items():
@@ -83,8 +91,9 @@ class Corpus:
         meta = {"format": _FORMAT, "version": 1, "name": self.name, "level": self.level,
                 "description": self.description, "source": self.source,
                 "vocab": self.vocab.to_dict()}
-        (directory / "corpus.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1),
-                                               encoding="utf-8")
+        # like the ids: a new file renamed over the old one, never written through a link
+        write_atomic(directory / "corpus.json",
+                     json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"))
         return directory
 
     @classmethod
@@ -93,8 +102,8 @@ class Corpus:
         directory = Path(directory)
         meta_path = directory / "corpus.json"
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            meta = json.loads(read_limited(meta_path, _MAX_META_BYTES).decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:  # DataError is a ValueError
             raise DataError(f"Corpus.open: {meta_path}: cannot be read ({exc})") from exc
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             raise DataError(f"Corpus.open: {meta_path}: not an rnnlab corpus file")

@@ -15,7 +15,14 @@ Files appended to in place (``metrics.jsonl``) and lock files are opened with
 
 An ``OSError`` while writing (a full disk, a file size limit, an I/O error) is raised
 again with the name of the file being written (:func:`naming`), so a message reads
-``runs/x/last.safetensors: No space left on device``.
+``runs/x/last.safetensors: No space left on device``; a temporary that cannot be created
+(a read-only folder, ``/proc``) is reported under the target's name too, never the
+temporary's.
+
+:func:`write_atomic` is the one writer of whole files: it takes the bytes, or a function
+that writes them to a binary file object, which suits a matplotlib figure::
+
+    write_atomic(run / "forecast.png", lambda fh: fig.savefig(fh, format="png", dpi=120))
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 #: What separates a target's name from the writer's id in a temporary's name.
 TEMP_MARK = ".tmp-"
@@ -59,6 +67,8 @@ def create_temporary(path: str | os.PathLike[str]) -> tuple[int, Path]:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue  # planted, or (once in 2**64) drawn twice: draw again
+        except OSError as exc:  # the user named the target, not our temporary
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     raise FileExistsError(errno.EEXIST, f"no free temporary name after {_ATTEMPTS} tries",
                           str(path))
 
@@ -106,8 +116,11 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
-    """``exc`` with ``path`` as its file name (unchanged when it already names one)."""
-    if exc.filename is not None:
+    """``exc`` with ``path`` as its file name (unchanged when it already names a file
+    other than a temporary: a message names what the user asked for)."""
+    named = exc.filename
+    if named is not None and not (isinstance(named, str | bytes) and TEMP_MARK in
+                                  os.path.basename(os.fsdecode(named))):
         return exc
     if exc.errno is None:
         return OSError(f"{path}: {exc}")
@@ -135,3 +148,59 @@ def open_nofollow(path: str | os.PathLike[str], flags: int, mode: int = 0o666) -
             raise OSError(exc.errno, "is a symbolic link; rnnlab does not write through "
                           "links in a run folder (remove it)", str(path)) from exc
         raise  # os.open's errors name the file already
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str],
+                 data: bytes | bytearray | memoryview | Callable[[BinaryIO], object]) -> Path:
+    """Write a whole file so that readers see the old file or the new one, never a part.
+
+    Parameters
+    ----------
+    path : path-like
+        The target; its folder is created when missing. A symbolic link there is replaced
+        by the file (its target is never written), and so is a hard link (the other names
+        keep the old contents).
+    data : bytes, or a callable
+        The contents, or a function called with the temporary's binary file object that
+        writes them (``lambda fh: fig.savefig(fh, format="png")``).
+
+    The bytes go to a new temporary beside ``path`` (:func:`create_temporary`), are
+    flushed and fsync'ed, and the temporary is renamed over ``path``; the folder is
+    fsync'ed after. On any error the temporary is removed and ``path`` is left as it was;
+    an ``OSError`` names ``path``. Returns ``path``.
+    """
+    path = Path(path)
+    if not isinstance(data, bytes | bytearray | memoryview) and not callable(data):
+        raise TypeError(f"write_atomic: data expected bytes or a function that writes to a "
+                        f"file object, got {type(data).__name__}")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = create_temporary(path)
+    try:
+        with writing(path):
+            with open(fd, "wb") as fh:
+                if callable(data):
+                    data(fh)
+                else:
+                    fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path

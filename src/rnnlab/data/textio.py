@@ -18,6 +18,11 @@
   the corpus folder does not change the corpus it was trained on.
 * Only regular files are read: a FIFO, a device or a socket (``/dev/stdin`` included) is
   refused with a message saying what it is, instead of blocking or reading forever.
+  :func:`open_regular` is that check for every reader of a file a user names (corpora,
+  CSV series, seq2seq pairs, ``--config`` files): the path is opened without blocking
+  (``O_NONBLOCK``, so a FIFO swapped in after the check cannot hang the open) and the
+  open file is checked again; :func:`read_limited` reads one whole, refusing one larger
+  than a limit before reading it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from rnnlab.data.errors import DataError
 
@@ -64,6 +70,71 @@ def _not_regular(path: Path, what: str) -> DataError:
                      f"files and folders (save the text to a file first)")
 
 
+def open_regular(path: str | os.PathLike, *, what: str = "") -> BinaryIO:
+    """Open a regular file for reading in binary mode, refusing anything else.
+
+    A folder, a FIFO, a device or a socket is a :class:`DataError` saying what it is,
+    raised without blocking: the kind is checked with ``os.stat`` first, the file is
+    opened with ``O_NONBLOCK`` and checked again on the open descriptor (then made
+    blocking again for reading). A missing or unreadable file is a :class:`DataError`
+    naming it. ``what`` (e.g. ``"--config"``) starts the messages.
+    """
+    path = Path(path)
+    name = f"{what} {path}" if what else str(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    _check_regular(name, mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise DataError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        _check_regular(name, os.fstat(fd).st_mode)  # what was opened, not what was seen
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_regular(name: str, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{name}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        what = describe_kind(mode) or "a special file"
+        raise DataError(f"{name}: is {what}, not a regular file; rnnlab reads only regular "
+                        f"files (save the data to a file first)")
+
+
+def read_limited(path: str | os.PathLike, max_bytes: int, *, what: str = "") -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`), at most
+    ``max_bytes`` of them: a larger file is a :class:`DataError` giving both sizes,
+    raised before anything is read (a file that grows while it is read is cut off at
+    the limit and refused too)."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"read_limited: max_bytes expected an int >= 0, got {max_bytes!r}")
+    name = f"{what} {path}" if what else str(path)
+    with open_regular(path, what=what) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise DataError(f"{name}: {size:,} bytes is larger than the limit of "
+                            f"{max_bytes:,} bytes")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise DataError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+    if len(data) > max_bytes:
+        raise DataError(f"{name}: grew past the limit of {max_bytes:,} bytes while it was "
+                        f"read")
+    return data
+
+
 def iter_text(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
     """Yield the text of a UTF-8 file in pieces that end at line boundaries.
 
@@ -96,10 +167,7 @@ def iter_text(path: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES) -> Ite
     offset = 0  # bytes of the file consumed before the current chunk
     carry = ""
     at_start = True
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    handle = open_regular(path)
     with handle:
         while True:
             raw = handle.read(chunk_bytes)

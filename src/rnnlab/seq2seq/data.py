@@ -2,7 +2,10 @@
 
 File format (the book's): one pair per line, ``question_answer``; the first ``_`` ends
 the question and starts the answer (the ``_`` is the decoder's first input). Lines keep
-their padding spaces; only the newline is removed::
+their padding spaces; only the newline is removed, and a UTF-8 byte-order mark at the start
+of the file is dropped (as text corpora and CSV files drop it). A question or answer longer
+than ``max_length`` characters (:data:`MAX_SEQUENCE_LENGTH` by default) is refused, naming
+the line: the memory of a batch grows with its longest sequence::
 
     16+75  _91
     september 27, 1994           _1994-09-27
@@ -28,6 +31,7 @@ import numpy as np
 
 from rnnlab.backend import make_rng
 from rnnlab.data import DataError, Vocab
+from rnnlab.data.textio import read_limited
 from rnnlab.seq2seq.tasks import START, Pairs
 
 PAD, EOS = "<pad>", "<eos>"
@@ -37,25 +41,39 @@ IGNORE_INDEX = -100
 #: The book's split: seeded shuffle, then the last tenth is the test set.
 DEFAULT_SPLIT_SEED = 1984
 _MAX_FILE_BYTES = 1 << 30
+#: Longest question or answer :func:`read_pairs` accepts unless told otherwise
+#: (characters): the book's questions have 7 and 29, and a batch's memory grows with its
+#: longest row (a question of 20,000 characters took about 1 GB).
+MAX_SEQUENCE_LENGTH = 1000
 
 
-def read_pairs(path: str | os.PathLike[str], limit: int | None = None) -> Pairs:
+def read_pairs(path: str | os.PathLike[str], limit: int | None = None, *,
+               max_length: int = MAX_SEQUENCE_LENGTH) -> Pairs:
     """Load a file in the book's ``question_answer`` format (UTF-8, one pair a line).
 
+    The file must be a regular file (a FIFO or a device is refused without blocking) of
+    at most 1 GiB; a leading byte-order mark is dropped.
+
     Raises :class:`~rnnlab.data.DataError` naming the file and line for a line without
-    ``_``, an empty question or answer, a non-UTF-8 byte, or an empty file.
+    ``_``, an empty question or answer, a question or answer longer than ``max_length``
+    characters, a non-UTF-8 byte, or an empty file.
     """
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"read_pairs: max_length expected an int >= 1, got {max_length!r}")
     path = Path(path)
     where = f"seq2seq data {str(path)!r}"
-    if not path.is_file():
-        raise DataError(f"{where}: no such file")
-    if path.stat().st_size > _MAX_FILE_BYTES:
-        raise DataError(f"{where}: larger than {_MAX_FILE_BYTES} bytes")
-    raw = path.read_bytes()
+    try:
+        raw = read_limited(path, _MAX_FILE_BYTES)
+    except DataError as exc:
+        raise DataError(f"seq2seq data {exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{where}: not UTF-8 (bad byte at offset {exc.start})") from None
+        at_line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{where}: not UTF-8 (bad byte at offset {exc.start}, line "
+                        f"{at_line})") from None
+    del raw
+    text = text.removeprefix("\ufeff")
     questions, answers = [], []
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
@@ -69,6 +87,12 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None) -> Pairs:
         if not question or not answer:
             raise DataError(f"{where}: line {number} has an empty "
                             f"{'question' if not question else 'answer'}: {line[:60]!r}")
+        for part, text_of in (("a question", question), ("an answer", answer)):
+            if len(text_of) > max_length:
+                raise DataError(f"{where}: line {number} has {part} of "
+                                f"{len(text_of):,} characters, more than the "
+                                f"{max_length:,} allowed (max_length); split it or raise "
+                                f"the limit")
         questions.append(question)
         answers.append(answer)
         if limit is not None and len(questions) >= limit:
@@ -109,14 +133,24 @@ def split_indices(n: int, seed: Any = DEFAULT_SPLIT_SEED, test_fraction: float =
     if not (isinstance(test_fraction, float | int) and 0 < test_fraction < 1):
         raise ValueError(f"split_indices: test_fraction expected a float in (0, 1), got "
                          f"{test_fraction!r}")
-    order = make_rng(seed).permutation(int(n))
+    if not isinstance(seed, np.random.Generator) and (
+            isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ValueError(f"split_indices: seed (the split seed) expected an int >= 0, got "
+                         f"{seed!r}")
+    rng = make_rng(seed if isinstance(seed, np.random.Generator) else int(seed))
+    order = rng.permutation(int(n))
     n_test = max(1, int(n * test_fraction))
     return order[: n - n_test], order[n - n_test:]
 
 
 def split_pairs(pairs: Pairs, seed: Any = DEFAULT_SPLIT_SEED, test_fraction: float = 0.1
                 ) -> tuple[Pairs, Pairs]:
-    """``(train, test)`` by :func:`split_indices`."""
+    """``(train, test)`` by :func:`split_indices`; fewer than two pairs is a
+    :class:`~rnnlab.data.DataError` (one pair cannot be both trained and tested on)."""
+    if len(pairs) < 2:
+        raise DataError(f"the data holds {len(pairs)} pair{'s' if len(pairs) != 1 else ''}; "
+                        f"a train/test split needs at least 2 (one to train on, one to "
+                        f"test), and a model learns from many more")
     train, test = split_indices(len(pairs), seed, test_fraction)
     return pairs.subset(train.tolist()), pairs.subset(test.tolist())
 

@@ -16,7 +16,19 @@ failed write (a full disk) raises an ``OSError`` that names the checkpoint.
 Every array's CRC-32 is stored in the JSON document (``"crc32": {name: "8 hex digits"}``)
 and checked when the array is read, so a flipped bit in a weight is a
 :class:`CheckpointError` naming the array instead of a model that loads and misbehaves.
-This guards against damage, not against a forger (who can rewrite the checksums too).
+The JSON document is covered too: the CRC-32 of its exact text is stored beside it in the
+safetensors metadata (under :data:`DOCUMENT_CHECKSUM_KEY`) and checked before the document
+is parsed, so a flipped bit that turns a learning rate of 0.002 into 0.003 is a
+:class:`CheckpointError` rather than a run that resumes silently with it. A checkpoint
+written before documents were covered still loads, with an
+:class:`UncheckedDocumentWarning` (rnnlab's notices are warnings that the command line
+prints as one line). This guards against damage, not against a forger (who can rewrite
+the checksums too).
+
+The header (the tensor table and the document) is limited to :data:`MAX_HEADER_BYTES` by
+safetensors; :func:`check_document_size` says before a run starts whether its checkpoints
+would fit, and :func:`write_checkpoint` refuses one that would not with the same message
+(never safetensors' own ``header too large``).
 
 Loading checks the file size against a limit before reading, lets safetensors validate
 the header (offsets inside the file, known dtypes), checks the JSON document and every
@@ -29,17 +41,19 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnnlab.backend import to_numpy
-from rnnlab.data.safefiles import create_temporary, remove_stale_temporaries, writing
+from rnnlab.data.safefiles import remove_stale_temporaries, write_atomic
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "meta_get", "read_checkpoint",
+__all__ = ["CheckpointError", "UncheckedDocumentWarning", "atomic_write_bytes",
+           "check_document_size", "is_checkpoint", "meta_get", "read_checkpoint",
            "remove_stale_temporaries", "take_group", "write_checkpoint"]
 
 FORMAT = "rnnlab-checkpoint"
@@ -55,23 +69,25 @@ _DTYPE_CODES = {"F32": "float32", "F64": "float64", "I32": "int32", "I64": "int6
 MAX_HEADER_BYTES = 100_000_000
 #: The key of the document that holds each array's CRC-32 (reserved: not part of ``meta``).
 CHECKSUM_KEY = "crc32"
+#: The safetensors metadata key of the document (JSON text).
+DOCUMENT_KEY = "rnnlab"
+#: The safetensors metadata key of the CRC-32 of the document's UTF-8 text (8 hex digits).
+DOCUMENT_CHECKSUM_KEY = "rnnlab.crc32"
+_SIZE_HINT = ("a very large vocabulary? limit it with max_size (--max-size) or min_freq "
+              "(--min-freq)")
 
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be written or read: corrupt, truncated, mismatched or hostile."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+class UncheckedDocumentWarning(UserWarning):
+    """A checkpoint was written before its JSON document was covered by a checksum: it
+    loads, but damage to its document cannot be seen (``path``: the file)."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def crc32_of(array: np.ndarray) -> str:
@@ -81,25 +97,79 @@ def crc32_of(array: np.ndarray) -> str:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole.
+    """Write ``payload`` to ``path`` so that readers see the old file or the new one, whole
+    (:func:`rnnlab.data.safefiles.write_atomic`, kept under this name)."""
+    write_atomic(path, payload)
 
-    The bytes go to a new temporary file beside ``path`` (see :mod:`rnnlab.data.safefiles`)
-    that is renamed over ``path``; an ``OSError`` names ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = create_temporary(path)
+
+def document_crc32(text: str) -> str:
+    """The CRC-32 of a document's UTF-8 text, as 8 hex digits."""
+    return f"{zlib.crc32(text.encode('utf-8')):08x}"
+
+
+def _document_text(meta: Mapping[str, Any], checksums: Mapping[str, str]) -> str:
+    if CHECKSUM_KEY in meta:
+        raise CheckpointError(f"write_checkpoint: metadata key {CHECKSUM_KEY!r} is reserved "
+                              f"for the array checksums")
+    document = {"format": FORMAT, "version": VERSION, **meta, CHECKSUM_KEY: dict(checksums)}
     try:
-        with writing(path):
-            with open(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+        return json.dumps(document, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"write_checkpoint: metadata is not JSON-able: {exc}") from exc
+
+
+def _header_bytes(text: str, tensors: Mapping[str, tuple[str, tuple[int, ...]]]) -> int:
+    """The length of the safetensors header of a file with document ``text`` and the
+    arrays ``name: (dtype code, shape)``, as safetensors writes it (compact JSON, padded
+    to a multiple of 8; offsets counted at their largest, so never an underestimate)."""
+    header: dict[str, Any] = {"__metadata__": {DOCUMENT_KEY: text,
+                                               DOCUMENT_CHECKSUM_KEY: "0" * 8}}
+    for name, (code, shape) in tensors.items():
+        header[name] = {"dtype": code, "shape": list(shape),
+                        "data_offsets": [2**63, 2**63]}
+    size = len(json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return size + (-size) % 8
+
+
+def _too_large(header: int, owner: str) -> CheckpointError:
+    return CheckpointError(f"{owner}: the checkpoint's header would take {header:,} bytes, "
+                           f"more than the {MAX_HEADER_BYTES:,} safetensors reads back "
+                           f"({_SIZE_HINT})")
+
+
+_CODES = {np.dtype(v): k for k, v in _DTYPE_CODES.items()}
+
+
+def _tensor_table(arrays: Mapping[str, Any] | Iterable[str]
+                  ) -> dict[str, tuple[str, tuple[int, ...]]]:
+    if isinstance(arrays, Mapping):
+        table = {}
+        for name, value in arrays.items():
+            dtype = np.dtype(getattr(value, "dtype", np.float32))
+            table[name] = (_CODES.get(dtype, "F32"), tuple(getattr(value, "shape", ())))
+        return table
+    return {name: ("F32", ()) for name in arrays}
+
+
+def check_document_size(meta: Mapping[str, Any],
+                        arrays: Mapping[str, Any] | Iterable[str] = ()) -> int:
+    """Check, before the first save, that a checkpoint of ``meta`` fits safetensors'
+    header limit; return the header's size in bytes.
+
+    ``meta`` is the document :func:`write_checkpoint` would be given (configs, the
+    vocabulary ...); ``arrays`` the arrays it would hold (a mapping of names to arrays or
+    to anything with ``shape`` and ``dtype``), or just their names. Raises
+    :class:`CheckpointError` with the size, the limit and a hint (a very large vocabulary:
+    limit it) when the header would be larger than :data:`MAX_HEADER_BYTES`, which
+    safetensors cannot read back; call it before training so that no work is lost at the
+    first checkpoint.
+    """
+    table = _tensor_table(arrays)
+    text = _document_text(meta, {name: "0" * 8 for name in table})
+    header = _header_bytes(text, table)
+    if header > MAX_HEADER_BYTES:
+        raise _too_large(header, "check_document_size")
+    return header
 
 
 def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
@@ -107,8 +177,11 @@ def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
     """Save named arrays and a JSON-able ``meta`` document atomically to ``path``.
 
     The document also records every array's CRC-32 (under :data:`CHECKSUM_KEY`, which
-    ``meta`` may not use).
+    ``meta`` may not use), and the document's own CRC-32 is stored beside it (under
+    :data:`DOCUMENT_CHECKSUM_KEY`). A header too large to read back is refused before
+    anything is written (see :func:`check_document_size`).
     """
+    from safetensors import SafetensorError
     from safetensors.numpy import save
 
     host: dict[str, np.ndarray] = {}
@@ -118,21 +191,20 @@ def write_checkpoint(path: str | os.PathLike[str], arrays: Mapping[str, Any],
             raise CheckpointError(f"write_checkpoint: array {name!r} has unsupported dtype "
                                   f"{array.dtype}")
         host[name] = array
-    if CHECKSUM_KEY in meta:
-        raise CheckpointError(f"write_checkpoint: metadata key {CHECKSUM_KEY!r} is reserved "
-                              f"for the array checksums")
     checksums = {name: crc32_of(array) for name, array in host.items()}
-    document = {"format": FORMAT, "version": VERSION, **meta, CHECKSUM_KEY: checksums}
+    text = _document_text(meta, checksums)
+    estimate = _header_bytes(text, _tensor_table(host))
+    if estimate > MAX_HEADER_BYTES:
+        raise _too_large(estimate, "write_checkpoint")
     try:
-        text = json.dumps(document, allow_nan=False, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"write_checkpoint: metadata is not JSON-able: {exc}") from exc
-    payload = save(host, metadata={"rnnlab": text})
+        payload = save(host, metadata={DOCUMENT_KEY: text,
+                                       DOCUMENT_CHECKSUM_KEY: document_crc32(text)})
+    except SafetensorError as exc:  # e.g. its own "header too large"
+        raise CheckpointError(f"write_checkpoint: {path}: safetensors cannot write the "
+                              f"checkpoint ({exc}; {_SIZE_HINT})") from exc
     header = int.from_bytes(payload[:8], "little")
     if header > MAX_HEADER_BYTES:  # it would be written, but could never be read back
-        raise CheckpointError(f"write_checkpoint: the header would take {header:,} bytes, more "
-                              f"than the {MAX_HEADER_BYTES:,} safetensors reads back (a very "
-                              f"large vocabulary? limit it with max_size)")
+        raise _too_large(header, "write_checkpoint")
     atomic_write_bytes(path, payload)
 
 
@@ -180,7 +252,9 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     arrays: dict[str, np.ndarray] = {}
     try:
         with safe_open(str(path), framework="np") as fh:
-            meta = _parse_document((fh.metadata() or {}).get("rnnlab"), where)
+            metadata = fh.metadata() or {}
+            covered = _check_document(metadata, where)
+            meta = _parse_document(metadata.get(DOCUMENT_KEY), where)
             names = list(fh.keys())
             checksums = _checksums(meta.pop(CHECKSUM_KEY, None), names, where)
             for name in names:  # before reading anything
@@ -202,7 +276,51 @@ def read_checkpoint(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MA
     for name, array in arrays.items():
         if array.dtype not in _ALLOWED_DTYPES:  # pragma: no cover - caught by the codes
             raise CheckpointError(f"{where}: array {name!r} has unsupported dtype {array.dtype}")
+    if not covered:
+        warnings.warn(UncheckedDocumentWarning(
+            f"{where}: written before rnnlab covered a checkpoint's JSON document by a "
+            f"checksum; it loads, but damage to its configuration cannot be detected (the "
+            f"next checkpoint a run saves has the checksum)", str(path)), stacklevel=2)
     return arrays, meta
+
+
+def _check_document(metadata: Mapping[str, Any], where: str) -> bool:
+    """Whether the document's text matches the CRC-32 stored beside it (True), or there
+    is none (False: an older checkpoint); a mismatch is a :class:`CheckpointError`."""
+    recorded = metadata.get(DOCUMENT_CHECKSUM_KEY)
+    text = metadata.get(DOCUMENT_KEY)
+    if recorded is None or not isinstance(text, str):
+        return False
+    if not isinstance(recorded, str) or len(recorded) != 8:
+        raise CheckpointError(f"{where}: metadata {DOCUMENT_CHECKSUM_KEY!r} expected an "
+                              f"8-digit checksum, got {str(recorded)[:40]!r}")
+    actual = document_crc32(text)
+    if actual != recorded:
+        raise CheckpointError(f"{where}: its JSON document (configuration, vocabulary, "
+                              f"training state) does not match its checksum (CRC-32 "
+                              f"{actual}, recorded {recorded}): the file is damaged")
+    return True
+
+
+def is_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file that reads as an rnnlab checkpoint: a
+    safetensors header whose metadata holds an rnnlab document (of any version). Reads
+    the header only (at most :data:`MAX_HEADER_BYTES`), never the arrays; False for
+    anything else, a missing file included. Used to refuse overwriting a run's files."""
+    try:
+        if not Path(path).is_file():
+            return False
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            header_len = int.from_bytes(fh.read(8), "little")
+            if size < 10 or not 2 <= header_len <= min(MAX_HEADER_BYTES, size - 8):
+                return False
+            header = json.loads(fh.read(header_len))
+        text = header.get("__metadata__", {}).get(DOCUMENT_KEY)
+        document = json.loads(text) if isinstance(text, str) else None
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return False
+    return isinstance(document, dict) and document.get("format") == FORMAT
 
 
 def _looks_like_text(start: bytes) -> bool:

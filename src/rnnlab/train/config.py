@@ -1,9 +1,10 @@
 """Training and data configurations: commented dataclasses, saved with every checkpoint
 (``to_dict`` / ``from_dict`` from :class:`rnnlab._config.ConfigDict`, which rejects
-unknown keys)."""
+unknown keys), and :func:`read_config_file`, the reader of a ``--config`` JSON file."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import stat
@@ -11,11 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnlab._config import ConfigDict
+from rnnlab.data.errors import DataError
+from rnnlab.data.textio import read_limited
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 #: Corpus names that ``DataConfig.corpus`` may hold besides a path (rnnlab's own loaders).
 NAMED_CORPORA = ("stdlib", "ptb", "tinyshakespeare", "shakespeare")
 SCHEDULES = ("none", "step", "exp", "plateau", "cosine")
+#: The sections a configuration file may hold.
+CONFIG_SECTIONS = ("model", "train", "data")
+#: Largest configuration file :func:`read_config_file` reads unless told otherwise (bytes).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _positive(owner: str, name: str, value: Any, *, integer: bool = False,
@@ -148,3 +155,33 @@ class DataConfig(ConfigDict):
         except (OSError, ValueError):
             return None
         return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def read_config_file(path: str | os.PathLike[str], *, max_bytes: int = MAX_CONFIG_BYTES,
+                     what: str = "--config") -> dict[str, dict[str, Any]]:
+    """The sections of a JSON configuration file: ``{"model": {...}, "train": {...},
+    "data": {...}}`` (a missing section is an empty dict).
+
+    The file must be a regular file of at most ``max_bytes`` bytes (a FIFO or a device
+    such as ``/dev/zero`` is refused without blocking or reading it, see
+    :func:`~rnnlab.data.textio.read_limited`), UTF-8 JSON holding an object whose keys are
+    among :data:`CONFIG_SECTIONS` and whose values are objects. The options themselves are
+    checked by the config classes. Every refusal is a :class:`~rnnlab.data.DataError`
+    (a ``ValueError``) whose message starts with ``what`` and the path.
+    """
+    name = f"{what} {path}" if what else str(path)
+    raw = read_limited(path, max_bytes, what=what)
+    try:
+        loaded = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError included
+        raise DataError(f"{name}: cannot be read as JSON ({exc})") from exc
+    if not isinstance(loaded, dict) or set(loaded) - set(CONFIG_SECTIONS):
+        extra = sorted(set(loaded) - set(CONFIG_SECTIONS)) if isinstance(loaded, dict) else []
+        got = f"unknown sections {extra}" if extra else f"a JSON {type(loaded).__name__}"
+        raise DataError(f"{name}: expected an object with 'model', 'train' and 'data' "
+                        f"sections, got {got}")
+    for key, section in loaded.items():
+        if not isinstance(section, dict):
+            raise DataError(f"{name}: section {key!r} expected an object of options, got "
+                            f"{type(section).__name__}")
+    return {key: dict(loaded.get(key, {})) for key in CONFIG_SECTIONS}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -75,7 +76,7 @@ class RunLock:
             held[2] += 1
             self._key = key
             return self
-        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
+        fd = _open_lock_file(self.path)
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,6 +89,11 @@ class RunLock:
                 raise RunFolderError(
                     f"run folder {str(self.folder)!r} is in use by another rnnlab "
                     f"trainer{who}; wait for it to end, or choose another --out") from None
+        try:
+            _check_lock_file(fd, self.path)  # again: a link made while we waited
+        except BaseException:
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._held[key] = [os.getpid(), fd, 1]
@@ -111,6 +117,39 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of the lock file at ``path``, created exclusively when there is none.
+
+    An existing entry is used only when it is a regular file with no other name (one
+    link): a symbolic link is refused by ``O_NOFOLLOW``, and a hard link to another file
+    (which the lock would truncate to write its pid) or a FIFO or device is refused by
+    :func:`_check_lock_file` before anything is written.
+    """
+    try:
+        return open_nofollow(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        pass
+    fd = open_nofollow(path, os.O_RDWR | getattr(os, "O_NONBLOCK", 0))
+    try:
+        _check_lock_file(fd, path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_lock_file(fd: int, path: Path) -> None:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise RunFolderError(f"{path}: is not a regular file; rnnlab keeps its run lock "
+                             f"there (remove it)")
+    if info.st_nlink != 1:
+        raise RunFolderError(f"{path}: is a hard link ({info.st_nlink} names for one file); "
+                             f"rnnlab writes its process id into the lock file and does not "
+                             f"write through links in a run folder (remove it)")
 
 
 def _read_pid(fd: int) -> int | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.data.safefiles import write_atomic
 from rnnlab.viz.tokens import display_token
 from rnnlab.viz.units import best_units, correlations, rank_units, text_features
 
@@ -125,17 +126,41 @@ def render_page(data: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: fields[m.group(1)], _TEMPLATE)
 
 
+def check_selection(data: dict[str, Any], unit: Any = None, underline: Any = None) -> None:
+    """Check a unit and a property to show on the page of :func:`page_data`'s ``data``
+    (what ``#unit=...&underline=...`` selects): ``unit`` an int in ``[0, units)``,
+    ``underline`` one of the page's property names; None leaves either unset. A
+    ``ValueError`` (or ``TypeError``) lists what exists."""
+    units = int(data["units"])
+    if unit is not None:
+        if isinstance(unit, bool) or not isinstance(unit, int | np.integer):
+            raise TypeError(f"activation_page: unit expected an int, got "
+                            f"{type(unit).__name__}")
+        if not 0 <= unit < units:
+            raise ValueError(f"activation_page: unit expected a unit of the layer, 0 to "
+                             f"{units - 1} ({units} units), got {int(unit)}")
+    if underline is not None:
+        names = [f["name"] for f in data["features"]]
+        if underline not in names:
+            raise ValueError(f"activation_page: underline expected one of the page's "
+                             f"properties ({', '.join(repr(n) for n in names)}), got "
+                             f"{underline!r}")
+
+
 def activation_page(states: Any, out: str | Path, *, kind: str | None = None, layer: int = -1,
-                    max_tokens: int | None = DEFAULT_MAX_TOKENS, title: str | None = None
-                    ) -> Path:
+                    max_tokens: int | None = DEFAULT_MAX_TOKENS, title: str | None = None,
+                    unit: int | None = None, underline: str | None = None) -> Path:
     """Write the activation page of :func:`~rnnlab.viz.collect_states`' ``states`` to
     ``out`` (``kind``: ``"c"`` LSTM cell state, the default for an LSTM, or ``"h"``).
-    Returns the path. NumPy only: needs no plotting extra."""
+    Returns the path. NumPy only: needs no plotting extra.
+
+    ``unit`` and ``underline`` (a property's name), when given, are the selection that a
+    screenshot or a link (``#unit=17&underline=...``) will make: they are checked against
+    the page (:func:`check_selection`) before anything is written. The file is written
+    atomically, never through a link (:func:`~rnnlab.data.safefiles.write_atomic`)."""
     data = page_data(states, kind=kind, layer=layer, max_tokens=max_tokens, title=title)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_page(data), encoding="utf-8")
-    return path
+    check_selection(data, unit, underline)
+    return write_atomic(out, render_page(data).encode("utf-8"))
 
 
 _TEMPLATE = r"""<!DOCTYPE html>
