@@ -268,7 +268,7 @@ _RESUME_FLAGS = {"epochs", "max_steps", "max_time", "progress", "corpus", "data_
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rnnlab.train.run import resume_run, start_run
+    from rnnlab.families.lm import resume_run, start_run
 
     if args.task == "forecast":
         return _train_forecast(args)
@@ -310,7 +310,7 @@ _FORECAST_MODEL = ("cell", "hidden_size", "num_layers", "dropout", "dtype")
 
 def _train_forecast(args: argparse.Namespace) -> int:
     """``rnnlab train --task forecast``: a forecaster of a CSV column."""
-    from rnnlab.train.run import resume_forecast, start_forecast
+    from rnnlab.families.forecast import resume_forecast, start_forecast
 
     given = [n for n in _FORECAST_REFUSED if getattr(args, n, None) not in (None, False)]
     if given:
@@ -355,7 +355,7 @@ def _check_resume(args: argparse.Namespace, changed: set[str]) -> None:
     """Refuse what ``--resume`` cannot honour: options of the saved configuration that
     would change (``changed``), ``--overwrite``, and an ``--out`` that is not the run's
     own folder."""
-    from rnnlab.train.run import run_checkpoint
+    from rnnlab.train.launch import run_checkpoint
 
     if changed:
         raise UsageError(f"--resume continues a run with its saved configuration; these "
@@ -378,7 +378,7 @@ def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rnnlab.train.run import evaluate_checkpoint
+    from rnnlab.families.lm import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, text=args.text, split=args.split,
                                  batch_size=args.batch_size, bptt=args.bptt,
@@ -498,7 +498,7 @@ def _imports_without_ctrl_c() -> None:
     if hold:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
     try:
-        importlib.import_module("rnnlab.train.run")  # numpy, the models, the trainer
+        importlib.import_module("rnnlab.families")  # numpy, the models, the trainer
     finally:
         if hold:
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
@@ -510,9 +510,9 @@ def _main(argv: list[str] | None) -> int:
     _imports_without_ctrl_c()
     from rnnlab.backend import DeviceError
     from rnnlab.data import DataError
+    from rnnlab.train import DivergenceError
     from rnnlab.train.checkpoint import CheckpointError
     from rnnlab.train.runfolder import RunFolderError
-    from rnnlab.train.trainer import DivergenceError
 
     parser = build_parser()
     world = _world()

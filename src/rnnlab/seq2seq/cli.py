@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rnnlab.seq2seq.training import TrainOptions, load_task, make_task, train_config
     from rnnlab.train import Trainer
     from rnnlab.train.distributed import detect
-    from rnnlab.train.run import claim_run_folder
+    from rnnlab.train.launch import claim_run_folder
     from rnnlab.train.runfolder import check_new_run_folder
 
     if args.task is None:
@@ -259,7 +259,7 @@ def _resume(args: argparse.Namespace) -> int:
     from rnnlab.train import TrainConfig, Trainer
     from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
     from rnnlab.train.distributed import detect
-    from rnnlab.train.run import rank0_lock, run_checkpoint
+    from rnnlab.train.launch import run_checkpoint
 
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
@@ -269,7 +269,7 @@ def _resume(args: argparse.Namespace) -> int:
     where = f"checkpoint {str(path)!r}"
     world = detect()  # under mpiexec: rank 0 holds the folder's lock, prints and writes
     quiet = args.quiet or not world.is_root
-    with rank0_lock(world, folder):
+    with world.lock(folder):
         arrays, meta = read_checkpoint(path)
         del arrays
         if meta.get("kind") != KIND:

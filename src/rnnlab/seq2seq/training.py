@@ -7,7 +7,7 @@
 >>> history = fit(model, codec, train, test, TrainOptions(epochs=25))
 >>> save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
 
-Training goes through :class:`rnnlab.train.Trainer` (:class:`~rnnlab.train.tasks.Seq2SeqTask`):
+Training goes through :class:`rnnlab.train.Trainer` (:class:`Seq2SeqTask`):
 one step is teacher forcing on a padded batch (mean cross-entropy over the answer
 characters), backward, global gradient-norm clipping, an Adam step; after each epoch the
 validation pairs are scored (loss, and exact match of greedy decoding), with the
@@ -16,9 +16,11 @@ trainer's early stopping, divergence rollback, checkpoints and exact resume.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,19 @@ import numpy as np
 
 from rnnlab._config import ConfigDict
 from rnnlab.data import DataError
-from rnnlab.seq2seq.data import Codec, find_data_file, read_pairs
+from rnnlab.seq2seq.data import IGNORE_INDEX, Codec, find_data_file, read_pairs, take
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnlab.seq2seq.search import exact_match
 from rnnlab.seq2seq.tasks import GENERATORS, Pairs
-from rnnlab.train.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from rnnlab.train import TrainConfig, Trainer
+from rnnlab.train.checkpoint import (
+    CheckpointError,
+    meta_get,
+    read_checkpoint,
+    write_checkpoint,
+)
+from rnnlab.train.examples import ExampleTask
+from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import load_model_arrays
 
 SCHEDULES = ("constant", "cosine")
@@ -104,11 +115,9 @@ class TrainOptions(ConfigDict):
 
 
 def train_config(options: TrainOptions, *, patience: int | None = None,
-                 progress: bool = False) -> Any:
+                 progress: bool = False) -> TrainConfig:
     """The :class:`~rnnlab.train.TrainConfig` of ``options`` (Adam, the options' clipping,
     a constant or cosine learning rate)."""
-    from rnnlab.train import TrainConfig
-
     return TrainConfig(epochs=options.epochs, batch_size=options.batch_size, optimizer="adam",
                        lr=options.lr, clip_norm=options.clip_norm,
                        schedule="cosine" if options.schedule == "cosine" else "none",
@@ -121,9 +130,8 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """One record per epoch from a run's ``metrics.jsonl``: ``epoch`` (1-based), ``steps``,
     ``loss`` (mean training loss logged in the epoch), ``valid_loss``, ``test_acc``
     (exact match on the validation pairs), ``lr``, ``seconds`` (from the epoch's first
-    logged step, or the previous epoch's end, to its validation)."""
-    from rnnlab.train.metrics import read_metrics
-
+    logged step, or the previous epoch's end, to its validation; the validation of a run
+    stopped by its budget is not an epoch's)."""
     history: list[dict[str, Any]] = []
     losses: list[float] = []
     since = None
@@ -132,7 +140,7 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if event == "train":
             losses.append(record["loss"])
             since = record["time"] if since is None else since
-        elif event == "valid" and "exact_match" in record:
+        elif event == "valid" and "exact_match" in record and "stopped" not in record:
             history.append({"epoch": record["epoch"] + 1, "steps": record["step"],
                             "loss": sum(losses) / len(losses) if losses else math.nan,
                             "valid_loss": record["loss"], "test_acc": record["exact_match"],
@@ -142,11 +150,76 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return history
 
 
-def make_task(model: Seq2Seq, codec: Codec, train: Pairs, valid: Pairs, config: Any, *,
-              source: dict[str, Any] | None = None, beam_width: int = 1) -> Any:
-    """The :class:`~rnnlab.train.tasks.Seq2SeqTask` the trainer trains."""
-    from rnnlab.train.tasks import Seq2SeqTask
+class Seq2SeqTask(ExampleTask):
+    """A :class:`~rnnlab.seq2seq.Seq2Seq` on question/answer pairs: teacher forcing on
+    padded batches (mean cross-entropy per answer character); also scores the exact-match
+    accuracy of greedy (or beam) decoding.
 
+    ``data``: ``{"train": Pairs, "valid": Pairs, "test": Pairs or None}``; ``codec`` turns
+    them into ids; ``source`` (JSON) records where the pairs came from (saved as
+    ``data_source``: ``data`` is the trainer's position in the batches).
+    """
+
+    kind = "seq2seq"
+
+    def __init__(self, model: Any, data: Mapping[str, Any], config: Any, *, codec: Any,
+                 source: Mapping[str, Any] | None = None, beam_width: int = 1) -> None:
+        self.codec, self.source, self.beam_width = codec, dict(source or {}), beam_width
+        self.pairs = {k: data.get(k) for k in ("train", "valid", "test")}
+        batches = {k: None if v is None or len(v) == 0 else codec.batch(v)
+                   for k, v in self.pairs.items()}
+        super().__init__(model, batches, config, size=len,
+                         take=lambda b, index: (take(b, index),))
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.pairs):
+            pairs = self.pairs[name]
+            if pairs is None:
+                continue
+            for q, a in zip(pairs.questions, pairs.answers, strict=True):
+                h.update(f"{name}\x00{q}\x00{a}\x00".encode())
+        return f"sha256:{h.hexdigest()}"
+
+    def forward_loss(self, batch: tuple) -> float:
+        return self.model.forward_loss(batch[0])
+
+    def counts(self, batch: tuple) -> tuple[int, int]:
+        """The pairs, and the answer characters (targets that are not padding) the
+        cross-entropy averages."""
+        return len(batch[0]), int((np.asarray(batch[0].targets) != IGNORE_INDEX).sum())
+
+    def reference_loss(self) -> float:
+        return math.log(self.model.config.vocab_size)
+
+    def scores(self, split: str, config: Any) -> dict[str, float]:
+        pairs = self.pairs[split]
+        if self.world is not None:  # this rank's share of the pairs; the counts are reduced
+            lo, hi = self.world.share(len(pairs))
+            pairs = pairs.subset(list(range(lo, hi)))
+        was_training = self.model.training
+        try:
+            right = exact_match(self.model, self.codec, pairs, self.beam_width) * len(pairs) \
+                if len(pairs) else 0.0
+        finally:
+            self.model.train(was_training)
+        if self.world is not None:
+            right = float(self.world.allreduce_sum([right])[0])
+        return {"exact_match": round(right) / len(self.pairs[split])}
+
+    def meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model_config": self.model.config.to_dict(),
+                "codec": self.codec.to_dict(), "data_source": self.source}
+
+    def check_meta(self, meta: Mapping[str, Any], where: str) -> None:
+        super().check_meta(meta, where)
+        if meta_get(meta, "codec", dict, where) != self.codec.to_dict():
+            raise CheckpointError(f"{where}: its vocabulary differs from this data's")
+
+
+def make_task(model: Seq2Seq, codec: Codec, train: Pairs, valid: Pairs, config: Any, *,
+              source: dict[str, Any] | None = None, beam_width: int = 1) -> Seq2SeqTask:
+    """The :class:`Seq2SeqTask` of ``train`` and ``valid`` pairs."""
     return Seq2SeqTask(model, {"train": train, "valid": valid}, config, codec=codec,
                        source=source, beam_width=beam_width)
 
@@ -164,10 +237,6 @@ def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
     Returns one record per epoch (see :func:`history_of`); ``callback(record)`` is called
     for each when training ends.
     """
-    import tempfile
-
-    from rnnlab.train import Trainer
-
     opts = options or TrainOptions()
     config = train_config(opts, patience=patience)
     valid = test if test is not None and len(test) else train
@@ -175,7 +244,7 @@ def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
     quiet = echo if echo is not None else (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="rnnlab-seq2seq-") as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)
-        Trainer(model, None, config, folder, echo=quiet, task=task).fit()
+        Trainer(task, config, folder, echo=quiet).fit()
         history = history_of(folder / "metrics.jsonl")
     for record in history:
         if callback is not None:

@@ -230,7 +230,7 @@ def _model_and_ids(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def _validation_ids(meta: dict[str, Any], where: str, vocab: Any) -> Any:
     from rnnlab.data import DataError
-    from rnnlab.train.run import corpus_of_checkpoint
+    from rnnlab.families.lm import corpus_of_checkpoint
 
     # a checkpoint only names its corpus: used when it is a file that still holds the same
     # token ids (never a folder walked on the checkpoint's word)
