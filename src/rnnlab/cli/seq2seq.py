@@ -10,10 +10,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rnnlab.argtypes import nonneg_float, positive_int
+from rnnlab.cli import STOP_STATUS
+from rnnlab.data import DataError
+from rnnlab.seq2seq.data import Codec, read_pairs, split_pairs
+from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
+from rnnlab.seq2seq.search import predict
+from rnnlab.seq2seq.training import (
+    KIND,
+    TrainOptions,
+    history_of,
+    load_checkpoint,
+    load_task,
+    make_task,
+    save_checkpoint,
+    train_config,
+)
+from rnnlab.train import TrainConfig, Trainer
+from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
+from rnnlab.train.distributed import detect
+from rnnlab.train.launch import claim_run_folder, run_checkpoint
+from rnnlab.train.runfolder import check_new_run_folder
 
 EPILOG = """examples:
   rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
@@ -167,10 +190,7 @@ def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: A
                     out: Path) -> int:
     """Train, write the best model to ``out`` in the format eval/translate read, print the
     summary; the exit status of a run stopped by a signal is 128 + its number."""
-    import time
 
-    from rnnlab.cli import STOP_STATUS
-    from rnnlab.seq2seq.training import history_of, save_checkpoint
 
     started = time.perf_counter()
     summary = trainer.fit()
@@ -187,13 +207,6 @@ def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: A
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         return _resume(args)
-    from rnnlab.seq2seq.data import Codec, split_pairs
-    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-    from rnnlab.seq2seq.training import TrainOptions, load_task, make_task, train_config
-    from rnnlab.train import Trainer
-    from rnnlab.train.distributed import detect
-    from rnnlab.train.launch import claim_run_folder
-    from rnnlab.train.runfolder import check_new_run_folder
 
     if args.task is None:
         raise ValueError("seq2seq train: --task expected (addition, date or a file), or "
@@ -251,15 +264,7 @@ def _echo(quiet: bool) -> Any:
 def _resume(args: argparse.Namespace) -> int:
     """``--resume RUN``: rebuild the model, data and trainer from the run's
     ``last.safetensors`` and go on exactly where it stopped."""
-    from dataclasses import replace
 
-    from rnnlab.seq2seq.data import Codec, split_pairs
-    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-    from rnnlab.seq2seq.training import KIND, TrainOptions, make_task
-    from rnnlab.train import TrainConfig, Trainer
-    from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
-    from rnnlab.train.distributed import detect
-    from rnnlab.train.launch import run_checkpoint
 
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
@@ -312,10 +317,6 @@ def _resume(args: argparse.Namespace) -> int:
 def _source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
     """All the pairs of the data a run records (before its split); ``hint`` ends every
     message (what the user may pass instead)."""
-    from rnnlab.data import DataError
-    from rnnlab.seq2seq.data import read_pairs
-    from rnnlab.seq2seq.training import load_task
-    from rnnlab.train.checkpoint import CheckpointError
 
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
         raise CheckpointError(f"the checkpoint does not record its data{hint}")
@@ -337,8 +338,6 @@ def _source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any,
 # ----------------------------------------------------------------------- eval
 def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Any, str]:
     """The pairs to score: ``--data``, or the test split of the data the run recorded."""
-    from rnnlab.seq2seq.data import read_pairs, split_pairs
-    from rnnlab.train.checkpoint import CheckpointError
 
     if data is not None:
         return read_pairs(data), data
@@ -355,8 +354,6 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rnnlab.seq2seq.search import predict
-    from rnnlab.seq2seq.training import load_checkpoint
 
     model, codec, meta = load_checkpoint(args.checkpoint, device=args.device)
     pairs, what = _eval_pairs(meta, args.data, args.data_dir)
@@ -382,8 +379,6 @@ def _attention_text(weights: Any, question: str, answer: str) -> str:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from rnnlab.seq2seq.search import predict
-    from rnnlab.seq2seq.training import load_checkpoint
 
     model, codec, _ = load_checkpoint(args.checkpoint, device=args.device)
     want = args.attention or args.plot is not None
@@ -400,7 +395,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if args.attention:
                 print(_attention_text(att[i], shown_q, answer))
             if args.plot is not None:
-                from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
 
                 path = Path(args.plot)
                 if len(args.questions) > 1:
