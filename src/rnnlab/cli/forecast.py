@@ -59,4 +59,4 @@ def train_forecast(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite, device=args.device, plot=args.plot)
     if detect().is_root:
         print(json.dumps(summary, indent=2))
-    return STOP_STATUS.get(summary.get("stopped"), 0)
+    return STOP_STATUS.get(str(summary.get("stopped")), 0)

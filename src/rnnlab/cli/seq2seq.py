@@ -1,8 +1,8 @@
 """``rnnlab seq2seq train | eval | translate``: the command line of :mod:`rnnlab.seq2seq`.
 
-Registered by :func:`add_parser` from :mod:`rnnlab.cli`; imports nothing heavy until a
-handler runs. Errors a user can fix are ``DataError``/``CheckpointError``/``ValueError``
-(printed as one line by ``rnnlab``'s entry point).
+Registered by :func:`add_parser` (:mod:`rnnlab.cli.commands`). Errors a user can fix
+are ``DataError``/``CheckpointError``/``ValueError`` (printed as one line by
+``rnnlab``'s entry point).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ from rnnlab.seq2seq.training import (
     train_config,
 )
 from rnnlab.train import TrainConfig, Trainer
-from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
+from rnnlab.train.checkpoint import CheckpointError, meta_get
 from rnnlab.train.distributed import detect
-from rnnlab.train.launch import claim_run_folder, run_checkpoint
+from rnnlab.train.launch import claim_run_folder, resuming
 from rnnlab.train.runfolder import check_new_run_folder
 
 EPILOG = """examples:
@@ -74,14 +73,15 @@ EPILOG_TRANSLATE = """examples:
       --attention --plot attention.png
 """
 #: Per-task defaults: the settings that met the benchmarks (benchmarks/bench_seq2seq.py).
-TASK_DEFAULTS = {
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "addition": {"decoder": "peeky", "reverse": True, "hidden_size": 128, "epochs": 25,
                  "lr": 3e-3, "schedule": "cosine"},
     "date": {"decoder": "bahdanau", "reverse": True, "hidden_size": 256, "epochs": 3,
              "lr": 3e-3, "schedule": "cosine"},
 }
-GENERIC_DEFAULTS = {"decoder": "attention", "reverse": True, "hidden_size": 256, "epochs": 10,
-                    "lr": 2e-3, "schedule": "cosine"}
+GENERIC_DEFAULTS: dict[str, Any] = {"decoder": "attention", "reverse": True,
+                                    "hidden_size": 256, "epochs": 10, "lr": 2e-3,
+                                    "schedule": "cosine"}
 
 
 
@@ -201,7 +201,7 @@ def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: A
         save_checkpoint(out, trainer.model, codec, data=source, options=options,
                         history=history)
         print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
-    return STOP_STATUS.get(summary.get("stopped"), 0)
+    return STOP_STATUS.get(str(summary.get("stopped")), 0)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -248,8 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                      source=source)
     folder, lock, _ = claim_run_folder(world, folder, overwrite=args.overwrite)
     try:
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
-                          distributed=world)
+        trainer = Trainer(task, train_cfg, folder, echo=_echo(quiet), distributed=world)
         return _fit_and_export(trainer, codec, source, options, out)
     finally:
         lock.release()
@@ -269,27 +268,19 @@ def _resume(args: argparse.Namespace) -> int:
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
                          "expected none, got " + repr(args.task))
-    path = run_checkpoint(args.resume)
-    folder = path.parent
-    where = f"checkpoint {str(path)!r}"
-    world = detect()  # under mpiexec: rank 0 holds the folder's lock, prints and writes
-    quiet = args.quiet or not world.is_root
-    with world.lock(folder):
-        arrays, meta = read_checkpoint(path)
-        del arrays
-        if meta.get("kind") != KIND:
-            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
-                                  f"{KIND!r}")
+    with resuming(args.resume) as run:  # the prologue every family's resume shares
+        meta, where, folder, world = run.meta, run.where, run.folder, run.world
+        quiet = args.quiet or not world.is_root  # rank 0 alone prints and writes
+        run.expect(KIND, repr(KIND))
         try:
             config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
             codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
             saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: {exc}") from exc
-        overrides = {"max_steps": None, "max_time": None}
-        overrides.update({k: getattr(args, k) for k in _RESUME_OPTIONS
-                          if getattr(args, k) is not None})
-        train_cfg = replace(saved, **overrides, progress=not quiet)
+        train_cfg = run.train_config({**{k: getattr(args, k) for k in _RESUME_OPTIONS
+                                         if getattr(args, k) is not None},
+                                      "progress": not quiet})
         source = meta.get("data_source")
         if not isinstance(source, dict):
             raise CheckpointError(f"{where}: does not record its data (data_source)")
@@ -299,11 +290,10 @@ def _resume(args: argparse.Namespace) -> int:
         model = Seq2Seq(config, rng=train_cfg.seed, device=args.device)
         task = make_task(model, codec, train, test if len(test) else train, train_cfg,
                          source=source)
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
-                          distributed=world)
-        trainer.restore(path)
+        trainer = Trainer(task, train_cfg, folder, echo=_echo(quiet), distributed=world)
+        trainer.restore(run.path)
         if not quiet:
-            print(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
+            print(f"resuming {run.path} at epoch {trainer.progress.epoch + 1}, step "
                   f"{trainer.progress.step}", flush=True)
         options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
                                lr=saved.lr, clip_norm=train_cfg.clip_norm,
@@ -341,7 +331,7 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
 
     if data is not None:
         return read_pairs(data), data
-    info = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
+    info: Any = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
     hint = "; pass --data FILE"
     pairs, _ = _source_pairs(info, data_dir, hint)
     try:

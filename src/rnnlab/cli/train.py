@@ -192,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         if text:
             print("\n--- sample ---\n" + text)
-    return STOP_STATUS.get(summary.get("stopped"), 0)
+    return STOP_STATUS.get(str(summary.get("stopped")), 0)
 
 
 def check_resume(args: argparse.Namespace, changed: set[str]) -> None:

@@ -135,7 +135,7 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     history: list[dict[str, Any]] = []
     losses: list[float] = []
     since = None
-    for record in read_metrics(metrics_path):
+    for record in read_metrics(Path(metrics_path)):
         event = record.get("event")
         if event == "train":
             losses.append(record["loss"])
@@ -193,7 +193,10 @@ class Seq2SeqTask(ExampleTask):
         return math.log(self.model.config.vocab_size)
 
     def scores(self, split: str, config: Any) -> dict[str, float]:
-        pairs = self.pairs[split]
+        every = self.pairs[split]
+        if every is None:
+            return {}
+        pairs: Pairs = every
         if self.world is not None:  # this rank's share of the pairs; the counts are reduced
             lo, hi = self.world.share(len(pairs))
             pairs = pairs.subset(list(range(lo, hi)))
@@ -205,7 +208,7 @@ class Seq2SeqTask(ExampleTask):
             self.model.train(was_training)
         if self.world is not None:
             right = float(self.world.allreduce_sum([right])[0])
-        return {"exact_match": round(right) / len(self.pairs[split])}
+        return {"exact_match": round(right) / len(every)}
 
     def meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_config": self.model.config.to_dict(),
@@ -299,7 +302,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
                               f"(expected {KIND!r})")
     try:
         config = Seq2SeqConfig.from_dict(meta.get("model_config"))
-        codec = Codec.from_dict(meta.get("codec"))
+        codec = Codec.from_dict(meta.get("codec"))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: {exc}") from exc
     if config.vocab_size != len(codec.vocab):

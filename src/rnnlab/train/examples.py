@@ -60,7 +60,7 @@ class ExampleBatches:
             self._order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
         return self._order
 
-    def batch(self, index: int) -> tuple:
+    def batch(self, index: int) -> tuple | None:
         start = int(index) * self.batch_size
         chosen = self.order()[start:start + self.batch_size]
         if self.shard is None:
@@ -186,7 +186,11 @@ class ExampleTask(TaskBase):
                 f"that leaves no last batch smaller than {K}")
         self.world = world
         data.shard = (world.rank, world.size)
-        data.rows = self.rows = Rows(*world.share(data.batch_size), data.batch_size)
+        lo, hi = world.share(data.batch_size)
+        data.rows = self.rows = Rows(lo, hi, data.batch_size)
+
+    def forward_loss(self, batch: Any) -> float:
+        raise NotImplementedError
 
     def evaluate(self, split: str, config: TrainConfig) -> float | None:
         """The mean loss over every loss term of ``split`` (None: the task has no such
@@ -202,7 +206,7 @@ class ExampleTask(TaskBase):
         size = max(config.batch_size, config.eval_batch_size)
         was_training = self.model.training
         self.model.eval()
-        total, count = 0.0, 0
+        total, count = 0.0, 0.0
         try:
             for start in range(0, n, size):
                 index = np.arange(start, min(start + size, n))
@@ -242,7 +246,7 @@ def digest_of(splits: Mapping[str, Any]) -> str:
         for key, value in sorted(data.arrays().items()):
             value = np.ascontiguousarray(value)
             h.update(f"{name}/{key}:{value.dtype.str}:{value.shape};".encode())
-            h.update(value.reshape(-1).view(np.uint8))
+            h.update(value.reshape(-1).view(np.uint8).data)
     return f"sha256:{h.hexdigest()}"
 
 

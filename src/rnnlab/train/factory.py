@@ -79,6 +79,7 @@ def build_scheduler(optimizer: Any, cfg: TrainConfig, steps_per_epoch: int) -> S
     """
     from rnnlab import optim
 
+    inner: Any
     if cfg.schedule == "none":
         return None
     if cfg.schedule == "step":

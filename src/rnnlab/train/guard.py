@@ -34,7 +34,7 @@ class DivergenceError(AgreedError):
 class Guard:
     """Checks each step of the run ``state`` and rolls it back to its last snapshot."""
 
-    def __init__(self, state: RunState, config: TrainConfig, *, log: Callable[..., None],
+    def __init__(self, state: RunState, config: TrainConfig, *, log: Callable[..., Any],
                  echo: Callable[[str], None]) -> None:
         self.state, self.config, self._log, self._echo = state, config, log, echo
         self.snapshot: Snapshot | None = None

@@ -107,12 +107,12 @@ class ProgressBar:
         self.total, self.desc, self.interval = total, desc, interval
         self.plain = False
         self._position = self._printed = initial
-        self._lr, self._rate = 0.0, None
+        self._lr, self._rate = 0.0, None  # type: float, float | None
         if enabled:
             isatty = getattr(self.file, "isatty", None)
             self.plain = not (callable(isatty) and isatty())
             if not self.plain:
-                from tqdm.auto import tqdm
+                from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
                 self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch",
                                 dynamic_ncols=True, leave=False, file=self.file)
@@ -120,7 +120,7 @@ class ProgressBar:
     def _postfix(self, lr: float, rate: float | None) -> dict[str, str]:
         out = {"loss": f"{self._loss:.3f}"}
         if self._show_ppl:
-            out["ppl"] = f"{math.exp(min(self._loss, 50)):.1f}"
+            out["ppl"] = f"{math.exp(min(self._loss or 0.0, 50)):.1f}"
         if rate is not None:
             out[f"{self._unit}_s"] = f"{rate * self._tokens_per_batch:,.0f}"
         out["lr"] = f"{lr:.3g}"

@@ -96,7 +96,7 @@ class RunState:
 
     def __init__(self, task: Task, optimizer: Any, scheduler: Any, config: TrainConfig, *,
                  digest: str, data_config: DataConfig | None, is_root: bool,
-                 log: Callable[..., None], echo: Callable[[str], None]) -> None:
+                 log: Callable[..., Any], echo: Callable[[str], None]) -> None:
         self.task, self.model, self.optimizer, self.scheduler = \
             task, task.model, optimizer, scheduler
         self.config, self.data_config, self.digest = config, data_config, digest

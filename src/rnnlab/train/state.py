@@ -303,7 +303,7 @@ def load_model(path: str | Path, device: str | None = None) -> tuple[RNNLM, Any,
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def restore_rng(rng: np.random.Generator, state: Any, where: str) -> None:
