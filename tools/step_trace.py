@@ -36,14 +36,14 @@ def trace() -> set[tuple[str, str]]:
     seen: set[tuple[str, str]] = set()
     state = {"step": 0, "on": False}
 
-    def profile(frame, event, arg):  # noqa: ANN001
+    def profile(frame, event, arg):
         if event == "call" and frame.f_code.co_filename.startswith(ROOT):
             seen.add((frame.f_code.co_filename[len(ROOT) + 1:], frame.f_code.co_qualname))
 
     trainer = trainer_class()
     real_step = trainer._train_step
 
-    def step(self, *batch):  # noqa: ANN001, ANN002
+    def step(self, *batch):
         state["step"] += 1
         out = real_step(self, *batch)
         if state["step"] == 2:  # from the end of step 2 to the end of step 3

@@ -15,26 +15,20 @@ the :class:`~.distributed.World` (one process, or many under ``mpiexec``: then
 ``forward_backward`` also reduces the gradients, and the ranks agree on stops).
 
 A run's folder holds ``last.safetensors`` (everything needed to resume bit-exactly),
-``best.safetensors`` (the model with the best validation loss) and ``metrics.jsonl``
-(``train``, ``valid``, ``test``, ``divergence``, ``checkpoint``, ``stop`` events, one JSON
-object a line). While :meth:`Trainer.fit` runs it holds the folder's lock (``rnnlab.lock``,
-:mod:`rnnlab.train.runfolder`). A run stopped by a signal saves its state and ends; one
-stopped by its budget (``max_steps``, ``max_time``) ends like a finished one: its final
-validation replaces the best model when better, and the test split is evaluated.
+``best.safetensors`` (the best model) and ``metrics.jsonl`` (one JSON event a line), and
+while :meth:`Trainer.fit` runs, its lock (``rnnlab.lock``). A run stopped by a signal
+saves its state and ends; one stopped by its budget (``max_steps``, ``max_time``) ends
+like a finished one: its final validation replaces the best model when better, and the
+test split is evaluated.
 
-``Trainer(model, data, config, out_dir)`` (the older spelling) builds the task of an
-:class:`~rnnlab.models.RNNLM` (``data``: a corpus), a
-:class:`~rnnlab.models.SequenceRegressor` or a :class:`~rnnlab.models.SequenceClassifier`
-(``data``: ``{"train": ..., "valid": ..., "test": ...}`` of
-:class:`~rnnlab.train.examples.Examples`) for you, and ``Trainer(model, None, config,
-out_dir, task=task)`` trains ``task``. ``distributed``: None (detect ``mpiexec``), False
-(one process) or a :class:`~rnnlab.train.distributed.World`.
+``Trainer(model, data, config, out_dir)`` (the older spelling) builds the task of the
+model's family for you (:func:`~rnnlab.train.task.default_task`). ``distributed``: None
+(detect ``mpiexec``), False (one process) or a :class:`~rnnlab.train.distributed.World`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +40,18 @@ from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.distributed import world_of
 from rnnlab.train.factory import build_optimizer, build_scheduler, trained_parameters
 from rnnlab.train.guard import Guard
-from rnnlab.train.metrics import MetricsLog, ProgressBar, perplexity
+from rnnlab.train.metrics import (
+    MetricsLog,
+    ProgressBar,
+    TrainWindow,
+    describe,
+    loss_fields,
+    perplexity,
+    shown,
+)
 from rnnlab.train.runstate import Progress, RunState
 from rnnlab.train.stops import Stops
-from rnnlab.train.task import Task, default_task, refuse_unigram_bias
+from rnnlab.train.task import Task, trainer_arguments
 
 
 class Trainer:
@@ -58,7 +60,7 @@ class Trainer:
     def __init__(self, task_or_model: Any, *args: Any, task: Task | None = None,
                  data_config: DataConfig | None = None, echo: Any = None,
                  distributed: Any = None) -> None:
-        task, config, out_dir = _arguments(task_or_model, args, task)
+        task, config, out_dir = trainer_arguments(task_or_model, args, task)
         #: The processes training together (:mod:`rnnlab.train.distributed`).
         self.world = world = world_of(distributed)
         if config.check_every is not None:
@@ -140,7 +142,7 @@ class Trainer:
                           tokens_per_batch=per_batch, enabled=cfg.progress and
                           self.world.is_root, unit="tok" if task.perplexity else "ex",
                           show_ppl=task.perplexity)
-        window = _Window()
+        window = TrainWindow()
         try:
             while data.position < len(data) and not self.stops.due(self.progress.step):
                 batch = data.batch(data.position)
@@ -148,16 +150,15 @@ class Trainer:
                 loss = self._train_step(*batch)
                 if loss is None:  # rolled back
                     bar.reset(data.position)
-                    window = _Window()
+                    window = TrainWindow()
                     continue
                 window.add(loss, self._items)
                 bar.update(data.position, loss=loss, lr=self.optimizer.lr)
                 step = self.progress.step  # read again after every step: a rollback replaces it
                 if step % cfg.log_every == 0:
                     self.metrics.log("train", epoch=self.progress.epoch, step=step,
-                                     **window.record(self._loss_fields, self.optimizer.lr,
-                                                     task.perplexity))
-                    window = _Window()
+                                     **window.record(task.perplexity, self.optimizer.lr))
+                    window = TrainWindow()
                 self.world.check_drift(self.model, step)
                 if step % cfg.snapshot_every == 0:
                     self.guard.remember()
@@ -244,10 +245,11 @@ class Trainer:
         finite = valid is not None and math.isfinite(valid)
         scores = self.task.scores("valid", self.config) if finite else {}
         self.metrics.log("valid", epoch=self.progress.epoch, step=self.progress.step,
-                         loss=valid, **self._loss_fields(valid), lr=self.optimizer.lr,
+                         loss=valid, **loss_fields(valid, self.task.perplexity),
+                         lr=self.optimizer.lr,
                          best=improved, **scores, **extra)
-        self.echo(f"{when}: valid {self._describe(valid)}{' (best)' if improved else ''}"
-                  f"{_shown(scores)}, lr {self.optimizer.lr:.4g}")
+        self.echo(f"{when}: valid {describe(valid, self.task.perplexity)}"
+                  f"{' (best)' if improved else ''}{shown(scores)}, lr {self.optimizer.lr:.4g}")
 
     def _finish(self) -> dict[str, Any]:
         """Evaluate the best model on the test split (the model keeps the best parameters)."""
@@ -257,8 +259,8 @@ class Trainer:
         if test is not None:
             scores = self.task.scores("test", self.config)
             self.metrics.log("test", step=self.progress.step, loss=test,
-                             **self._loss_fields(test), **scores)
-            self.echo(f"test {self._describe(test)}{_shown(scores)}")
+                             **loss_fields(test, self.task.perplexity), **scores)
+            self.echo(f"test {describe(test, self.task.perplexity)}{shown(scores)}")
             self.test_loss, self.test_scores = test, scores
         return self.summary()
 
@@ -295,58 +297,3 @@ class Trainer:
         """Load the full training state written by :meth:`save` (for ``--resume``); on any
         :class:`~rnnlab.train.checkpoint.CheckpointError` the trainer is left as it was."""
         self.state.restore(path, self.out_dir / "best.safetensors")
-
-    def _loss_fields(self, loss: float | None) -> dict[str, float]:
-        """``ppl`` beside a loss in nats per token (language models)."""
-        return {"ppl": perplexity(loss)} if self.task.perplexity and loss is not None else {}
-
-    def _describe(self, loss: float | None) -> str:
-        if loss is None:
-            return "none"
-        return f"ppl {perplexity(loss):.2f}" if self.task.perplexity else f"loss {loss:.4g}"
-
-
-class _Window:
-    """The training loss and items between two ``train`` records."""
-
-    def __init__(self) -> None:
-        self.loss, self.steps, self.items = 0.0, 0, 0
-        self.t0 = time.perf_counter()
-
-    def add(self, loss: float, items: int) -> None:
-        self.loss, self.steps, self.items = self.loss + loss, self.steps + 1, self.items + items
-
-    def record(self, loss_fields: Any, lr: float, tokens: bool) -> dict[str, Any]:
-        elapsed = time.perf_counter() - self.t0
-        mean = self.loss / self.steps
-        rate = self.items / max(elapsed, 1e-9)
-        return {"loss": mean, **loss_fields(mean), "lr": lr,
-                "tokens_per_s" if tokens else "examples_per_s": rate}
-
-
-def _shown(scores: dict[str, float]) -> str:
-    return "".join(f", {k.replace('_', ' ')} {100 * v:.2f} %" for k, v in scores.items())
-
-
-def _arguments(first: Any, args: tuple[Any, ...], task: Task | None
-               ) -> tuple[Task, TrainConfig, Any]:
-    """``(task, config, out_dir)`` from ``Trainer(task, config, out_dir)``,
-    ``Trainer(model, data, config, out_dir)`` or ``Trainer(model, None, config, out_dir,
-    task=task)``."""
-    if len(args) == 2 and task is None:
-        task, (config, out_dir) = first, args
-    elif len(args) == 3:
-        data, config, out_dir = args
-    else:
-        raise TypeError(f"Trainer expected (task, config, out_dir) or (model, data, config, "
-                        f"out_dir), got {1 + len(args)} positional arguments")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"Trainer: config expected a TrainConfig, got "
-                        f"{type(config).__name__}")
-    refuse_unigram_bias(config, first if task is None else getattr(task, "model", None))
-    if task is None:
-        task = default_task(first, data, config)
-    elif not isinstance(task, Task):
-        raise TypeError(f"Trainer: task expected a rnnlab.train.Task, got "
-                        f"{type(task).__name__}")
-    return task, config, out_dir

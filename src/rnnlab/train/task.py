@@ -169,3 +169,27 @@ def default_task(model: Any, data: Any, config: TrainConfig) -> Task:
     raise TypeError(f"Trainer: model expected an RNNLM, a SequenceRegressor or a "
                     f"SequenceClassifier (or task=... for any other model), got "
                     f"{type(model).__name__}")
+
+
+def trainer_arguments(first: Any, args: tuple[Any, ...], task: Task | None
+                      ) -> tuple[Task, TrainConfig, Any]:
+    """``(task, config, out_dir)`` from ``Trainer(task, config, out_dir)``,
+    ``Trainer(model, data, config, out_dir)`` or ``Trainer(model, None, config, out_dir,
+    task=task)``."""
+    if len(args) == 2 and task is None:
+        task, (config, out_dir) = first, args
+    elif len(args) == 3:
+        data, config, out_dir = args
+    else:
+        raise TypeError(f"Trainer expected (task, config, out_dir) or (model, data, config, "
+                        f"out_dir), got {1 + len(args)} positional arguments")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"Trainer: config expected a TrainConfig, got "
+                        f"{type(config).__name__}")
+    refuse_unigram_bias(config, first if task is None else getattr(task, "model", None))
+    if task is None:
+        task = default_task(first, data, config)
+    elif not isinstance(task, Task):
+        raise TypeError(f"Trainer: task expected a rnnlab.train.Task, got "
+                        f"{type(task).__name__}")
+    return task, config, out_dir
