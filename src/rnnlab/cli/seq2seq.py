@@ -33,9 +33,7 @@ from rnnlab.seq2seq.training import (
 )
 from rnnlab.train import TrainConfig, Trainer
 from rnnlab.train.checkpoint import CheckpointError, meta_get
-from rnnlab.train.distributed import detect
-from rnnlab.train.launch import claim_run_folder, resuming
-from rnnlab.train.runfolder import check_new_run_folder
+from rnnlab.train.launch import claim_run_folder, resuming, starting
 
 EPILOG = """examples:
   rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
@@ -224,10 +222,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
     out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
     folder = out.with_suffix("")
-    world = detect()  # under mpiexec: rank 0 claims the folder, prints and writes
+    # the prologue every family's start shares: the device, and the folder checked before
+    # the data is loaded (under mpiexec rank 0 claims the folder, prints and writes)
+    world, _ = starting(folder, overwrite=args.overwrite, device=args.device, echo=None)
     quiet = args.quiet or not world.is_root
-    if world.is_root:
-        check_new_run_folder(folder, overwrite=args.overwrite)  # before the data is loaded
     pairs, source = load_task(args.task, args.source, args.n, args.data_seed, args.data_dir)
     source.update(split_seed=args.split_seed, test_fraction=0.1)
     train, test = split_pairs(pairs, args.split_seed)
