@@ -15,7 +15,7 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
   (:func:`slice_rows`; the shares of a batch may differ by one, and :class:`Rows` follows
   the size of each batch);
 * after the backward pass each rank's gradients, times its count of loss terms
-  (:meth:`~rnnlab.train.tasks.Task.loss_count`: tokens, examples, valid steps times
+  (:meth:`~rnnlab.train.task.Task.counts`: tokens, examples, valid steps times
   outputs, answer characters), its loss times that count, the count, its item count and
   one flag per stop go into one flat buffer reduced with a single ``Allreduce``
   (:meth:`World.allreduce_grads`); dividing by the global count gives the gradient and
@@ -27,7 +27,7 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
   on any rank's clock sets its flag, and every rank stops after the same step, rank 0
   saving the checkpoint;
 * the divergence guard decides from reduced numbers, so every rank rolls back together,
-  and a :class:`~rnnlab.train.trainer.DivergenceError` or a :class:`DriftError` is raised
+  and a :class:`~rnnlab.train.guard.DivergenceError` or a :class:`DriftError` is raised
   on every rank at the same step (they end no rank by ``MPI_Abort``; any other exception
   does, see :meth:`World.abort`);
 * random draws of the dropout masks are made for the whole global batch on every rank and

@@ -97,11 +97,8 @@ class Trainer:
 
     @property
     def progress(self) -> Progress:
+        """Where the run stands (:class:`~rnnlab.train.runstate.Progress`)."""
         return self.state.progress
-
-    @progress.setter
-    def progress(self, progress: Progress) -> None:
-        self.state.progress = progress
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
