@@ -16,24 +16,23 @@ from typing import Any
 
 from rnnlab.argtypes import nonneg_float, positive_int
 from rnnlab.cli import STOP_STATUS
-from rnnlab.data import DataError
 from rnnlab.seq2seq.data import Codec, read_pairs, split_pairs
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
 from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
 from rnnlab.seq2seq.search import predict
 from rnnlab.seq2seq.training import (
-    KIND,
     TrainOptions,
-    history_of,
     load_checkpoint,
     load_task,
     make_task,
-    save_checkpoint,
+    resume_run,
+    source_pairs,
+    start_run,
     train_config,
 )
-from rnnlab.train import TrainConfig, Trainer
-from rnnlab.train.checkpoint import CheckpointError, meta_get
-from rnnlab.train.launch import claim_run_folder, resuming, starting
+from rnnlab.train.checkpoint import CheckpointError
+from rnnlab.train.distributed import detect
+from rnnlab.train.launch import starting
 
 EPILOG = """examples:
   rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
@@ -184,20 +183,11 @@ def _summary(out: Path, summary: dict[str, Any], history: list[dict[str, Any]],
                        "seconds": round(seconds, 1)}, indent=2)
 
 
-def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: Any,
-                    out: Path) -> int:
-    """Train, write the best model to ``out`` in the format eval/translate read, print the
-    summary; the exit status of a run stopped by a signal is 128 + its number."""
-
-
-    started = time.perf_counter()
-    summary = trainer.fit()
-    if trainer.world.is_root:  # under mpiexec, rank 0 alone writes and prints
-        summary["run"] = str(trainer.out_dir)
-        history = history_of(trainer.out_dir / "metrics.jsonl")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out, trainer.model, codec, data=source, options=options,
-                        history=history)
+def _report(world: Any, out: Path, summary: dict[str, Any], history: list[dict[str, Any]],
+            started: float) -> int:
+    """Print the run's summary (rank 0); the exit status of a run stopped by a signal is
+    128 + its number."""
+    if world.is_root:
         print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
     return STOP_STATUS.get(str(summary.get("stopped")), 0)
 
@@ -244,12 +234,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = train_config(options, patience=args.patience, progress=not quiet)
     task = make_task(model, codec, train, test if len(test) else train, train_cfg,
                      source=source)
-    folder, lock, _ = claim_run_folder(world, folder, overwrite=args.overwrite)
-    try:
-        trainer = Trainer(task, train_cfg, folder, echo=_echo(quiet), distributed=world)
-        return _fit_and_export(trainer, codec, source, options, out)
-    finally:
-        lock.release()
+    started = time.perf_counter()
+    summary, history = start_run(task, train_cfg, folder, options=options, out=out,
+                                 overwrite=args.overwrite, echo=_echo(quiet), world=world)
+    return _report(world, out, summary, history, started)
 
 
 def _echo(quiet: bool) -> Any:
@@ -266,61 +254,15 @@ def _resume(args: argparse.Namespace) -> int:
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
                          "expected none, got " + repr(args.task))
-    with resuming(args.resume) as run:  # the prologue every family's resume shares
-        meta, where, folder, world = run.meta, run.where, run.folder, run.world
-        quiet = args.quiet or not world.is_root  # rank 0 alone prints and writes
-        run.expect(KIND, repr(KIND))
-        try:
-            config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
-            codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
-            saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: {exc}") from exc
-        train_cfg = run.train_config({**{k: getattr(args, k) for k in _RESUME_OPTIONS
-                                         if getattr(args, k) is not None},
-                                      "progress": not quiet})
-        source = meta.get("data_source")
-        if not isinstance(source, dict):
-            raise CheckpointError(f"{where}: does not record its data (data_source)")
-        pairs, _ = _source_pairs(source, args.data_dir)
-        train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
-                                  float(source.get("test_fraction", 0.1)))
-        model = Seq2Seq(config, rng=train_cfg.seed, device=args.device)
-        task = make_task(model, codec, train, test if len(test) else train, train_cfg,
-                         source=source)
-        trainer = Trainer(task, train_cfg, folder, echo=_echo(quiet), distributed=world)
-        trainer.restore(run.path)
-        if not quiet:
-            print(f"resuming {run.path} at epoch {trainer.progress.epoch + 1}, step "
-                  f"{trainer.progress.step}", flush=True)
-        options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
-                               lr=saved.lr, clip_norm=train_cfg.clip_norm,
-                               schedule="cosine" if train_cfg.schedule == "cosine"
-                               else "constant", warmup_steps=train_cfg.warmup_steps,
-                               seed=train_cfg.seed, max_steps=train_cfg.max_steps)
-        out = Path(args.out) if args.out else folder.with_suffix(".safetensors")
-        return _fit_and_export(trainer, codec, source, options, out)
-
-
-def _source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
-    """All the pairs of the data a run records (before its split); ``hint`` ends every
-    message (what the user may pass instead)."""
-
-    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
-        raise CheckpointError(f"the checkpoint does not record its data{hint}")
-    try:
-        if info.get("source") == "generated":
-            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
-        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
-            pairs = read_pairs(info["path"])
-        elif info["task"] in TASK_DEFAULTS:
-            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
-        else:
-            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
-            from None
-    return pairs, info["task"]
+    started = time.perf_counter()
+    overrides = {k: getattr(args, k) for k in _RESUME_OPTIONS if getattr(args, k) is not None}
+    world = detect()  # rank 0 alone prints and writes
+    quiet = args.quiet or not world.is_root
+    summary, history, out = resume_run(args.resume, overrides, data_dir=args.data_dir,
+                                       device=args.device, progress=not quiet,
+                                       echo=_echo(quiet),
+                                       out=Path(args.out) if args.out else None)
+    return _report(world, out, summary, history, started)
 
 
 # ----------------------------------------------------------------------- eval
@@ -331,7 +273,7 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
         return read_pairs(data), data
     info: Any = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
     hint = "; pass --data FILE"
-    pairs, _ = _source_pairs(info, data_dir, hint)
+    pairs, _ = source_pairs(info, data_dir, hint)
     try:
         _, test = split_pairs(pairs, int(info.get("split_seed", 1984)),
                               float(info.get("test_fraction", 0.1)))

@@ -29,7 +29,14 @@ import numpy as np
 
 from rnnlab._config import ConfigDict
 from rnnlab.data import DataError
-from rnnlab.seq2seq.data import IGNORE_INDEX, Codec, find_data_file, read_pairs, take
+from rnnlab.seq2seq.data import (
+    IGNORE_INDEX,
+    Codec,
+    find_data_file,
+    read_pairs,
+    split_pairs,
+    take,
+)
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
 from rnnlab.seq2seq.search import exact_match
 from rnnlab.seq2seq.tasks import GENERATORS, Pairs
@@ -40,7 +47,9 @@ from rnnlab.train.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from rnnlab.train.distributed import World, detect
 from rnnlab.train.examples import ExampleTask
+from rnnlab.train.launch import claim_run_folder, resuming
 from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import load_model_arrays
 
@@ -321,3 +330,102 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
                       where)
     model.eval()
     return model, codec, meta
+
+
+# ------------------------------------------------------------------- the launcher
+def start_run(task: Seq2SeqTask, config: TrainConfig, folder: Path, *,
+              options: TrainOptions, out: Path, overwrite: bool = False,
+              echo: Callable[[str], None] | None = None, world: World | None = None
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train ``task`` in the new run folder ``folder`` (claimed through the prologue every
+    family shares, :mod:`rnnlab.train.launch`), then write the best model to ``out``
+    (:func:`fit_and_export`). Returns the summary and the history."""
+    world = world or detect()
+    folder, lock, _ = claim_run_folder(world, folder, overwrite=overwrite)
+    try:
+        trainer = Trainer(task, config, folder, echo=echo, distributed=world)
+        return fit_and_export(trainer, task.codec, task.source, options, out)
+    finally:
+        lock.release()
+
+
+def resume_run(path: str | os.PathLike[str], overrides: dict[str, Any], *,
+               data_dir: str | None = None, device: str | None = None,
+               progress: bool = False, echo: Callable[[str], None] | None = None,
+               out: Path | None = None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """Continue the run saved in ``path`` (its folder or its ``last.safetensors``) exactly
+    where it stopped: the model, data and trainer are rebuilt from the checkpoint; only the
+    budget (``epochs``, ``max_steps``, ``patience``) may change (``overrides``). Returns the
+    summary, the history and where the best model was written (``out``, by default the
+    run folder's name with ``.safetensors``)."""
+    say = echo or (lambda message: None)
+    with resuming(Path(path)) as run:  # the prologue every family's resume shares
+        meta, where, folder, world = run.meta, run.where, run.folder, run.world
+        run.expect(KIND, repr(KIND))
+        try:
+            config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
+            codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
+            saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: {exc}") from exc
+        train_cfg = run.train_config({**overrides, "progress": progress})
+        source = meta.get("data_source")
+        if not isinstance(source, dict):
+            raise CheckpointError(f"{where}: does not record its data (data_source)")
+        pairs, _ = source_pairs(source, data_dir)
+        train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
+                                  float(source.get("test_fraction", 0.1)))
+        model = Seq2Seq(config, rng=train_cfg.seed, device=device)
+        task = make_task(model, codec, train, test if len(test) else train, train_cfg,
+                         source=source)
+        trainer = Trainer(task, train_cfg, folder, echo=say, distributed=world)
+        trainer.restore(run.path)
+        say(f"resuming {run.path} at epoch {trainer.progress.epoch + 1}, step "
+            f"{trainer.progress.step}")
+        options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
+                               lr=saved.lr, clip_norm=train_cfg.clip_norm,
+                               schedule="cosine" if train_cfg.schedule == "cosine"
+                               else "constant", warmup_steps=train_cfg.warmup_steps,
+                               seed=train_cfg.seed, max_steps=train_cfg.max_steps)
+        out = out if out is not None else folder.with_suffix(".safetensors")
+        summary, history = fit_and_export(trainer, codec, source, options, out)
+    return summary, history, out
+
+
+def fit_and_export(trainer: Trainer, codec: Codec, source: dict[str, Any],
+                   options: TrainOptions, out: Path
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fit ``trainer``; rank 0 writes the best model to ``out`` in the format ``rnnlab
+    seq2seq eval`` and ``translate`` read. Returns the summary and the history (one record
+    per epoch; empty on the other ranks)."""
+    summary = trainer.fit()
+    history: list[dict[str, Any]] = []
+    if trainer.world.is_root:  # under mpiexec, rank 0 alone writes
+        summary["run"] = str(trainer.out_dir)
+        history = history_of(trainer.out_dir / "metrics.jsonl")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out, trainer.model, codec, data=source, options=options,
+                        history=history)
+    return summary, history
+
+
+def source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
+    """All the pairs of the data a run records (before its split); ``hint`` ends every
+    message (what the user may pass instead)."""
+
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        raise CheckpointError(f"the checkpoint does not record its data{hint}")
+    try:
+        if info.get("source") == "generated":
+            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
+        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
+            pairs = read_pairs(info["path"])
+        elif info["task"] in GENERATORS:
+            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
+        else:
+            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
+            from None
+    return pairs, info["task"]
