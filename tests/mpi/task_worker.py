@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.models import SequenceClassifier, SequenceRegressor
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.seq2seq.training import Seq2SeqTask
+from rnnlab.train import Examples, TrainConfig, Trainer
 from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import model_arrays
-from rnnlab.train.tasks import Examples, Seq2SeqTask
 
 N_TRAIN, N_VALID, T = 37, 13, 7
 

@@ -63,9 +63,8 @@ def test_check_every_is_saved_and_may_change_on_resume(tmp_path, capsys):
 
 def test_the_trainer_takes_check_every_from_its_config(tmp_path):
     from rnnlab.models import SequenceRegressor
-    from rnnlab.train import TrainConfig, Trainer
+    from rnnlab.train import Examples, TrainConfig, Trainer
     from rnnlab.train.distributed import World
-    from rnnlab.train.tasks import Examples
 
     data = {"train": Examples([[[0.0]]], [[0.0]]), "valid": Examples([[[0.0]]], [[0.0]])}
     model = SequenceRegressor(1, 2, rng=0)

@@ -10,9 +10,8 @@ import pytest
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'rnnlab[mpi]')")
 
 from rnnlab.models import SequenceRegressor
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.train import Examples, TrainConfig, Trainer
 from rnnlab.train.distributed import MPIWorld
-from rnnlab.train.tasks import Examples
 
 
 class OtherRankHolds:

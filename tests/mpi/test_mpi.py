@@ -69,7 +69,7 @@ def test_k_processes_train_as_one(single, k):
     assert json.loads((tmp / "k1" / "world_sizes.json").read_text()) == [1]
     counts = json.loads((tmp / f"k{k}" / "counts.json").read_text())
     assert counts["reductions"] == 20
-    from rnnlab.train.trainer import AGREED_STOPS
+    from rnnlab.train.distributed import AGREED_STOPS
 
     n_params = sum(v.size for key, v in one.items() if key.startswith("p/"))
     tail = 3 + len(AGREED_STOPS)  # loss, loss terms, items, one flag per agreed stop

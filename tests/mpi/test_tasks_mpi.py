@@ -55,8 +55,7 @@ def test_dropout_needs_an_example_per_process_in_every_batch(tmp_path):
     """With dropout, a batch (here the last one of 33 examples in batches of 8: 1 example)
     smaller than the number of processes is refused; without dropout it trains."""
     from rnnlab.models import SequenceRegressor
-    from rnnlab.train import TrainConfig, Trainer
-    from rnnlab.train.tasks import Examples
+    from rnnlab.train import Examples, TrainConfig, Trainer
 
     rng = np.random.default_rng(0)
     data = {"train": Examples(rng.standard_normal((33, 4, 2)), rng.standard_normal((33, 1))),
@@ -75,8 +74,7 @@ def test_evaluation_is_the_mean_over_every_loss_term(tmp_path):
     regression with lengths), whatever the evaluation batch size (so the shares of the
     processes, reduced, give it too: checked by the test above)."""
     from rnnlab.models import SequenceRegressor
-    from rnnlab.train import TrainConfig, Trainer
-    from rnnlab.train.tasks import Examples
+    from rnnlab.train import Examples, TrainConfig, Trainer
 
     rng = np.random.default_rng(0)
     xs, ys = rng.standard_normal((11, 5, 2)), rng.standard_normal((11, 5, 3))

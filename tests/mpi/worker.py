@@ -33,11 +33,10 @@ import numpy as np
 
 from rnnlab.data import load_text
 from rnnlab.models import RNNLM
-from rnnlab.train import TrainConfig, Trainer
+from rnnlab.train import DivergenceError, TrainConfig, Trainer
 from rnnlab.train.distributed import DriftError, detect
 from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import model_arrays
-from rnnlab.train.trainer import DivergenceError
 
 
 class Counting:

@@ -20,7 +20,7 @@ accept it, but every loader may only ever raise ``CheckpointError``.
 * ``cli``: ``rnnlab generate CKPT`` in process (exit 0, or 1 with one ``rnnlab: error:`` line),
 * ``restore``: :meth:`rnnlab.train.Trainer.restore` on a trainer built like the seed's run
   (if it accepts, one more training step and a save must work),
-* ``resume``: :func:`rnnlab.train.run.resume_run` (``rnnlab train --resume``),
+* ``resume``: :func:`rnnlab.families.lm.resume_run` (``rnnlab train --resume``),
 * ``seq2seq``: the seq2seq checkpoint loader, when one exists,
 
 while an audit hook watches for code being run (unpickling, ``exec``, processes) and
@@ -116,10 +116,10 @@ def train_kw(extra: dict[str, Any]) -> dict[str, Any]:
 
 def make_seeds(root: Path) -> list[Seed]:
     """Train the seed runs under ``root`` (about a second) and read their files."""
+    from rnnlab.families.lm import load_data
     from rnnlab.models.rnnlm import RNNLM, RNNLMConfig
     from rnnlab.train import DataConfig, TrainConfig, Trainer
     from rnnlab.train.checkpoint import read_checkpoint
-    from rnnlab.train.run import load_data
 
     root.mkdir(parents=True, exist_ok=True)
     text = root / "corpus.txt"
@@ -1088,9 +1088,9 @@ def _load_cli(path: Path, ctx: Context, info: Any) -> None:
 
 
 def _trainer_for(seed: Seed, out_dir: Path) -> Any:
+    from rnnlab.families.lm import load_data
     from rnnlab.models.rnnlm import RNNLM, RNNLMConfig
     from rnnlab.train import DataConfig, TrainConfig, Trainer
-    from rnnlab.train.run import load_data
 
     data_cfg = DataConfig.from_dict(seed.meta["data_config"])
     corpus = _corpus_cache.get(data_cfg.corpus)
@@ -1123,7 +1123,7 @@ def _fingerprint(trainer: Any) -> str:
     h.update(json.dumps([state, None if trainer.scheduler is None else
                          trainer.scheduler.state_dict(), trainer.batcher.state_dict(),
                          asdict(trainer.progress), trainer.model.rng.bit_generator.state,
-                         trainer._best_params is None], sort_keys=True, default=str).encode())
+                         trainer.state.best_params is None], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
@@ -1171,8 +1171,8 @@ def _load_restore(path: Path, ctx: Context, info: Any) -> None:
 
 
 def _load_resume(path: Path, ctx: Context, info: Any) -> None:
+    from rnnlab.families.lm import resume_run
     from rnnlab.train import DivergenceError
-    from rnnlab.train.run import resume_run
 
     try:
         resume_run(path, {"max_steps": 1, "progress": False}, sample_length=0,

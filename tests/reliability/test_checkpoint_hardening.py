@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save
 
+from rnnlab.families.lm import start_run
 from rnnlab.train import CheckpointError, Trainer, checkpoint
 from rnnlab.train.checkpoint import read_checkpoint, write_checkpoint
-from rnnlab.train.run import start_run
 from rnnlab.train.state import load_model
 from tests.ckptdoc import document_metadata
 from tests.reliability.conftest import small_config, small_model

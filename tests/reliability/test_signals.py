@@ -79,7 +79,7 @@ def test_sigterm_and_sighup_save_like_ctrl_c(corpus, tmp_path, safety_net, signu
 
 def test_a_second_signal_aborts_at_once_with_its_status(corpus, tmp_path, safety_net,
                                                         capsys, monkeypatch):
-    from rnnlab.train import trainer as trainer_module
+    from rnnlab.train import loop as trainer_module
 
     real_fit = trainer_module.Trainer.fit
 
@@ -195,7 +195,7 @@ def test_a_second_ctrl_c_while_exiting_is_ignored(tmp_path):
     ready = tmp_path / "ready"
     child = textwrap.dedent("""
         import os, signal, sys, time
-        import rnnlab.train.run as run
+        import rnnlab.families.lm as run
 
         def load_data(cfg):
             os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C, while loading

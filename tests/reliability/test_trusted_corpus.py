@@ -13,8 +13,8 @@ import pytest
 
 from rnnlab.cli import main
 from rnnlab.data import load_text, textio
+from rnnlab.families.lm import evaluate_checkpoint
 from rnnlab.train.checkpoint import read_checkpoint
-from rnnlab.train.run import evaluate_checkpoint
 from tests.ckptdoc import rewrite_document
 from tests.reliability.conftest import TEXT
 

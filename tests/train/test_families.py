@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from rnnlab.models import SequenceClassifier, SequenceRegressor
-from rnnlab.train import CheckpointError, TrainConfig, Trainer
+from rnnlab.train import CheckpointError, ExampleBatches, Examples, TrainConfig, Trainer
 from rnnlab.train.checkpoint import read_checkpoint
 from rnnlab.train.metrics import read_metrics
-from rnnlab.train.tasks import ExampleBatches, Examples
 from tests.train.conftest import params_of
 
 

@@ -61,7 +61,7 @@ def test_forecast_end_to_end(tmp_path, sine_csv, capsys):
 
 
 def test_forecast_without_matplotlib_skips_the_plot(tmp_path, sine_csv, capsys, monkeypatch):
-    import rnnlab.train.run as run_module
+    import rnnlab.families.forecast as run_module
 
     def no_mpl(*args, **kwargs):
         raise ImportError("plotting needs matplotlib, which is not installed")

@@ -363,3 +363,49 @@ def test_early_stopping_message_is_singular_for_one_epoch(tmp_path, corpus, monk
     monkeypatch.setattr(trainer, "evaluate", lambda split="valid": next(losses))
     trainer.fit()
     assert "early stopping: no improvement for 1 epoch" in messages
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 5}, {"max_time": 1e-9}])
+def test_a_run_stopped_by_its_budget_ends_like_a_finished_one(tmp_path, corpus, budget):
+    """Its final validation is kept as the best model when better (here: the only one),
+    and the test split is evaluated and reported, with the model holding the best."""
+    model = small_model(corpus)
+    trainer = Trainer(model, corpus, small_config(epochs=3, **budget), tmp_path / "b",
+                      echo=lambda m: None)
+    summary = trainer.fit()
+    reason = next(iter(budget))
+    assert summary["stopped"] == reason
+    assert summary["best_valid_loss"] == summary["valid_loss"]
+    assert summary["test_ppl"] > 1 and "test_loss" in summary
+    best, _ = read_checkpoint(tmp_path / "b" / "best.safetensors")
+    last, meta = read_checkpoint(tmp_path / "b" / "last.safetensors")
+    for name, value in params_of(model).items():
+        np.testing.assert_array_equal(best[f"model/{name}"], value, err_msg=name)
+        np.testing.assert_array_equal(last[f"model/{name}"], value, err_msg=name)
+    # last.safetensors holds the state to continue from, as a run not stopped holds it
+    assert meta["progress"]["best_valid"] is None
+    records = read_metrics(tmp_path / "b" / "metrics.jsonl")
+    events = [r["event"] for r in records]
+    assert events[-4:] == ["valid", "checkpoint", "stop", "test"]
+    assert records[-4]["best"] is True and records[-4]["stopped"] == reason
+
+
+@pytest.mark.parametrize("stop_valid,replaced", [(1.0, True), (3.0, False)])
+def test_the_stop_validation_replaces_the_best_only_when_better(tmp_path, corpus, monkeypatch,
+                                                               stop_valid, replaced):
+    trainer = Trainer(small_model(corpus), corpus, small_config(epochs=3), tmp_path / "s",
+                      echo=lambda m: None)
+    epoch = len(trainer.batcher)
+    trainer.config = small_config(epochs=3, max_steps=epoch + 2)
+    losses = iter([2.0, stop_valid, 2.5])  # the epoch's end, the stop, the test split
+    monkeypatch.setattr(trainer, "evaluate", lambda split="valid": next(losses))
+    summary = trainer.fit()
+    assert summary["stopped"] == "max_steps" and summary["test_loss"] == 2.5
+    assert summary["best_valid_loss"] == (stop_valid if replaced else 2.0)
+    best, best_meta = read_checkpoint(tmp_path / "s" / "best.safetensors")
+    last, _ = read_checkpoint(tmp_path / "s" / "last.safetensors")
+    assert best_meta["progress"]["step"] == (epoch + 2 if replaced else epoch)
+    same = all(np.array_equal(best[k], last[k]) for k in best)
+    assert same == replaced
+    for name, value in params_of(trainer.model).items():  # the model holds the best
+        np.testing.assert_array_equal(best[f"model/{name}"], value, err_msg=name)

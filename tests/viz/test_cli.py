@@ -137,7 +137,7 @@ def test_cli_module_imports_without_matplotlib():
                 if name.split(".")[0] in ("matplotlib", "sklearn"):
                     raise ModuleNotFoundError("blocked: " + name, name=name)
         sys.meta_path.insert(0, Block())
-        import rnnlab.viz, rnnlab.viz.cli
+        import rnnlab.viz, rnnlab.cli.plot
         from rnnlab.cli import build_parser, main
         parser = build_parser()
         assert "matplotlib" not in sys.modules and "sklearn" not in sys.modules

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from rnnlab.cli import build_parser, main
-from rnnlab.viz.cli import EXAMPLES
+from rnnlab.cli.plot import EXAMPLES
 
 
 @pytest.mark.parametrize("what", ["curves", "hidden", "predictions", "gradients",

@@ -7,7 +7,7 @@
 >>> history = fit(model, codec, train, test, TrainOptions(epochs=25))
 >>> save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
 
-Training goes through :class:`rnnlab.train.Trainer` (:class:`~rnnlab.train.tasks.Seq2SeqTask`):
+Training goes through :class:`rnnlab.train.Trainer` (:class:`Seq2SeqTask`):
 one step is teacher forcing on a padded batch (mean cross-entropy over the answer
 characters), backward, global gradient-norm clipping, an Adam step; after each epoch the
 validation pairs are scored (loss, and exact match of greedy decoding), with the
@@ -16,9 +16,11 @@ trainer's early stopping, divergence rollback, checkpoints and exact resume.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,28 @@ import numpy as np
 
 from rnnlab._config import ConfigDict
 from rnnlab.data import DataError
-from rnnlab.seq2seq.data import Codec, find_data_file, read_pairs
+from rnnlab.seq2seq.data import (
+    IGNORE_INDEX,
+    Codec,
+    find_data_file,
+    read_pairs,
+    split_pairs,
+    take,
+)
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnlab.seq2seq.search import exact_match
 from rnnlab.seq2seq.tasks import GENERATORS, Pairs
-from rnnlab.train.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from rnnlab.train import TrainConfig, Trainer
+from rnnlab.train.checkpoint import (
+    CheckpointError,
+    meta_get,
+    read_checkpoint,
+    write_checkpoint,
+)
+from rnnlab.train.distributed import World, detect
+from rnnlab.train.examples import ExampleTask
+from rnnlab.train.launch import claim_run_folder, resuming
+from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import load_model_arrays
 
 SCHEDULES = ("constant", "cosine")
@@ -104,11 +124,9 @@ class TrainOptions(ConfigDict):
 
 
 def train_config(options: TrainOptions, *, patience: int | None = None,
-                 progress: bool = False) -> Any:
+                 progress: bool = False) -> TrainConfig:
     """The :class:`~rnnlab.train.TrainConfig` of ``options`` (Adam, the options' clipping,
     a constant or cosine learning rate)."""
-    from rnnlab.train import TrainConfig
-
     return TrainConfig(epochs=options.epochs, batch_size=options.batch_size, optimizer="adam",
                        lr=options.lr, clip_norm=options.clip_norm,
                        schedule="cosine" if options.schedule == "cosine" else "none",
@@ -121,18 +139,17 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """One record per epoch from a run's ``metrics.jsonl``: ``epoch`` (1-based), ``steps``,
     ``loss`` (mean training loss logged in the epoch), ``valid_loss``, ``test_acc``
     (exact match on the validation pairs), ``lr``, ``seconds`` (from the epoch's first
-    logged step, or the previous epoch's end, to its validation)."""
-    from rnnlab.train.metrics import read_metrics
-
+    logged step, or the previous epoch's end, to its validation; the validation of a run
+    stopped by its budget is not an epoch's)."""
     history: list[dict[str, Any]] = []
     losses: list[float] = []
     since = None
-    for record in read_metrics(metrics_path):
+    for record in read_metrics(Path(metrics_path)):
         event = record.get("event")
         if event == "train":
             losses.append(record["loss"])
             since = record["time"] if since is None else since
-        elif event == "valid" and "exact_match" in record:
+        elif event == "valid" and "exact_match" in record and "stopped" not in record:
             history.append({"epoch": record["epoch"] + 1, "steps": record["step"],
                             "loss": sum(losses) / len(losses) if losses else math.nan,
                             "valid_loss": record["loss"], "test_acc": record["exact_match"],
@@ -142,11 +159,79 @@ def history_of(metrics_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return history
 
 
-def make_task(model: Seq2Seq, codec: Codec, train: Pairs, valid: Pairs, config: Any, *,
-              source: dict[str, Any] | None = None, beam_width: int = 1) -> Any:
-    """The :class:`~rnnlab.train.tasks.Seq2SeqTask` the trainer trains."""
-    from rnnlab.train.tasks import Seq2SeqTask
+class Seq2SeqTask(ExampleTask):
+    """A :class:`~rnnlab.seq2seq.Seq2Seq` on question/answer pairs: teacher forcing on
+    padded batches (mean cross-entropy per answer character); also scores the exact-match
+    accuracy of greedy (or beam) decoding.
 
+    ``data``: ``{"train": Pairs, "valid": Pairs, "test": Pairs or None}``; ``codec`` turns
+    them into ids; ``source`` (JSON) records where the pairs came from (saved as
+    ``data_source``: ``data`` is the trainer's position in the batches).
+    """
+
+    kind = "seq2seq"
+
+    def __init__(self, model: Any, data: Mapping[str, Any], config: Any, *, codec: Any,
+                 source: Mapping[str, Any] | None = None, beam_width: int = 1) -> None:
+        self.codec, self.source, self.beam_width = codec, dict(source or {}), beam_width
+        self.pairs = {k: data.get(k) for k in ("train", "valid", "test")}
+        batches = {k: None if v is None or len(v) == 0 else codec.batch(v)
+                   for k, v in self.pairs.items()}
+        super().__init__(model, batches, config, size=len,
+                         take=lambda b, index: (take(b, index),))
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for name in sorted(self.pairs):
+            pairs = self.pairs[name]
+            if pairs is None:
+                continue
+            for q, a in zip(pairs.questions, pairs.answers, strict=True):
+                h.update(f"{name}\x00{q}\x00{a}\x00".encode())
+        return f"sha256:{h.hexdigest()}"
+
+    def forward_loss(self, batch: tuple) -> float:
+        return self.model.forward_loss(batch[0])
+
+    def counts(self, batch: tuple) -> tuple[int, int]:
+        """The pairs, and the answer characters (targets that are not padding) the
+        cross-entropy averages."""
+        return len(batch[0]), int((np.asarray(batch[0].targets) != IGNORE_INDEX).sum())
+
+    def reference_loss(self) -> float:
+        return math.log(self.model.config.vocab_size)
+
+    def scores(self, split: str, config: Any) -> dict[str, float]:
+        every = self.pairs[split]
+        if every is None:
+            return {}
+        pairs: Pairs = every
+        if self.world is not None:  # this rank's share of the pairs; the counts are reduced
+            lo, hi = self.world.share(len(pairs))
+            pairs = pairs.subset(list(range(lo, hi)))
+        was_training = self.model.training
+        try:
+            right = exact_match(self.model, self.codec, pairs, self.beam_width) * len(pairs) \
+                if len(pairs) else 0.0
+        finally:
+            self.model.train(was_training)
+        if self.world is not None:
+            right = float(self.world.allreduce_sum([right])[0])
+        return {"exact_match": round(right) / len(every)}
+
+    def meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model_config": self.model.config.to_dict(),
+                "codec": self.codec.to_dict(), "data_source": self.source}
+
+    def check_meta(self, meta: Mapping[str, Any], where: str) -> None:
+        super().check_meta(meta, where)
+        if meta_get(meta, "codec", dict, where) != self.codec.to_dict():
+            raise CheckpointError(f"{where}: its vocabulary differs from this data's")
+
+
+def make_task(model: Seq2Seq, codec: Codec, train: Pairs, valid: Pairs, config: Any, *,
+              source: dict[str, Any] | None = None, beam_width: int = 1) -> Seq2SeqTask:
+    """The :class:`Seq2SeqTask` of ``train`` and ``valid`` pairs."""
     return Seq2SeqTask(model, {"train": train, "valid": valid}, config, codec=codec,
                        source=source, beam_width=beam_width)
 
@@ -164,10 +249,6 @@ def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
     Returns one record per epoch (see :func:`history_of`); ``callback(record)`` is called
     for each when training ends.
     """
-    import tempfile
-
-    from rnnlab.train import Trainer
-
     opts = options or TrainOptions()
     config = train_config(opts, patience=patience)
     valid = test if test is not None and len(test) else train
@@ -175,7 +256,7 @@ def fit(model: Seq2Seq, codec: Codec, train: Pairs, test: Pairs | None = None,
     quiet = echo if echo is not None else (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="rnnlab-seq2seq-") as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)
-        Trainer(model, None, config, folder, echo=quiet, task=task).fit()
+        Trainer(task, config, folder, echo=quiet).fit()
         history = history_of(folder / "metrics.jsonl")
     for record in history:
         if callback is not None:
@@ -230,7 +311,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
                               f"(expected {KIND!r})")
     try:
         config = Seq2SeqConfig.from_dict(meta.get("model_config"))
-        codec = Codec.from_dict(meta.get("codec"))
+        codec = Codec.from_dict(meta.get("codec"))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: {exc}") from exc
     if config.vocab_size != len(codec.vocab):
@@ -249,3 +330,102 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None
                       where)
     model.eval()
     return model, codec, meta
+
+
+# ------------------------------------------------------------------- the launcher
+def start_run(task: Seq2SeqTask, config: TrainConfig, folder: Path, *,
+              options: TrainOptions, out: Path, overwrite: bool = False,
+              echo: Callable[[str], None] | None = None, world: World | None = None
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Train ``task`` in the new run folder ``folder`` (claimed through the prologue every
+    family shares, :mod:`rnnlab.train.launch`), then write the best model to ``out``
+    (:func:`fit_and_export`). Returns the summary and the history."""
+    world = world or detect()
+    folder, lock, _ = claim_run_folder(world, folder, overwrite=overwrite)
+    try:
+        trainer = Trainer(task, config, folder, echo=echo, distributed=world)
+        return fit_and_export(trainer, task.codec, task.source, options, out)
+    finally:
+        lock.release()
+
+
+def resume_run(path: str | os.PathLike[str], overrides: dict[str, Any], *,
+               data_dir: str | None = None, device: str | None = None,
+               progress: bool = False, echo: Callable[[str], None] | None = None,
+               out: Path | None = None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """Continue the run saved in ``path`` (its folder or its ``last.safetensors``) exactly
+    where it stopped: the model, data and trainer are rebuilt from the checkpoint; only the
+    budget (``epochs``, ``max_steps``, ``patience``) may change (``overrides``). Returns the
+    summary, the history and where the best model was written (``out``, by default the
+    run folder's name with ``.safetensors``)."""
+    say = echo or (lambda message: None)
+    with resuming(Path(path)) as run:  # the prologue every family's resume shares
+        meta, where, folder, world = run.meta, run.where, run.folder, run.world
+        run.expect(KIND, repr(KIND))
+        try:
+            config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
+            codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
+            saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: {exc}") from exc
+        train_cfg = run.train_config({**overrides, "progress": progress})
+        source = meta.get("data_source")
+        if not isinstance(source, dict):
+            raise CheckpointError(f"{where}: does not record its data (data_source)")
+        pairs, _ = source_pairs(source, data_dir)
+        train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
+                                  float(source.get("test_fraction", 0.1)))
+        model = Seq2Seq(config, rng=train_cfg.seed, device=device)
+        task = make_task(model, codec, train, test if len(test) else train, train_cfg,
+                         source=source)
+        trainer = Trainer(task, train_cfg, folder, echo=say, distributed=world)
+        trainer.restore(run.path)
+        say(f"resuming {run.path} at epoch {trainer.progress.epoch + 1}, step "
+            f"{trainer.progress.step}")
+        options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
+                               lr=saved.lr, clip_norm=train_cfg.clip_norm,
+                               schedule="cosine" if train_cfg.schedule == "cosine"
+                               else "constant", warmup_steps=train_cfg.warmup_steps,
+                               seed=train_cfg.seed, max_steps=train_cfg.max_steps)
+        out = out if out is not None else folder.with_suffix(".safetensors")
+        summary, history = fit_and_export(trainer, codec, source, options, out)
+    return summary, history, out
+
+
+def fit_and_export(trainer: Trainer, codec: Codec, source: dict[str, Any],
+                   options: TrainOptions, out: Path
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fit ``trainer``; rank 0 writes the best model to ``out`` in the format ``rnnlab
+    seq2seq eval`` and ``translate`` read. Returns the summary and the history (one record
+    per epoch; empty on the other ranks)."""
+    summary = trainer.fit()
+    history: list[dict[str, Any]] = []
+    if trainer.world.is_root:  # under mpiexec, rank 0 alone writes
+        summary["run"] = str(trainer.out_dir)
+        history = history_of(trainer.out_dir / "metrics.jsonl")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(out, trainer.model, codec, data=source, options=options,
+                        history=history)
+    return summary, history
+
+
+def source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
+    """All the pairs of the data a run records (before its split); ``hint`` ends every
+    message (what the user may pass instead)."""
+
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        raise CheckpointError(f"the checkpoint does not record its data{hint}")
+    try:
+        if info.get("source") == "generated":
+            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
+        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
+            pairs = read_pairs(info["path"])
+        elif info["task"] in GENERATORS:
+            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
+        else:
+            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
+            from None
+    return pairs, info["task"]

@@ -15,7 +15,7 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
   (:func:`slice_rows`; the shares of a batch may differ by one, and :class:`Rows` follows
   the size of each batch);
 * after the backward pass each rank's gradients, times its count of loss terms
-  (:meth:`~rnnlab.train.tasks.Task.loss_count`: tokens, examples, valid steps times
+  (:meth:`~rnnlab.train.task.Task.counts`: tokens, examples, valid steps times
   outputs, answer characters), its loss times that count, the count, its item count and
   one flag per stop go into one flat buffer reduced with a single ``Allreduce``
   (:meth:`World.allreduce_grads`); dividing by the global count gives the gradient and
@@ -27,7 +27,7 @@ What the trainer does with a world of ``K`` processes (see :class:`rnnlab.train.
   on any rank's clock sets its flag, and every rank stops after the same step, rank 0
   saving the checkpoint;
 * the divergence guard decides from reduced numbers, so every rank rolls back together,
-  and a :class:`~rnnlab.train.trainer.DivergenceError` or a :class:`DriftError` is raised
+  and a :class:`~rnnlab.train.guard.DivergenceError` or a :class:`DriftError` is raised
   on every rank at the same step (they end no rank by ``MPI_Abort``; any other exception
   does, see :meth:`World.abort`);
 * random draws of the dropout masks are made for the whole global batch on every rank and
@@ -48,24 +48,46 @@ either.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
 import os
 import sys
+import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from rnnlab.nn.minrnn import MinRecurrent
+from rnnlab.nn.recurrent import Recurrent
+from rnnlab.train.runfolder import RunLock
 
-class DriftError(RuntimeError):
+#: The stops the processes of a distributed run agree on in the gradient reduction (one
+#: slot each in its buffer; when several are asked for at once the first one is reported).
+AGREED_STOPS = ("interrupted", "terminated", "hangup", "max_time")
+
+
+class AgreedError(RuntimeError):
+    """An error decided from reduced numbers, raised on every rank at the same step (it
+    ends no rank by ``MPI_Abort``)."""
+
+
+class DriftError(AgreedError):
     """The parameters of the ranks differ (they must stay identical)."""
 
 
 class World:
-    """A single process (``rank`` 0 of ``size`` 1): every collective is the identity."""
+    """A single process (``rank`` 0 of ``size`` 1): every collective is the identity, and
+    :meth:`forward_backward` is the plain forward and backward pass."""
 
     rank = 0
     size = 1
     comm: Any = None
+    #: Whether stops by signal and time are agreed in the gradient reduction (many
+    #: processes) or taken at once (one).
+    agrees_stops = False
 
     def __init__(self, check_every: int = 50) -> None:
         if isinstance(check_every, bool) or not isinstance(check_every, int) \
@@ -121,9 +143,58 @@ class World:
         """End every rank after an error on this one that was reported as ``message`` (one
         line, printed here with the rank); nothing for a single process."""
 
+    # ------------------------------------------------- what the trainer calls
+    def join(self, task: Any, config: Any) -> None:
+        """Let ``task`` check ``config`` and take this process's share of the data (here
+        all of it)."""
+        task.prepare(config, self)
+
+    def forward_backward(self, task: Any, batch: Any, trained: list[tuple[str, Any, Any]],
+                         stops: Any) -> tuple[float, int]:
+        """``(loss, items)`` of one batch, its gradients added into the parameters'. After
+        a non-finite loss there is no backward pass (the step is rolled back)."""
+        loss = task.forward_loss(batch)
+        if math.isfinite(loss):
+            task.backward()
+        return loss, task.counts(batch)[0]
+
+    def check_drift(self, model: Any, step: int, *, now: bool = False) -> None:
+        """Every ``check_every`` steps (or ``now``) on many processes: raise
+        :class:`DriftError` when their parameters differ."""
+
+    def announce(self, config: Any, echo: Any) -> None:
+        """Say how the processes share the work (nothing to say for one)."""
+
+    def lock(self, folder: str | os.PathLike[str]) -> Any:
+        """The lock of run folder ``folder`` (:class:`~rnnlab.train.runfolder.RunLock`, a
+        context manager), held by rank 0 alone."""
+        return RunLock(folder)
+
+    @contextlib.contextmanager
+    def running(self, folder: str | os.PathLike[str]) -> Iterator[None]:
+        """Train in ``folder``: its lock held, and on many processes one rank's failure
+        ending every rank rather than leaving them waiting."""
+        with self.lock(folder):
+            yield
+
+
+class NoLock:
+    """What a rank other than 0 holds for the run folder (rank 0 holds its lock)."""
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> NoLock:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
 
 class MPIWorld(World):
     """The ranks of an MPI communicator (``mpi4py``)."""
+
+    agrees_stops = True
 
     def __init__(self, comm: Any, check_every: int = 50) -> None:
         super().__init__(check_every)
@@ -135,8 +206,6 @@ class MPIWorld(World):
         self.size = comm.Get_size()
 
     def allreduce_grads(self, buffer: Any, xp: Any) -> Any:
-        import time
-
         t0 = time.perf_counter()
         if xp is np:
             self.comm.Allreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
@@ -191,8 +260,6 @@ class MPIWorld(World):
                              f"files on every machine)")
 
     def fail(self, message: str, status: int) -> None:
-        import time
-
         if self.rank:  # an error on rank 0 too (the same cause) is the one reported
             time.sleep(0.5)
         sys.stderr.write(f"rnnlab: error: rank {self.rank} of {self.size}: {message} "
@@ -202,11 +269,88 @@ class MPIWorld(World):
         self.comm.Abort(status or 1)
 
 
+    # ------------------------------------------------- what the trainer calls
+    def join(self, task: Any, config: Any) -> None:
+        """The task takes this rank's share; the dropout generator is sharded so that the
+        masks are those of the global batch (:func:`shard_rngs`)."""
+        task.prepare(config, self)
+        rng = getattr(task.model, "rng", None)
+        if rng is not None:  # the task's rows of each batch (fixed unless it says)
+            rows = getattr(task, "rows", None) or \
+                Rows(*self.share(config.batch_size), config.batch_size)
+            shard_rngs(task.model, rng, rows)
+
+    def forward_backward(self, task: Any, batch: Any, trained: list[tuple[str, Any, Any]],
+                         stops: Any) -> tuple[float, int]:
+        """This rank's share of the batch forward and backward, then one reduction of one
+        flat buffer: the gradients times this rank's count of loss terms
+        (:meth:`~rnnlab.train.task.Task.counts`), the loss times it, the count, the items
+        (for the rate shown) and one flag per stop of :data:`AGREED_STOPS` that ``stops``
+        asks for. Returns the global mean loss and items; the gradients become the
+        gradients of the global mean, those of one process training on the whole batch (up
+        to the order of the sums)."""
+        xp = task.model.xp
+        if batch is None:  # an example batch too small to give this rank a share
+            loss, count, items = 0.0, 0, 0
+        else:
+            loss = task.forward_loss(batch)
+            items, count = task.counts(batch)
+            task.backward()  # also after a non-finite loss: the ranks must stay in step
+        asked = stops.asked()
+        pairs = [(name, grad) for name, _, grad in trained]
+        grad_dtype = pairs[0][1].dtype
+        extra = 3 + len(AGREED_STOPS)
+        buffer = flatten_grads(pairs, xp, grad_dtype, extra)
+        if count:
+            buffer[:-extra] *= grad_dtype.type(count)
+        else:  # no loss term here (an empty share, or a loss over nothing): no gradient
+            buffer[:-extra] = 0
+        buffer[-extra:] = xp.asarray(
+            [loss * count if count else 0.0, count, items,
+             *(1.0 if asked == reason else 0.0 for reason in AGREED_STOPS)], dtype=grad_dtype)
+        buffer = self.allreduce_grads(buffer, xp)
+        tail = [float(v) for v in (buffer[-extra:].get() if hasattr(buffer, "get")
+                                   else buffer[-extra:])]
+        total_loss, total_count, total_items = tail[:3]
+        unflatten_grads(buffer, pairs, 1.0 / total_count if total_count else 0.0)
+        stops.agree([r for r, flag in zip(AGREED_STOPS, tail[3:], strict=True) if flag > 0])
+        return (total_loss / total_count if total_count else 0.0), round(total_items)
+
+    def check_drift(self, model: Any, step: int, *, now: bool = False) -> None:
+        """Stop with a DriftError when the ranks' parameters differ (cheap checksums)."""
+        if not now and step % self.check_every:
+            return
+        xp = model.xp
+        sums = [0.0, 0.0]
+        for k, (_, p) in enumerate(model.named_parameters()):
+            sums[0] += float(xp.sum(p, dtype=xp.float64))
+            sums[1] += float(xp.sum(p * (k + 1.0) / (1 + (k % 7)), dtype=xp.float64))
+        self.check_same(np.asarray(sums), step)
+
+    def announce(self, config: Any, echo: Any) -> None:
+        every = self.check_every
+        echo(f"training on {self.size} processes (MPI), global batch {config.batch_size}, "
+             f"{config.batch_size // self.size} per process; parameters compared every "
+             f"{every} step{'s' * (every != 1)}")
+
+    def lock(self, folder: str | os.PathLike[str]) -> Any:
+        return RunLock(folder) if self.is_root else NoLock()
+
+    @contextlib.contextmanager
+    def running(self, folder: str | os.PathLike[str]) -> Iterator[None]:
+        try:
+            with self.lock(folder):
+                yield
+        except AgreedError:
+            raise  # decided from reduced numbers: every rank raises it at the same step
+        except BaseException as exc:  # one rank failing must end them all, not hang them
+            self.abort(exc)
+            raise
+
+
 def _let_mpiexec_forward_output() -> None:
     """A moment for mpiexec's proxy to pass on what this rank just wrote: an abort tears
     the job down at once, and a message still in the pipe would be lost."""
-    import time
-
     time.sleep(0.3)
 
 
@@ -295,9 +439,6 @@ def shard_rngs(model: Any, rng: Any, rows: Rows) -> None:
     """Replace ``rng`` by a :class:`ShardedRNG` reading ``rows`` wherever ``model`` and its
     children hold it: with the batch on axis 1 in the recurrent layers (time-major: the
     classic cells' and the min cells' masks between layers), else on axis 0."""
-    from rnnlab.nn.minrnn import MinRecurrent
-    from rnnlab.nn.recurrent import Recurrent
-
     seen: set[int] = set()
 
     def walk(obj: Any) -> None:
@@ -326,8 +467,6 @@ def slice_rows(value: Any, lo: int, hi: int) -> Any:
     """Rows ``[lo, hi)`` of a batch: of an array, of every array in a tuple or list, and
     of every field of a dataclass (a seq2seq :class:`~rnnlab.seq2seq.data.Batch`); None
     stays None."""
-    import dataclasses
-
     if value is None:
         return None
     if isinstance(value, tuple | list):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from rnnlab import optim
 from rnnlab.train.config import TrainConfig
 
 
@@ -26,8 +27,6 @@ def trained_parameters(model: Any, cfg: TrainConfig) -> list[tuple[str, Any, Any
 def build_optimizer(model: Any, cfg: TrainConfig) -> Any:
     """The optimizer ``cfg.optimizer`` over ``model`` (a Module, or the ``(name, param,
     grad)`` triples of :func:`trained_parameters`)."""
-    from rnnlab import optim
-
     wd = cfg.weight_decay
     if cfg.optimizer == "sgd":
         return optim.SGD(model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
@@ -77,8 +76,7 @@ def build_scheduler(optimizer: Any, cfg: TrainConfig, steps_per_epoch: int) -> S
     ``plateau``: multiply by ``lr_decay`` when the validation loss did not improve (0.25 is
     the book's divide-by-4); ``cosine``: per batch over all epochs, with warm-up.
     """
-    from rnnlab import optim
-
+    inner: Any
     if cfg.schedule == "none":
         return None
     if cfg.schedule == "step":

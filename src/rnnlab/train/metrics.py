@@ -107,12 +107,12 @@ class ProgressBar:
         self.total, self.desc, self.interval = total, desc, interval
         self.plain = False
         self._position = self._printed = initial
-        self._lr, self._rate = 0.0, None
+        self._lr, self._rate = 0.0, None  # type: float, float | None
         if enabled:
             isatty = getattr(self.file, "isatty", None)
             self.plain = not (callable(isatty) and isatty())
             if not self.plain:
-                from tqdm.auto import tqdm
+                from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
                 self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch",
                                 dynamic_ncols=True, leave=False, file=self.file)
@@ -120,7 +120,7 @@ class ProgressBar:
     def _postfix(self, lr: float, rate: float | None) -> dict[str, str]:
         out = {"loss": f"{self._loss:.3f}"}
         if self._show_ppl:
-            out["ppl"] = f"{math.exp(min(self._loss, 50)):.1f}"
+            out["ppl"] = f"{math.exp(min(self._loss or 0.0, 50)):.1f}"
         if rate is not None:
             out[f"{self._unit}_s"] = f"{rate * self._tokens_per_batch:,.0f}"
         out["lr"] = f"{lr:.3g}"
@@ -184,3 +184,39 @@ class ProgressBar:
         from tqdm.auto import tqdm
 
         tqdm.write(message, file=sys.stderr)
+
+
+class TrainWindow:
+    """The training loss and items between two ``train`` records."""
+
+    def __init__(self) -> None:
+        self.loss, self.steps, self.items = 0.0, 0, 0
+        self.t0 = time.perf_counter()
+
+    def add(self, loss: float, items: int) -> None:
+        self.loss, self.steps, self.items = self.loss + loss, self.steps + 1, self.items + items
+
+    def record(self, perplexities: bool, lr: float) -> dict[str, Any]:
+        """The ``train`` record's figures: the mean loss, its perplexity, the rate."""
+        elapsed = time.perf_counter() - self.t0
+        mean = self.loss / self.steps
+        rate = self.items / max(elapsed, 1e-9)
+        return {"loss": mean, **loss_fields(mean, perplexities), "lr": lr,
+                "tokens_per_s" if perplexities else "examples_per_s": rate}
+
+
+def loss_fields(loss: float | None, perplexities: bool) -> dict[str, float]:
+    """``ppl`` beside a loss in nats per token (language models)."""
+    return {"ppl": perplexity(loss)} if perplexities and loss is not None else {}
+
+
+def describe(loss: float | None, perplexities: bool) -> str:
+    """A loss as the progress lines show it."""
+    if loss is None:
+        return "none"
+    return f"ppl {perplexity(loss):.2f}" if perplexities else f"loss {loss:.4g}"
+
+
+def shown(scores: dict[str, float]) -> str:
+    """Scores (fractions) as the progress lines show them: ``, accuracy 93.75 %``."""
+    return "".join(f", {k.replace('_', ' ')} {100 * v:.2f} %" for k, v in scores.items())

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import to_numpy
+from rnnlab.data import Vocab
 from rnnlab.models.rnnlm import RNNLM, RNNLMConfig
 from rnnlab.nn import Module
 from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint, take_group
@@ -283,8 +284,6 @@ def build_model(meta: Mapping[str, Any], where: str, device: str | None = None, 
 
 def load_model(path: str | Path, device: str | None = None) -> tuple[RNNLM, Any, dict[str, Any]]:
     """``(model, vocab, meta)`` from a checkpoint; the model is in eval mode."""
-    from rnnlab.data import Vocab
-
     arrays, meta = read_checkpoint(path)
     where = f"checkpoint {str(path)!r}"
     if meta.get("kind") != "rnnlm":
@@ -303,7 +302,7 @@ def load_model(path: str | Path, device: str | None = None) -> tuple[RNNLM, Any,
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def restore_rng(rng: np.random.Generator, state: Any, where: str) -> None:

@@ -1,8 +1,8 @@
 """``rnnlab seq2seq train | eval | translate``: the command line of :mod:`rnnlab.seq2seq`.
 
-Registered by :func:`add_parser` from :mod:`rnnlab.cli`; imports nothing heavy until a
-handler runs. Errors a user can fix are ``DataError``/``CheckpointError``/``ValueError``
-(printed as one line by ``rnnlab``'s entry point).
+Registered by :func:`add_parser` (:mod:`rnnlab.cli.commands`). Errors a user can fix
+are ``DataError``/``CheckpointError``/``ValueError`` (printed as one line by
+``rnnlab``'s entry point).
 """
 
 from __future__ import annotations
@@ -10,10 +10,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rnnlab.argtypes import nonneg_float, positive_int
+from rnnlab.cli import STOP_STATUS
+from rnnlab.seq2seq.data import Codec, read_pairs, split_pairs
+from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
+from rnnlab.seq2seq.search import predict
+from rnnlab.seq2seq.training import (
+    TrainOptions,
+    load_checkpoint,
+    load_task,
+    make_task,
+    resume_run,
+    source_pairs,
+    start_run,
+    train_config,
+)
+from rnnlab.train.checkpoint import CheckpointError
+from rnnlab.train.distributed import detect
+from rnnlab.train.launch import starting
 
 EPILOG = """examples:
   rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
@@ -51,14 +70,15 @@ EPILOG_TRANSLATE = """examples:
       --attention --plot attention.png
 """
 #: Per-task defaults: the settings that met the benchmarks (benchmarks/bench_seq2seq.py).
-TASK_DEFAULTS = {
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "addition": {"decoder": "peeky", "reverse": True, "hidden_size": 128, "epochs": 25,
                  "lr": 3e-3, "schedule": "cosine"},
     "date": {"decoder": "bahdanau", "reverse": True, "hidden_size": 256, "epochs": 3,
              "lr": 3e-3, "schedule": "cosine"},
 }
-GENERIC_DEFAULTS = {"decoder": "attention", "reverse": True, "hidden_size": 256, "epochs": 10,
-                    "lr": 2e-3, "schedule": "cosine"}
+GENERIC_DEFAULTS: dict[str, Any] = {"decoder": "attention", "reverse": True,
+                                    "hidden_size": 256, "epochs": 10, "lr": 2e-3,
+                                    "schedule": "cosine"}
 
 
 
@@ -163,37 +183,18 @@ def _summary(out: Path, summary: dict[str, Any], history: list[dict[str, Any]],
                        "seconds": round(seconds, 1)}, indent=2)
 
 
-def _fit_and_export(trainer: Any, codec: Any, source: dict[str, Any], options: Any,
-                    out: Path) -> int:
-    """Train, write the best model to ``out`` in the format eval/translate read, print the
-    summary; the exit status of a run stopped by a signal is 128 + its number."""
-    import time
-
-    from rnnlab.cli import STOP_STATUS
-    from rnnlab.seq2seq.training import history_of, save_checkpoint
-
-    started = time.perf_counter()
-    summary = trainer.fit()
-    if trainer.world.is_root:  # under mpiexec, rank 0 alone writes and prints
-        summary["run"] = str(trainer.out_dir)
-        history = history_of(trainer.out_dir / "metrics.jsonl")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(out, trainer.model, codec, data=source, options=options,
-                        history=history)
+def _report(world: Any, out: Path, summary: dict[str, Any], history: list[dict[str, Any]],
+            started: float) -> int:
+    """Print the run's summary (rank 0); the exit status of a run stopped by a signal is
+    128 + its number."""
+    if world.is_root:
         print(_summary(out, summary, history, time.perf_counter() - started), flush=True)
-    return STOP_STATUS.get(summary.get("stopped"), 0)
+    return STOP_STATUS.get(str(summary.get("stopped")), 0)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         return _resume(args)
-    from rnnlab.seq2seq.data import Codec, split_pairs
-    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-    from rnnlab.seq2seq.training import TrainOptions, load_task, make_task, train_config
-    from rnnlab.train import Trainer
-    from rnnlab.train.distributed import detect
-    from rnnlab.train.run import claim_run_folder
-    from rnnlab.train.runfolder import check_new_run_folder
 
     if args.task is None:
         raise ValueError("seq2seq train: --task expected (addition, date or a file), or "
@@ -211,10 +212,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
     out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
     folder = out.with_suffix("")
-    world = detect()  # under mpiexec: rank 0 claims the folder, prints and writes
+    # the prologue every family's start shares: the device, and the folder checked before
+    # the data is loaded (under mpiexec rank 0 claims the folder, prints and writes)
+    world, _ = starting(folder, overwrite=args.overwrite, device=args.device, echo=None)
     quiet = args.quiet or not world.is_root
-    if world.is_root:
-        check_new_run_folder(folder, overwrite=args.overwrite)  # before the data is loaded
     pairs, source = load_task(args.task, args.source, args.n, args.data_seed, args.data_dir)
     source.update(split_seed=args.split_seed, test_fraction=0.1)
     train, test = split_pairs(pairs, args.split_seed)
@@ -233,13 +234,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = train_config(options, patience=args.patience, progress=not quiet)
     task = make_task(model, codec, train, test if len(test) else train, train_cfg,
                      source=source)
-    folder, lock, _ = claim_run_folder(world, folder, overwrite=args.overwrite)
-    try:
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
-                          distributed=world)
-        return _fit_and_export(trainer, codec, source, options, out)
-    finally:
-        lock.release()
+    started = time.perf_counter()
+    summary, history = start_run(task, train_cfg, folder, options=options, out=out,
+                                 overwrite=args.overwrite, echo=_echo(quiet), world=world)
+    return _report(world, out, summary, history, started)
 
 
 def _echo(quiet: bool) -> Any:
@@ -251,100 +249,31 @@ def _echo(quiet: bool) -> Any:
 def _resume(args: argparse.Namespace) -> int:
     """``--resume RUN``: rebuild the model, data and trainer from the run's
     ``last.safetensors`` and go on exactly where it stopped."""
-    from dataclasses import replace
 
-    from rnnlab.seq2seq.data import Codec, split_pairs
-    from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-    from rnnlab.seq2seq.training import KIND, TrainOptions, make_task
-    from rnnlab.train import TrainConfig, Trainer
-    from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
-    from rnnlab.train.distributed import detect
-    from rnnlab.train.run import rank0_lock, run_checkpoint
 
     if args.task is not None:
         raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
                          "expected none, got " + repr(args.task))
-    path = run_checkpoint(args.resume)
-    folder = path.parent
-    where = f"checkpoint {str(path)!r}"
-    world = detect()  # under mpiexec: rank 0 holds the folder's lock, prints and writes
+    started = time.perf_counter()
+    overrides = {k: getattr(args, k) for k in _RESUME_OPTIONS if getattr(args, k) is not None}
+    world = detect()  # rank 0 alone prints and writes
     quiet = args.quiet or not world.is_root
-    with rank0_lock(world, folder):
-        arrays, meta = read_checkpoint(path)
-        del arrays
-        if meta.get("kind") != KIND:
-            raise CheckpointError(f"{where}: holds a {meta.get('kind')!r} model, expected "
-                                  f"{KIND!r}")
-        try:
-            config = Seq2SeqConfig.from_dict(meta_get(meta, "model_config", dict, where))
-            codec = Codec.from_dict(meta_get(meta, "codec", dict, where))
-            saved = TrainConfig.from_dict(meta_get(meta, "train_config", dict, where))
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"{where}: {exc}") from exc
-        overrides = {"max_steps": None, "max_time": None}
-        overrides.update({k: getattr(args, k) for k in _RESUME_OPTIONS
-                          if getattr(args, k) is not None})
-        train_cfg = replace(saved, **overrides, progress=not quiet)
-        source = meta.get("data_source")
-        if not isinstance(source, dict):
-            raise CheckpointError(f"{where}: does not record its data (data_source)")
-        pairs, _ = _source_pairs(source, args.data_dir)
-        train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
-                                  float(source.get("test_fraction", 0.1)))
-        model = Seq2Seq(config, rng=train_cfg.seed, device=args.device)
-        task = make_task(model, codec, train, test if len(test) else train, train_cfg,
-                         source=source)
-        trainer = Trainer(model, None, train_cfg, folder, task=task, echo=_echo(quiet),
-                          distributed=world)
-        trainer.restore(path)
-        if not quiet:
-            print(f"resuming {path} at epoch {trainer.progress.epoch + 1}, step "
-                  f"{trainer.progress.step}", flush=True)
-        options = TrainOptions(epochs=train_cfg.epochs, batch_size=train_cfg.batch_size,
-                               lr=saved.lr, clip_norm=train_cfg.clip_norm,
-                               schedule="cosine" if train_cfg.schedule == "cosine"
-                               else "constant", warmup_steps=train_cfg.warmup_steps,
-                               seed=train_cfg.seed, max_steps=train_cfg.max_steps)
-        out = Path(args.out) if args.out else folder.with_suffix(".safetensors")
-        return _fit_and_export(trainer, codec, source, options, out)
-
-
-def _source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
-    """All the pairs of the data a run records (before its split); ``hint`` ends every
-    message (what the user may pass instead)."""
-    from rnnlab.data import DataError
-    from rnnlab.seq2seq.data import read_pairs
-    from rnnlab.seq2seq.training import load_task
-    from rnnlab.train.checkpoint import CheckpointError
-
-    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
-        raise CheckpointError(f"the checkpoint does not record its data{hint}")
-    try:
-        if info.get("source") == "generated":
-            pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
-        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
-            pairs = read_pairs(info["path"])
-        elif info["task"] in TASK_DEFAULTS:
-            pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
-        else:
-            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
-            from None
-    return pairs, info["task"]
+    summary, history, out = resume_run(args.resume, overrides, data_dir=args.data_dir,
+                                       device=args.device, progress=not quiet,
+                                       echo=_echo(quiet),
+                                       out=Path(args.out) if args.out else None)
+    return _report(world, out, summary, history, started)
 
 
 # ----------------------------------------------------------------------- eval
 def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Any, str]:
     """The pairs to score: ``--data``, or the test split of the data the run recorded."""
-    from rnnlab.seq2seq.data import read_pairs, split_pairs
-    from rnnlab.train.checkpoint import CheckpointError
 
     if data is not None:
         return read_pairs(data), data
-    info = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
+    info: Any = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
     hint = "; pass --data FILE"
-    pairs, _ = _source_pairs(info, data_dir, hint)
+    pairs, _ = source_pairs(info, data_dir, hint)
     try:
         _, test = split_pairs(pairs, int(info.get("split_seed", 1984)),
                               float(info.get("test_fraction", 0.1)))
@@ -355,8 +284,6 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rnnlab.seq2seq.search import predict
-    from rnnlab.seq2seq.training import load_checkpoint
 
     model, codec, meta = load_checkpoint(args.checkpoint, device=args.device)
     pairs, what = _eval_pairs(meta, args.data, args.data_dir)
@@ -382,8 +309,6 @@ def _attention_text(weights: Any, question: str, answer: str) -> str:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from rnnlab.seq2seq.search import predict
-    from rnnlab.seq2seq.training import load_checkpoint
 
     model, codec, _ = load_checkpoint(args.checkpoint, device=args.device)
     want = args.attention or args.plot is not None
@@ -400,7 +325,6 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if args.attention:
                 print(_attention_text(att[i], shown_q, answer))
             if args.plot is not None:
-                from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
 
                 path = Path(args.plot)
                 if len(args.questions) > 1:

@@ -13,7 +13,12 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
+
+from rnnlab import nn
 from rnnlab.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
+from rnnlab.cli import UsageError
+from rnnlab.gradcheck import EPS, TOL, check_module
 
 #: ``--cell`` name: (layer class name in rnnlab.nn, keyword arguments).
 CELLS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -100,10 +105,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    import numpy as np
 
-    from rnnlab.cli import UsageError
-    from rnnlab.gradcheck import EPS, TOL, check_module
 
     rng = np.random.default_rng(args.seed)
     if args.module is not None:
@@ -126,9 +128,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _builtin(args: argparse.Namespace, rng: Any, usage: type[Exception]
              ) -> tuple[Any, Any, Any, dict[str, Any]]:
-    import numpy as np
 
-    from rnnlab import nn
 
     cell = args.cell or "lstm"
     class_name, extra = CELLS[cell]

@@ -14,6 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.argtypes import nonneg_int, positive_float, positive_int
+from rnnlab.data import DataError, Vocab, load_stdlib
+from rnnlab.data.textio import read_text
+from rnnlab.families.lm import corpus_of_checkpoint
+from rnnlab.train.state import load_model
+from rnnlab.viz._mpl import MissingExtraError, compact_png, require
+from rnnlab.viz.activations import activation_page
+from rnnlab.viz.browser import BrowserError, screenshot_page
+from rnnlab.viz.curves import plot_training_curves
+from rnnlab.viz.gradients import gradient_flow_of_models, gradient_flow_study, plot_gradient_flow
+from rnnlab.viz.predictions import plot_predictions
+from rnnlab.viz.probe import collect_states, encode_text, model_label
+from rnnlab.viz.projection import plot_hidden_states
 
 EPILOG = """examples:
   rnnlab plot curves runs/stdlib-lstm runs/stdlib-gru --out curves.png
@@ -188,7 +200,6 @@ def add_parser(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run a ``plot`` subcommand; a missing extra is one line on stderr and status 1."""
-    from rnnlab.viz._mpl import MissingExtraError
 
     run = getattr(args, "plot_run", None)
     if run is None:
@@ -208,15 +219,11 @@ def _echo(message: str) -> None:
 def _model_and_ids(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """``(model, vocab, ids)`` from a checkpoint and --text/--string (else its own
     validation text)."""
-    from rnnlab.data import DataError
-    from rnnlab.train.state import load_model
-    from rnnlab.viz.probe import encode_text
 
     model, vocab, meta = load_model(args.checkpoint)
     if args.string is not None:
         ids = encode_text(vocab, args.string)
     elif args.text is not None:
-        from rnnlab.data.textio import read_text
 
         ids = encode_text(vocab, read_text(args.text))
     else:
@@ -229,8 +236,6 @@ def _model_and_ids(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def _validation_ids(meta: dict[str, Any], where: str, vocab: Any) -> Any:
-    from rnnlab.data import DataError
-    from rnnlab.train.run import corpus_of_checkpoint
 
     # a checkpoint only names its corpus: used when it is a file that still holds the same
     # token ids (never a folder walked on the checkpoint's word)
@@ -246,7 +251,6 @@ def _validation_ids(meta: dict[str, Any], where: str, vocab: Any) -> Any:
 def _written(path: Any, args: argparse.Namespace | None = None) -> int:
     if args is not None and getattr(args, "compact", False) and \
             Path(path).suffix.lower() == ".png":
-        from rnnlab.viz._mpl import compact_png
 
         compact_png(path)
     print(f"wrote {path}")
@@ -254,7 +258,6 @@ def _written(path: Any, args: argparse.Namespace | None = None) -> int:
 
 
 def _run_curves(args: argparse.Namespace) -> int:
-    from rnnlab.viz.curves import plot_training_curves
 
     if args.names is not None and len(args.names) != len(args.runs):
         raise ValueError(f"--names: expected {len(args.runs)} names (one per run), got "
@@ -265,9 +268,6 @@ def _run_curves(args: argparse.Namespace) -> int:
 
 
 def _run_hidden(args: argparse.Namespace) -> int:
-    from rnnlab.viz._mpl import require
-    from rnnlab.viz.probe import collect_states
-    from rnnlab.viz.projection import plot_hidden_states
 
     require("matplotlib", "rnnlab plot hidden")
     if "tsne" in args.method:
@@ -281,9 +281,6 @@ def _run_hidden(args: argparse.Namespace) -> int:
 
 
 def _run_predictions(args: argparse.Namespace) -> int:
-    from rnnlab.viz._mpl import require
-    from rnnlab.viz.predictions import plot_predictions
-    from rnnlab.viz.probe import collect_states
 
     require("matplotlib", "rnnlab plot predictions")
     model, vocab, ids = _model_and_ids(args)
@@ -297,17 +294,9 @@ def _run_predictions(args: argparse.Namespace) -> int:
 
 
 def _run_gradients(args: argparse.Namespace) -> int:
-    from rnnlab.viz._mpl import require
-    from rnnlab.viz.gradients import (
-        gradient_flow_of_models,
-        gradient_flow_study,
-        plot_gradient_flow,
-    )
 
     require("matplotlib", "rnnlab plot gradients")
     if args.checkpoints:
-        from rnnlab.train.state import load_model
-        from rnnlab.viz.probe import encode_text, model_label
 
         models, vocab, ids = {}, None, None
         for path in args.checkpoints:
@@ -315,7 +304,6 @@ def _run_gradients(args: argparse.Namespace) -> int:
             if vocab is None:
                 vocab = vocab_k
                 if args.text is not None:
-                    from rnnlab.data.textio import read_text
 
                     ids = encode_text(vocab, read_text(args.text)[: args.max_chars])
                 else:
@@ -339,13 +327,11 @@ def _run_gradients(args: argparse.Namespace) -> int:
 
 
 def _study_text(args: argparse.Namespace) -> tuple[Any, int]:
-    from rnnlab.data import Vocab, load_stdlib
 
     if args.text is None:
         corpus = load_stdlib(max_chars=args.max_chars)
         _echo(corpus.description)
         return corpus.train, len(corpus.vocab)
-    from rnnlab.data.textio import read_text
 
     text = read_text(args.text)[: args.max_chars]
     vocab = Vocab.build(text, level="char")
@@ -353,8 +339,6 @@ def _study_text(args: argparse.Namespace) -> tuple[Any, int]:
 
 
 def _run_activations(args: argparse.Namespace) -> int:
-    from rnnlab.viz.activations import activation_page
-    from rnnlab.viz.probe import collect_states
 
     model, vocab, ids = _model_and_ids(args)
     states = collect_states(model, ids, vocab=vocab)
@@ -362,7 +346,6 @@ def _run_activations(args: argparse.Namespace) -> int:
                            max_tokens=args.max_tokens)
     _written(path)
     if args.screenshot:
-        from rnnlab.viz.browser import BrowserError, screenshot_page
 
         try:
             shot, errors = screenshot_page(path, args.screenshot, unit=args.unit,

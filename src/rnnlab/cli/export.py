@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from rnnlab.export import OPSET, export_checkpoint, torch_recipe
+
 EPILOG = """examples:
   rnnlab export runs/ptb-lstm/best.safetensors --format onnx --out lstm.onnx
   rnnlab export runs/stdlib-gru/best.safetensors --format torch --out gru.pt
@@ -44,7 +46,6 @@ def add_parser(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     try:
-        from rnnlab.export import OPSET, export_checkpoint, torch_recipe
 
         path, model = export_checkpoint(args.checkpoint, args.out, args.export_format)
     except ImportError as exc:

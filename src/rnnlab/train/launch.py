@@ -1,0 +1,169 @@
+"""The prologue every model family's launcher shares (:mod:`rnnlab.families`,
+:mod:`rnnlab.seq2seq.training`): start a run in a guarded folder, or resume one from its
+checkpoint, on one process or many.
+
+Run folders are guarded (:mod:`rnnlab.train.runfolder`): a new run refuses a folder that
+holds another run unless ``overwrite=True`` (without ``out`` it takes a fresh numbered
+folder and says so), and every run holds the folder's lock while it trains. Under
+``mpiexec`` rank 0 alone claims the folder and holds the lock; the others are told where
+it is.
+
+A resumed run (:func:`resuming`) takes its folder's lock before anything is read, reads
+the checkpoint once, and continues with the configuration the checkpoint records
+(:meth:`Resume.train_config`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.backend import get_xp
+from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
+from rnnlab.train.config import TrainConfig
+from rnnlab.train.distributed import NoLock, World, detect
+from rnnlab.train.loop import Trainer
+from rnnlab.train.metrics import ProgressBar
+from rnnlab.train.runfolder import (
+    RunFolderError,
+    check_new_run_folder,
+    claim_default_run_folder,
+    claim_new_run_folder,
+)
+
+Echo = Callable[..., None]
+
+
+def rank0_echo(world: World, echo: Echo | None) -> Echo:
+    """``echo`` on rank 0 (or :meth:`ProgressBar.write`), nothing on the other ranks."""
+    if not world.is_root:
+        return lambda *a, **k: None
+    return echo or ProgressBar.write
+
+
+def starting(out: str | Path | None, *, overwrite: bool, device: str | None,
+             echo: Echo | None) -> tuple[World, Echo]:
+    """``(world, echo)`` of a new run, after the checks made before any data is loaded:
+    the device can be used, and ``out`` may take a new run."""
+    get_xp(device)  # a GPU without CuPy fails now, not after the data has loaded
+    world = detect()
+    if out is not None and world.is_root:
+        check_new_run_folder(out, overwrite=overwrite)
+    return world, rank0_echo(world, echo)
+
+
+def claim_run_folder(world: World, out: str | Path | None, base: Path | None = None, *,
+                     overwrite: bool = False, echo: Echo | None = None
+                     ) -> tuple[Path, Any, list[str]]:
+    """``(folder, lock, removed)``: the run folder, claimed by rank 0 alone (``out``, or
+    ``base`` or the first free ``base-<k>`` without it) and broadcast to the other ranks,
+    which hold no lock. When rank 0 fails, the others raise instead of waiting."""
+    if not world.is_root:
+        folder = world.broadcast(None)
+        if folder is None:
+            raise RunFolderError("rank 0 could not claim the run folder (its error says why)")
+        return Path(folder), NoLock(), []
+    try:
+        if out is not None:
+            out = Path(out)
+            lock, removed = claim_new_run_folder(out, overwrite=overwrite)
+        else:
+            assert base is not None
+            out, lock, removed = claim_default_run_folder(base, overwrite=overwrite)
+            if out != base and echo is not None:
+                echo(f"{base} holds another run; this run goes to {out} (--overwrite "
+                     f"replaces {base}, --out chooses a folder)")
+    except BaseException:
+        world.broadcast(None)
+        raise
+    world.broadcast(str(out))
+    return Path(out), lock, removed
+
+
+def fit_new_run(world: World, out: str | Path | None, base: Path, overwrite: bool, echo: Echo,
+                model: str, trainer_for: Callable[[Path], Trainer]) -> dict[str, Any]:
+    """Claim the run folder (:func:`claim_run_folder`), say what trains there (``model``),
+    and fit ``trainer_for(folder)`` while holding the folder's lock; the summary names the
+    run."""
+    folder, lock, removed = claim_run_folder(world, out, base, overwrite=overwrite, echo=echo)
+    try:
+        if removed:
+            echo(f"--overwrite: removed the earlier run's {', '.join(removed)} from {folder}")
+        echo(f"model: {model}; run folder {folder}")
+        summary = trainer_for(folder).fit()
+    finally:
+        lock.release()
+    summary["run"] = str(folder)
+    return summary
+
+
+def run_checkpoint(path: str | Path) -> Path:
+    """The checkpoint ``--resume`` names: ``path``, or ``path/last.safetensors`` for a
+    run folder."""
+    path = Path(path)
+    return path / "last.safetensors" if path.is_dir() else path
+
+
+@dataclass
+class Resume:
+    """A run being resumed: its checkpoint (``path``, read: ``arrays`` and ``meta``), its
+    folder (whose lock rank 0 holds), the world and the echo."""
+
+    world: World
+    echo: Echo
+    path: Path
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def where(self) -> str:
+        return f"checkpoint {str(self.path)!r}"
+
+    def expect(self, kind: str, what: str) -> None:
+        """Refuse a checkpoint of another kind, or one that holds no training state."""
+        if self.meta.get("kind") != kind:
+            raise CheckpointError(f"{self.where}: holds a {self.meta.get('kind')!r} model, "
+                                  f"expected {what}")
+        if "optimizer" not in self.meta:
+            raise CheckpointError(f"{self.where}: holds no training state (a best-model "
+                                  f"file?); resume from last.safetensors")
+
+    def train_config(self, overrides: dict[str, Any]) -> TrainConfig:
+        """The run configuration the checkpoint continues with: its own, with
+        ``overrides`` and without the earlier invocation's step and time budgets."""
+        try:
+            config = TrainConfig.from_dict(meta_get(self.meta, "train_config", dict,
+                                                    self.where))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{self.where}: its run configuration is invalid "
+                                  f"({exc})") from exc
+        return replace(config, **{"max_steps": None, "max_time": None, **overrides})
+
+    def fit(self, trainer: Trainer) -> dict[str, Any]:
+        """Restore ``trainer`` from the checkpoint and fit it on; the summary names the run."""
+        trainer.restore(self.path)
+        self.echo(f"resuming {self.path} at epoch {trainer.progress.epoch + 1}, step "
+                  f"{trainer.progress.step}")
+        summary = trainer.fit()
+        summary["run"] = str(self.folder)
+        return summary
+
+
+@contextlib.contextmanager
+def resuming(path: str | Path, echo: Echo | None = None) -> Iterator[Resume]:
+    """The checkpoint ``path`` names (:func:`run_checkpoint`), read while its folder's lock
+    is held (taken before anything is read: a trainer already there is refused)."""
+    world = detect()
+    checkpoint = run_checkpoint(path)
+    with world.lock(checkpoint.parent):
+        arrays, meta = read_checkpoint(checkpoint)
+        yield Resume(world, rank0_echo(world, echo), checkpoint, arrays, meta)
