@@ -14,9 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+
+#: A NumPy or CuPy array (``xp.ndarray`` of the module :func:`get_xp` gives). CuPy has no
+#: type stubs to name, so this is ``Any`` to the type checker; annotations use it to say
+#: "an array on the layer's device" where ``NDArray`` would wrongly exclude the GPU.
+Array: TypeAlias = Any
 
 #: Default floating dtype of every layer (as in PyTorch); float64 is chosen per layer.
 DEFAULT_DTYPE = np.dtype(np.float32)

@@ -40,6 +40,7 @@ from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.layernorm import LayerNorm
 from rnnlab.nn.minrnn import MODES
 from rnnlab.nn.module import require_cache
+from rnnlab.nn.stack import CELL_KINDS, CellKind, refuse_defer, refuse_tokens
 
 MIN_LAYERS = {"mingru": MinGRU, "minlstm": MinLSTM}
 _C = math.sqrt(2.0 / math.pi)
@@ -125,11 +126,14 @@ class MinBlockStack(Module):
     :class:`~rnnlab.nn.layernorm.LayerNorm`; ``forward(xs (N, T, H)) -> (N, T, H)``,
     ``backward(dhs, dstate=None) -> dxs``, stateful as the recurrent layers of
     :class:`~rnnlab.models.RNNLM` (``reset_state``, ``get_state``, ``set_state``,
-    ``h_n``, ``dh0``, ``stepper``)."""
+    ``h_n``, ``dh0``, ``stepper``): a :class:`~rnnlab.nn.stack.RecurrentStack` without
+    token input or deferred weight gradients."""
 
     has_cell = False
     bidirectional = False
     bias = True
+    token_input = False
+    defers_grads = False
 
     def __init__(self, cell: str, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
                  *, ff_mult: int = 4, mode: str = "parallel", stateful: bool = True,
@@ -158,6 +162,11 @@ class MinBlockStack(Module):
         self.h_n: Any = None
         self.dh0: Any = None
         self.dh_states: list[Any] | None = None
+
+    @property
+    def cell_kind(self) -> CellKind:
+        """The facts of the blocks' min cell (:data:`~rnnlab.nn.stack.CELL_KINDS`)."""
+        return CELL_KINDS[self.cell]
 
     @property
     def blocks(self) -> list[MinBlock]:
@@ -208,10 +217,17 @@ class MinBlockStack(Module):
         self.h_n = self.xp.concatenate([block.rnn.h_n for block in self.blocks])
         return self.norm(x)
 
-    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False) -> Any:
+    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+        """Not supported (:attr:`token_input` is False): a TypeError."""
+        raise refuse_tokens(f"{self.name}.forward_tokens")
+
+    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False,
+                 defer: Any = None) -> Any:
         """``dxs`` from ``dhs`` (and ``dstate``, the gradient of :attr:`h_n`); sets
         ``dh0``. With ``record``, :attr:`dh_states` holds each block's
-        ``dL/dh_t`` ``(N, T, H)`` of its min layer (see :meth:`MinRecurrent.backward`)."""
+        ``dL/dh_t`` ``(N, T, H)`` of its min layer (see :meth:`MinRecurrent.backward`).
+        ``defer`` must be None (:attr:`defers_grads` is False)."""
+        refuse_defer(f"{self.name}.backward", defer)
         if dstate is not None:
             check_shape(dstate, f"{self.name}.backward", "dstate",
                         self._state_shape(dstate.shape[1] if dstate.ndim == 3 else 1),
@@ -235,6 +251,7 @@ class BlockStepper:
     (no input table: a block starts with a normalisation)."""
 
     table = None
+    takes_rows = False
 
     def __init__(self, stack: MinBlockStack, batch: int) -> None:
         self.stack, self.xp = stack, stack.xp
@@ -254,6 +271,12 @@ class BlockStepper:
 
     def reorder(self, index: Any) -> None:
         self.h = self.h[:, index]
+
+    def input_table(self, embedding_weight: Any) -> Any:
+        """Not supported (:attr:`takes_rows` is False): a TypeError."""
+        raise TypeError("BlockStepper.input_table: an input table expected a stepper whose "
+                        "first layer reads its input through a product (see takes_rows); a "
+                        "block starts with a normalisation")
 
     def step(self, x: Any = None, rows: Any = None) -> Any:
         """One step from inputs ``x`` ``(N, H)``; returns the stack's output ``(N, H)``."""

@@ -31,6 +31,7 @@ import numpy as np
 from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, to_numpy
 from rnnlab.fast import engine_for
+from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import (
     GRU,
     LSTM,
@@ -47,10 +48,9 @@ from rnnlab.nn.checks import check_positive_int, check_probability, check_token_
 from rnnlab.nn.dropout import LockedDropout
 from rnnlab.nn.init import fill_normal, fill_uniform
 from rnnlab.nn.scan import TokenInput
+from rnnlab.nn.stack import CELL_KINDS, MIN_CELLS, RecurrentStack
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN, "mingru": MinGRU, "minlstm": MinLSTM}
-#: Cells whose gates read the input only (rnnlab.nn.minrnn): no token table, no engine.
-MIN_CELLS = ("mingru", "minlstm")
 INITS = ("pytorch", "book")
 _COUNT_CHUNK = 1 << 24  # token ids counted at a time by RNNLM.init_output_bias
 
@@ -99,6 +99,7 @@ class RNNLM(Module):
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
+        kind = CELL_KINDS[cell]
         V = check_positive_int(vocab_size, "RNNLM", "vocab_size")
         E = check_positive_int(embedding_dim, "RNNLM", "embedding_dim")
         H = check_positive_int(hidden_size, "RNNLM", "hidden_size")
@@ -127,7 +128,7 @@ class RNNLM(Module):
                              f"{dropout_kind!r}")
         if not isinstance(block, bool):
             raise TypeError(f"RNNLM: block expected a bool, got {block!r}")
-        if block and (cell not in MIN_CELLS or E != H):
+        if block and (kind.recurrent or E != H):
             raise ValueError(f"RNNLM: block=True needs cell in {list(MIN_CELLS)} and "
                              f"embedding_dim == hidden_size, got cell={cell!r}, {E} and {H}")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
@@ -139,9 +140,8 @@ class RNNLM(Module):
         drop = DROPOUT_KINDS[dropout_kind]
         self.drop_in = drop(dropout, **common)
         rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn: RecurrentStack
         if block:
-            from rnnlab.models.minblock import MinBlockStack
-
             self.rnn = MinBlockStack(cell, H, num_layers, dropout, **common)
         else:
             self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True,
@@ -150,7 +150,7 @@ class RNNLM(Module):
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
         self._init_weights(init_range, init)
-        if block:  # the normalisations start as the identity, whatever the init
+        if isinstance(self.rnn, MinBlockStack):  # the normalisations start as the identity
             self.rnn.reset_norms()
         self._tokens = False  # whether the last forward went through forward_tokens
         if tie_weights:
@@ -222,7 +222,7 @@ class RNNLM(Module):
         (:meth:`Recurrent.forward_tokens`); the result is the same."""
         emb = self.embedding
         inactive = not self.drop_in.training or self.drop_in.p == 0
-        self._tokens = inactive and self.config.cell not in MIN_CELLS \
+        self._tokens = inactive and self.rnn.token_input \
             and TokenInput.pays(emb.num_embeddings, int(ids.size))
         if self._tokens:
             return self.rnn.forward_tokens(ids, emb.params["weight"], emb.grads["weight"])
@@ -250,7 +250,7 @@ class RNNLM(Module):
         """
         dlogits = self.criterion.backward(dloss)
         engine = engine_for(self.xp, self.dtype)
-        if self.config.tie_weights or self.config.cell in MIN_CELLS \
+        if self.config.tie_weights or not self.rnn.defers_grads \
                 or not engine.beside_pays(*self._backward_macs(dlogits)):
             self._backward_recurrent(self.decoder.backward(dlogits))
             return
@@ -258,10 +258,8 @@ class RNNLM(Module):
         engine.run_beside(lambda add: self._backward_recurrent(dh, add), parts)
 
     def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
-        if self.config.cell in MIN_CELLS:  # no deferred weight gradients
-            dxs = self.rnn.backward(self.drop_out.backward(dh))
-        else:
-            dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
+        # defer is None unless the stack defers its weight gradients (backward above)
+        dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
 
@@ -271,8 +269,8 @@ class RNNLM(Module):
         weight gradients two products: each rows x G*H x (input + hidden)."""
         cfg = self.config
         rows = dlogits.size // cfg.vocab_size
-        G = _n_gates(self.rnn)
-        rec = 0 if cfg.cell in MIN_CELLS else cfg.hidden_size  # min cells: no W_hh
+        G = self.rnn.n_gates
+        rec = cfg.hidden_size if self.rnn.cell_kind.recurrent else 0  # min cells: no W_hh
         layers = sum(rows * G * cfg.hidden_size * (d + rec)
                      for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
         return rows * cfg.hidden_size * cfg.vocab_size + layers, layers
@@ -305,11 +303,6 @@ class RNNLM(Module):
                 f"hidden={c.hidden_size}, tied={c.tie_weights}")
 
 
-def _n_gates(rnn: Any) -> int:
-    """Gate blocks per layer: ``rnn.cell.n_gates``, or ``rnn.n_gates`` (min layers)."""
-    return rnn.n_gates if isinstance(rnn.cell, str) else rnn.cell.n_gates
-
-
 class LMStepper:
     """Feeds one token per row and returns next-token logits, for generation and beam search.
 
@@ -322,15 +315,12 @@ class LMStepper:
     TABLE_LIMIT = 4_000_000
 
     def __init__(self, model: RNNLM, batch: int = 1) -> None:
-        from rnnlab.nn.stepper import Stepper
-
         self.model, self.xp = model, model.xp
         rnn = model.rnn
-        minimal = model.config.cell in MIN_CELLS
-        self.inner = rnn.stepper(batch) if minimal else Stepper(rnn, batch)
+        self.inner = rnn.stepper(batch)
         emb = model.embedding.params["weight"]
-        if emb.shape[0] * _n_gates(rnn) * rnn.hidden_size <= self.TABLE_LIMIT \
-                and hasattr(self.inner, "input_table"):  # a block stepper has none
+        if self.inner.takes_rows \
+                and emb.shape[0] * rnn.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
             self.inner.table = self.inner.input_table(emb)
         self._w = model.decoder.params["weight"]
         self._b = model.decoder.params["bias"]

@@ -83,15 +83,20 @@ from rnnlab.nn.minrnn_math import (
     scan_sequential,
 )
 from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.stack import CELL_KINDS, CellKind, refuse_defer, refuse_tokens
 
 MODES = ("parallel", "sequential")
 
 
 class MinRecurrent(Module):
-    """Shared implementation of :class:`MinGRU` and :class:`MinLSTM`."""
+    """Shared implementation of :class:`MinGRU` and :class:`MinLSTM` (a
+    :class:`~rnnlab.nn.stack.RecurrentStack`)."""
 
     cell = "mingru"
     has_cell = False  # one state array, as RNN and GRU
+    #: No token table (the gates read the input only) and no deferred weight gradients.
+    token_input = False
+    defers_grads = False
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
@@ -145,6 +150,11 @@ class MinRecurrent(Module):
         if self.dropout:
             extra += f", dropout={self.dropout}"
         return extra + f", mode={self.mode!r}"
+
+    @property
+    def cell_kind(self) -> CellKind:
+        """The facts of this layer's cell (:data:`~rnnlab.nn.stack.CELL_KINDS`)."""
+        return CELL_KINDS[self.cell]
 
     def _on_device_change(self) -> None:
         self._cache, self._state = None, None
@@ -224,6 +234,10 @@ class MinRecurrent(Module):
         self._cache = {"N": N, "T": T, "valid": valid, "layers": layers}
         return X.transpose(1, 0, 2).copy()
 
+    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+        """Not supported (:attr:`token_input` is False): a TypeError."""
+        raise refuse_tokens(f"{self.name}.forward_tokens")
+
     def _run(self, X: Any, layer: int, direction: int, h0: Any, valid: Any) -> dict[str, Any]:
         """One direction of one layer over ``X`` ``(T, N, D)``: its output ``(T, N, H)``
         (zero at padded steps) and what the backward needs, in processing order."""
@@ -261,14 +275,17 @@ class MinRecurrent(Module):
                 "valid": valid, "parallel": parallel}
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False) -> Any:
+    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False,
+                 defer: Any = None) -> Any:
         """Backward of the last forward; return ``dxs`` ``(N, T, D)`` and set ``dh0``.
 
         ``dhs`` may be ``None`` when only the final state receives a gradient. With
         ``record`` the gradient of every state ``h_t`` (through the outputs and the
         recurrence, the ``dh_t`` of the reverse scan) is kept in :attr:`dh_states`, one
         ``(N, T, H)`` array per layer and direction (index ``layer * K + direction``,
-        time in the input's order): the gradient flow through time."""
+        time in the input's order): the gradient flow through time. ``defer`` must be
+        None (:attr:`defers_grads` is False)."""
+        refuse_defer(f"{self.name}.backward", defer)
         cache = require_cache(self, self._cache)
         xp, N, T, H, K = self.xp, cache["N"], cache["T"], self.hidden_size, self.num_directions
         owner = f"{self.name}.backward"
@@ -377,6 +394,9 @@ class MinStepper:
         stepper = layer.stepper(batch=1)
         h = stepper.step(x)            # x (N, D) -> top layer's new state (N, H)
     """
+
+    #: Layer 0's input projection may come from :meth:`input_table` (``step(rows=ids)``).
+    takes_rows = True
 
     def __init__(self, layer: MinRecurrent, batch: int) -> None:
         if layer.bidirectional:

@@ -45,6 +45,8 @@ from rnnlab.nn.scan import (
     scan_backward,
     scan_forward,
 )
+from rnnlab.nn.stack import CELL_KINDS, CellKind
+from rnnlab.nn.stepper import Stepper
 
 
 def option_reprs(module: Any, **defaults: Any) -> list[str]:
@@ -55,9 +57,13 @@ def option_reprs(module: Any, **defaults: Any) -> list[str]:
 
 
 class Recurrent(Module):
-    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (a
+    :class:`~rnnlab.nn.stack.RecurrentStack`)."""
 
     kind = "rnn"
+    #: :meth:`forward_tokens` is supported, and :meth:`backward` takes ``defer``.
+    token_input = True
+    defers_grads = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
@@ -131,6 +137,21 @@ class Recurrent(Module):
     @property
     def has_cell(self) -> bool:
         return self.cell.has_cell
+
+    @property
+    def cell_kind(self) -> CellKind:
+        """The facts of this layer's cell (:data:`~rnnlab.nn.stack.CELL_KINDS`)."""
+        return CELL_KINDS[self.kind]
+
+    @property
+    def n_gates(self) -> int:
+        """Gate blocks per layer (``G``: ``weight_ih`` is ``(G*H, D)``)."""
+        return self.cell.n_gates
+
+    def stepper(self, batch: int) -> Stepper:
+        """A :class:`~rnnlab.nn.stepper.Stepper` over this layer for ``batch`` rows
+        (generation; unidirectional layers only)."""
+        return Stepper(self, batch)
 
     def _on_device_change(self) -> None:
         self._traces, self._back_traces, self._cache, self._state = {}, {}, None, None

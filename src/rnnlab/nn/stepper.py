@@ -25,7 +25,11 @@ from rnnlab.nn.trace import Trace
 
 
 class Stepper:
-    """Step ``rnn`` (a :class:`~rnnlab.nn.Recurrent`, unidirectional) for ``batch`` rows."""
+    """Step ``rnn`` (a :class:`~rnnlab.nn.Recurrent`, unidirectional) for ``batch`` rows
+    (a :class:`~rnnlab.nn.stack.StackStepper`)."""
+
+    #: Layer 0's input projection may come from :meth:`input_table` (``step(rows=ids)``).
+    takes_rows = True
 
     def __init__(self, rnn: Any, batch: int, table: Any = None) -> None:
         if rnn.bidirectional:

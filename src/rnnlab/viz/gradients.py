@@ -33,12 +33,10 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng, to_numpy
-from rnnlab.nn import LSTMCell
 from rnnlab.viz.probe import (
     _decode,
     _embed,
     host_min_layer,
-    is_min,
     layer_cells,
     run_cells,
     run_min,
@@ -76,7 +74,7 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
         raise ValueError(f"gradient_norms: targets expected ({windows.shape[0]},), got "
                          f"{targets.shape}")
     B, K = windows.shape
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         return _min_gradient_norms(model, windows, targets, layer)
     cells = layer_cells(model.rnn)
     n_layers = len(cells)
@@ -89,7 +87,7 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
     probs = softmax(_decode(model, hs[-1][:, -1]))
     probs[np.arange(B), targets] -= 1.0  # d CE / d logits, per window
     w_dec = to_numpy(model.decoder.params["weight"]).astype(np.float64)
-    lstm = isinstance(cells[0], LSTMCell)
+    lstm = cells[0].cell.has_cell
     dh: list[Any] = [np.zeros((B, c.hidden_size), dtype=dtype) for c in cells]
     dc: list[Any] = [np.zeros((B, c.hidden_size), dtype=dtype) for c in cells]
     dh[-1] = (probs @ w_dec).astype(dtype)
@@ -131,7 +129,7 @@ def _min_gradient_norms(model: Any, windows: np.ndarray, targets: np.ndarray, la
 
 def _radius(model: Any, layer: int = 0) -> float | None:
     """:func:`recurrent_radius`, or None for a model without ``weight_hh`` (min cells)."""
-    return None if is_min(model) else recurrent_radius(model, layer)
+    return recurrent_radius(model, layer) if model.rnn.cell_kind.recurrent else None
 
 
 def sample_windows(ids: Any, count: int, length: int, rng: Any = None
@@ -188,7 +186,7 @@ class GradientFlow:
 
 def recurrent_radius(model: Any, layer: int = 0) -> float:
     """Largest spectral radius among the ``H x H`` gate blocks of ``weight_hh`` of a layer."""
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         raise ValueError(f"recurrent_radius: a {model.config.cell} model has no recurrent "
                          f"matrix weight_hh (its gates read the input only)")
     rnn = model.rnn
@@ -248,7 +246,7 @@ def _train(model: Any, ids: np.ndarray, steps: int, *, batch_size: int, bptt: in
 
 
 def _window_loss(model: Any, windows: np.ndarray, targets: np.ndarray) -> float:
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         top = run_min(model, windows)[1][:, -1]
     else:
         top = run_cells(layer_cells(model.rnn), _embed(model, windows))[0][-1][:, -1]
@@ -291,7 +289,7 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
         result.norms[name] = {"init": gradient_norms(model, win, tgt)}
         result.losses[name] = {"init": _window_loss(model, win, tgt)}
         result.radius[name] = {"init": _radius(model)}
-        if scale is not None and not is_min(model):  # min cells: no W_hh to scale
+        if scale is not None and model.rnn.cell_kind.recurrent:  # min cells: no W_hh to scale
             scaled = RNNLM(vocab_size, embedding_dim, hidden_size, 1, rng=seed, device="cpu",
                            **VARIANTS[name])
             scaled.eval()
