@@ -281,11 +281,11 @@ def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
     xp = xp_of(x)
     tr = _run(_LSTM, x.transpose(2, 1, 0), w, a0.T, xp.zeros((m, n_a), dtype=x.dtype))
     a = tr.outputs.transpose(2, 1, 0).copy()
-    c = tr.c[1:].transpose(2, 1, 0).copy()
+    c = tr.cell_states[1:].transpose(2, 1, 0).copy()
     y = softmax(xp.einsum("ya,amt->ymt", Wy, a) + by[:, :, None])
     acts = tr.buffers["acts"].transpose(2, 1, 0)  # (4 n_a, m, T)
     prev_a = tr.previous.transpose(2, 1, 0)
-    prev_c = tr.c[:T_x].transpose(2, 1, 0)
+    prev_c = tr.cell_states[:T_x].transpose(2, 1, 0)
     steps = []
     for t in range(T_x):
         it, ft, cct, ot = (acts[k * n_a : (k + 1) * n_a, :, t] for k in range(4))

@@ -37,7 +37,7 @@ from rnnlab.models.regressor import (
 )
 from rnnlab.nn import Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int, check_probability
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 
 POOLINGS = ("last", "mean")
 
@@ -85,7 +85,7 @@ class SequenceClassifier(Module):
         check_probability(dropout, self.name, "dropout")
         self.cell, self.pooling = cell, pooling
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers, dropout=dropout,
                                bidirectional=bidirectional, **extra, **common)

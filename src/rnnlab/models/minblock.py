@@ -39,7 +39,7 @@ from rnnlab.nn import Dropout, Linear, MinGRU, MinLSTM, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.layernorm import LayerNorm
 from rnnlab.nn.minrnn import MODES
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import DeviceOptions, LayerOptions, require_cache
 from rnnlab.nn.stack import CELL_KINDS, CellKind, refuse_defer, refuse_tokens
 
 MIN_LAYERS = {"mingru": MinGRU, "minlstm": MinLSTM}
@@ -71,7 +71,7 @@ class MinBlock(Module):
         H = check_positive_int(hidden_size, self.name, "hidden_size")
         F = H * check_positive_int(ff_mult, self.name, "ff_mult")
         rng = make_rng(rng)
-        common = {"device": device, "dtype": self.dtype}
+        common: DeviceOptions = {"device": device, "dtype": self.dtype}
         self.norm1 = LayerNorm(H, **common)
         self.rnn = MIN_LAYERS[cell](H, H, 1, stateful=stateful, mode=mode, rng=rng, **common)
         self.drop1 = Dropout(dropout, rng=rng, **common)
@@ -153,7 +153,7 @@ class MinBlockStack(Module):
         self.ff_mult = check_positive_int(ff_mult, self.name, "ff_mult")
         self.stateful = bool(stateful)
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         for k in range(self.num_layers):
             setattr(self, f"block{k}", MinBlock(cell, self.hidden_size, self.ff_mult, dropout,
                                                 mode=mode, stateful=stateful, **common))
@@ -193,10 +193,10 @@ class MinBlockStack(Module):
     def get_state(self) -> tuple[Any, None] | None:
         """Copies of the blocks' carried states stacked ``(L, N, H)``, and ``None``; or
         None when there is none."""
-        states = [block.rnn.get_state() for block in self.blocks]
-        if any(s is None for s in states):
+        held = [s[0] for s in (block.rnn.get_state() for block in self.blocks) if s is not None]
+        if len(held) < self.num_layers:
             return None
-        return self.xp.concatenate([s[0] for s in states]), None
+        return self.xp.concatenate(held), None
 
     def set_state(self, state: Any) -> None:
         """Set the state ``(L, N, H)`` the next forward starts from."""
@@ -237,8 +237,8 @@ class MinBlockStack(Module):
             ds = None if dstate is None else dstate[k : k + 1]
             dx = self.blocks[k].backward(dx, ds, record=record)
         self.dh0 = self.xp.concatenate([block.rnn.dh0 for block in self.blocks])
-        self.dh_states = ([block.rnn.dh_states[0] for block in self.blocks] if record
-                          else None)
+        recorded = [block.rnn.dh_states for block in self.blocks]
+        self.dh_states = [r[0] for r in recorded if r is not None] if record else None
         return dx
 
     def stepper(self, batch: int) -> BlockStepper:

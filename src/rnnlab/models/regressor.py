@@ -33,7 +33,7 @@ import numpy as np
 from rnnlab.backend import make_rng, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Linear, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -74,7 +74,7 @@ class SequenceRegressor(Module):
         self.cell = cell
         self.many_to_many = bool(many_to_many)
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers, dropout=dropout,
                                bidirectional=bidirectional, **extra, **common)

@@ -47,6 +47,7 @@ from rnnlab.nn import (
 from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.dropout import LockedDropout
 from rnnlab.nn.init import fill_normal, fill_uniform
+from rnnlab.nn.module import LayerOptions
 from rnnlab.nn.scan import TokenInput
 from rnnlab.nn.stack import CELL_KINDS, MIN_CELLS, RecurrentStack
 
@@ -135,7 +136,7 @@ class RNNLM(Module):
                                   nonlinearity, init_range, self.dtype.name, init, block=block,
                                   dropout_kind=dropout_kind)
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         self.embedding = Embedding(V, E, **common)
         drop = DROPOUT_KINDS[dropout_kind]
         self.drop_in = drop(dropout, **common)

@@ -312,7 +312,7 @@ class MinRecurrent(Module):
         self.dh0 = xp.stack(dh0)
         self.dh_states = self._record
         self._record = None
-        return dY.transpose(1, 0, 2).copy()
+        return dX.transpose(1, 0, 2).copy()  # layer 0's: the gradient of xs
 
     def _back(self, run: dict[str, Any], X: Any, layer: int, direction: int, dy: Any,
               dh_n: Any, dX: Any) -> Any:

@@ -27,12 +27,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from rnnlab.backend import get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
 from rnnlab.fast import engine_for
+
+
+class DeviceOptions(TypedDict, total=False):
+    """The keyword arguments every layer takes (``**options`` passes them on)."""
+
+    device: str | None
+    dtype: DTypeLike | None
+
+
+class LayerOptions(DeviceOptions, total=False):
+    """:class:`DeviceOptions` and the random generator (or seed) of a layer with weights."""
+
+    rng: np.random.Generator | int | None
 
 
 class StateDictError(ValueError):
@@ -52,7 +66,10 @@ class Module:
         When true, ``forward`` rejects inputs holding NaN or infinity with a ``ValueError``.
     """
 
-    def __init__(self, *, device: str | None = None, dtype: Any = None,
+    #: The child modules by attribute name (set past ``__setattr__``).
+    _modules: dict[str, Module]
+
+    def __init__(self, *, device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         object.__setattr__(self, "_modules", {})
         self.params: dict[str, Any] = {}

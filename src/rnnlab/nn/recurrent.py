@@ -164,7 +164,7 @@ class Recurrent(Module):
     def set_state(self, state: Any) -> None:
         """Set the state the next forward starts from (``h``, or ``(h, c)`` for LSTM)."""
         h, c = self._split_state(state, "set_state", "state")
-        shape = getattr(h, "shape", ())
+        shape: tuple[int, ...] = getattr(h, "shape", ())
         if len(shape) != 3:
             raise ValueError(f"{self.name}.set_state: state expected shape "
                              f"({self.num_layers * self.num_directions}, N, "
@@ -343,7 +343,7 @@ class Recurrent(Module):
                     dc_n=None if dc_n is None else dc_n[idx],
                     dX=dX, dX_accumulate=direction > 0, defer=defer,
                 )
-            if into_tokens:
+            if dX is None:  # layer 0 added into the token table's gradient
                 dY = None
                 break
             dY = dX.reshape(T, N, D)

@@ -143,6 +143,10 @@ class RecurrentStack(Protocol):
 
     def forward(self, xs: Array, state: object = None) -> Array: ...
 
+    def __call__(self, xs: Array, state: object = None) -> Array:
+        """:meth:`forward`."""
+        ...
+
     def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
                        state: object = None) -> Array:
         """``forward(weight[ids])`` without building ``weight[ids]`` (where

@@ -74,7 +74,7 @@ class Stepper:
         xp = self.xp
         h = xp.stack([tr.h[0] for tr, *_ in self.layers])
         has_c = self.layers[0][0].c is not None
-        c = xp.stack([tr.c[0] for tr, *_ in self.layers]) if has_c else None
+        c = xp.stack([tr.cell_states[0] for tr, *_ in self.layers]) if has_c else None
         return h, c
 
     def reorder(self, index: Any) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from rnnlab.backend import Array
+
 
 class Trace:
     """Forward record of one scan.
@@ -43,6 +45,14 @@ class Trace:
         self.keep: Any = None
         self.reverse = False
         self.buffers: dict[str, Any] = {}
+
+    @property
+    def cell_states(self) -> Array:
+        """``c`` ``(T+1, N, H)`` of a cell with a cell state (the LSTM's)."""
+        if self.c is None:
+            raise RuntimeError("Trace.cell_states: this trace holds no cell state (has_cell "
+                               "was False)")
+        return self.c
 
     def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: Any) -> bool:
         return (self.T, self.N, self.D, self.H, self.G, self.dtype) == (T, N, D, H, G, dtype)

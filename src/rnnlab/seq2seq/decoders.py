@@ -23,7 +23,7 @@ from typing import Any
 
 from rnnlab.backend import make_rng
 from rnnlab.nn import Embedding, GRUCell, Linear, LSTMCell, Module
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 from rnnlab.seq2seq.attention import Attention, Memory
 from rnnlab.seq2seq.encoder import CELLS, EncoderOutput
 
@@ -53,7 +53,7 @@ class Decoder(Module):
                  device: str | None = None, dtype: Any = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         H = hidden_size
         self.peeky = bool(peeky)
         self.hidden_size = H
@@ -180,7 +180,7 @@ class BahdanauDecoder(Module):
                  rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         H = self.hidden_size = hidden_size
         K = self.key_size = hidden_size if key_size is None else key_size
         self.embedding = Embedding(vocab_size, embedding_dim, **common)

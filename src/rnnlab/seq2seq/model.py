@@ -23,6 +23,7 @@ from rnnlab._config import ConfigDict
 from rnnlab.backend import make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int
+from rnnlab.nn.module import LayerOptions
 from rnnlab.seq2seq.attention import check_score
 from rnnlab.seq2seq.data import IGNORE_INDEX, Batch
 from rnnlab.seq2seq.decoders import AttentionDecoder, BahdanauDecoder, Decoder
@@ -100,17 +101,19 @@ class Seq2Seq(Module):
         super().__init__(device=device, dtype=config.dtype)
         self.config = c = config
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         self.encoder = Encoder(c.vocab_size, c.embedding_dim, c.hidden_size, c.cell,
                                c.bidirectional, c.reverse, **common)
         H = self.encoder.output_size
+        self.decoder: Decoder | AttentionDecoder | BahdanauDecoder
         if c.decoder in ("plain", "peeky"):
             self.decoder = Decoder(c.vocab_size, c.embedding_dim, H, c.cell,
                                    peeky=c.decoder == "peeky", **common)
         else:
             kind = AttentionDecoder if c.decoder == "attention" else BahdanauDecoder
             self.decoder = kind(c.vocab_size, c.embedding_dim, H, c.cell,
-                                score=c.attention_score, key_size=H, **common)
+                                score=c.score or _DEFAULT_SCORE[c.decoder], key_size=H,
+                                **common)
         self.criterion = SoftmaxCrossEntropy(ignore_index=IGNORE_INDEX, device=device)
         self._enc: EncoderOutput | None = None
 

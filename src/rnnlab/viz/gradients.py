@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -43,8 +43,16 @@ from rnnlab.viz.probe import (
     softmax,
 )
 
+
 #: The model variants compared by default: name -> RNNLM keyword arguments.
-VARIANTS: dict[str, dict[str, str]] = {
+class Variant(TypedDict, total=False):
+    """The :class:`~rnnlab.models.RNNLM` keyword arguments that make a variant."""
+
+    cell: str
+    nonlinearity: str
+
+
+VARIANTS: dict[str, Variant] = {
     "rnn-tanh": {"cell": "rnn", "nonlinearity": "tanh"},
     "rnn-relu": {"cell": "rnn", "nonlinearity": "relu"},
     "lstm": {"cell": "lstm"},
@@ -155,7 +163,8 @@ class GradientFlow:
 
     norms: dict[str, dict[str, np.ndarray]]
     losses: dict[str, dict[str, float]] = field(default_factory=dict)
-    radius: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Spectral radius of ``weight_hh`` per variant and stage; None for the min cells.
+    radius: dict[str, dict[str, float | None]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     steps: int = 0
     scale: float | None = None

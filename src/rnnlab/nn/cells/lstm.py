@@ -47,9 +47,9 @@ class LSTMMath(CellMath):
         f = sigmoid(xp, a[:, H : 2 * H])
         g = xp.tanh(a[:, 2 * H : 3 * H])
         o = sigmoid(xp, a[:, 3 * H :])
-        c = f * tr.c[prev] + i * g
+        c = f * tr.cell_states[prev] + i * g
         tanh_c = xp.tanh(c)
-        tr.c[cur] = c
+        tr.cell_states[cur] = c
         tr.h[cur] = o * tanh_c
         tr.buffer("acts", (tr.T, tr.N, 4 * H))[t] = xp.concatenate([i, f, g, o], axis=1)
         tr.buffer("tanh_c", (tr.T, tr.N, H))[t] = tanh_c
@@ -60,7 +60,7 @@ class LSTMMath(CellMath):
         acts = tr.buffers["acts"][t]
         i, f, g, o = acts[:, :H], acts[:, H : 2 * H], acts[:, 2 * H : 3 * H], acts[:, 3 * H :]
         tanh_c = tr.buffers["tanh_c"][t]
-        c_prev = tr.c[prev]
+        c_prev = tr.cell_states[prev]
         dh = bw.dh
         do = dh * tanh_c
         ds = bw.dc_next + dh * o * (1 - tanh_c * tanh_c)
