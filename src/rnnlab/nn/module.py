@@ -312,6 +312,13 @@ class Module:
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
 
 
+def option_reprs(module: Any, **defaults: Any) -> list[str]:
+    """``name=value`` for each attribute of ``module`` named in ``defaults`` whose value
+    differs from the default given there (for ``extra_repr``)."""
+    return [f"{name}={getattr(module, name)!r}" for name, default in defaults.items()
+            if getattr(module, name) != default]
+
+
 def require_cache(module: Module, cache: Any, method: str = "backward") -> Any:
     """The forward cache, or a clear error when ``backward`` comes before ``forward``."""
     if cache is None:

@@ -25,7 +25,7 @@ from rnnlab.backend import make_rng
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
-from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.module import Module, option_reprs, require_cache
 from rnnlab.nn.scan import (
     Weights,
     final_state,
@@ -73,8 +73,6 @@ class Cell(Module):
 
     def extra_repr(self) -> str:
         """The sizes, then every option that differs from its default."""
-        from rnnlab.nn.recurrent import option_reprs
-
         return ", ".join([f"{self.input_size}, {self.hidden_size}",
                           *option_reprs(self, bias=True, nonlinearity="tanh",
                                         reset_after=True, check_finite=False)])

@@ -35,7 +35,7 @@ from rnnlab.nn.checks import (
     check_token_ids,
 )
 from rnnlab.nn.init import uniform_init
-from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.module import Module, option_reprs, require_cache
 from rnnlab.nn.scan import (
     TokenInput,
     Weights,
@@ -47,13 +47,6 @@ from rnnlab.nn.scan import (
 )
 from rnnlab.nn.stack import CELL_KINDS, CellKind
 from rnnlab.nn.stepper import Stepper
-
-
-def option_reprs(module: Any, **defaults: Any) -> list[str]:
-    """``name=value`` for each attribute of ``module`` named in ``defaults`` whose value
-    differs from the default given there (for ``extra_repr``)."""
-    return [f"{name}={getattr(module, name)!r}" for name, default in defaults.items()
-            if getattr(module, name) != default]
 
 
 class Recurrent(Module):

@@ -12,6 +12,7 @@ from numbers import Integral, Real
 from typing import Any, Protocol, TypeAlias
 
 from rnnlab.backend import Array, is_array, xp_of
+from rnnlab.nn.module import Module
 
 #: One parameter as optimizers and clipping hold it: its name, the array, its gradient
 #: (the array ``backward`` adds into).
@@ -134,8 +135,6 @@ def _without_grads(owner: str, index: int | None = None, name: str = "") -> Type
 def _is_parameters_iterator(params: Any) -> bool:
     """``params`` is the generator of :meth:`rnnlab.nn.Module.parameters` (the parameter
     arrays, not their gradients)."""
-    from rnnlab.nn.module import Module
-
     return getattr(params, "gi_code", None) is Module.parameters.__code__
 
 

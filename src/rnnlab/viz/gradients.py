@@ -33,6 +33,10 @@ from typing import Any, TypedDict
 import numpy as np
 
 from rnnlab.backend import make_rng, to_numpy
+from rnnlab.data import BPTTBatcher
+from rnnlab.models import RNNLM
+from rnnlab.optim import Adam, clip_grad_norm
+from rnnlab.viz._mpl import new_figure, save_figure
 from rnnlab.viz.probe import (
     _decode,
     _embed,
@@ -223,9 +227,6 @@ def median_curve(norms: np.ndarray, normalize: bool = True, q: float = 50.0) -> 
 def _train(model: Any, ids: np.ndarray, steps: int, *, batch_size: int, bptt: int, lr: float,
            clip: float) -> tuple[int, str]:
     """Adam with gradient clipping over contiguous windows; stops early on a NaN."""
-    from rnnlab.data import BPTTBatcher
-    from rnnlab.optim import Adam, clip_grad_norm
-
     batcher = BPTTBatcher(ids, batch_size, bptt)
     opt = Adam(model, lr=lr)
     model.train()
@@ -280,8 +281,6 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
     explode, the gated ones do not). ``steps=0`` measures initialisation only.
     ``echo(message)`` reports progress.
     """
-    from rnnlab.models import RNNLM
-
     names = list(VARIANTS) if variants is None else list(variants)
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
@@ -349,8 +348,6 @@ def plot_gradient_flow(flow: GradientFlow, out: str | Path | None = None, *,
                        dpi: int = 100) -> Any:
     """One panel per stage, one curve per variant: median ``||dL/dh_{t-k}||`` against
     ``k`` on a log scale, with the 25-75 % band over windows. Returns the Figure."""
-    from rnnlab.viz._mpl import new_figure, save_figure
-
     stages = flow.stages
     fig = new_figure(figsize=(5.0 * len(stages) + 0.6, 4.3), dpi=dpi)
     axes = fig.subplots(1, len(stages), sharey=True, squeeze=False)[0]

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.nn.cells import Accumulate, CellMath, sigmoid
+from rnnlab.nn.cells.base import Accumulate, CellMath, sigmoid
 from rnnlab.nn.trace import BackTrace, Trace
 
 

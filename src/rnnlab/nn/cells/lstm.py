@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.nn.cells import CellMath, sigmoid
+from rnnlab.nn.cells.base import CellMath, sigmoid
 from rnnlab.nn.trace import BackTrace, Trace
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.nn.cells import CellMath
+from rnnlab.nn.cells.base import CellMath
 from rnnlab.nn.trace import BackTrace, Trace
 
 
