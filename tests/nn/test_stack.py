@@ -78,3 +78,10 @@ def test_cell_kind_names_the_owner_on_a_bad_name():
     assert cell_kind("gru").n_gates == 3
     with pytest.raises(ValueError, match=r"RNNLMConfig.cell: expected one of .*'lstm'.*got 'lstn'"):
         cell_kind("lstn", "RNNLMConfig.cell")
+
+
+def test_an_lstm_stepper_refuses_a_state_without_its_cell_state():
+    stepper = LSTM(3, 4, num_layers=2, rng=0).stepper(2)
+    with pytest.raises(TypeError, match=r"Stepper.set_state: c expected .* LSTM, got None"):
+        stepper.set_state(np.zeros((2, 2, 4), np.float32))
+    GRU(3, 4, rng=0).stepper(2).set_state(np.zeros((1, 2, 4), np.float32))  # no c: fine

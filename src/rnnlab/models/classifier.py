@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, make_rng, to_numpy
 from rnnlab.models.regressor import (
     CELLS,
     last_layer_state,
@@ -108,7 +108,7 @@ class SequenceClassifier(Module):
                 "dtype": np.dtype(self.dtype).name}
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, lengths: Any = None, state: Any = None) -> Any:
+    def forward(self, xs: Array, lengths: Any = None, state: Any = None) -> Any:
         """Logits ``(N, C)`` of ``xs`` ``(N, T, D)``; ``lengths`` ``(N,)`` valid steps."""
         hs = self.rnn.forward(xs, state=state, lengths=lengths)  # (N, T, K*H)
         N, T, _ = hs.shape
@@ -121,7 +121,7 @@ class SequenceClassifier(Module):
             self._cache = {"T": T, "mask": mask, "counts": counts}
         return self.head.forward(z)
 
-    def forward_loss(self, xs: Any, labels: Any, lengths: Any = None,
+    def forward_loss(self, xs: Array, labels: Any, lengths: Any = None,
                      state: Any = None) -> float:
         """Mean cross-entropy of the logits against ``labels`` ``(N,)`` (class ids)."""
         logits = self.forward(xs, lengths=lengths, state=state)
@@ -135,7 +135,7 @@ class SequenceClassifier(Module):
                              f"{int(labels.max())}]")
         return self.criterion(logits, labels)
 
-    def predict(self, xs: Any, lengths: Any = None) -> np.ndarray:
+    def predict(self, xs: Array, lengths: Any = None) -> np.ndarray:
         """The most probable class of each sequence, ``(N,)`` (on the host)."""
         return to_numpy(self.forward(xs, lengths=lengths).argmax(axis=1))
 
@@ -144,7 +144,7 @@ class SequenceClassifier(Module):
         """Backward from the last :meth:`forward_loss`; returns ``dxs`` ``(N, T, D)``."""
         return self.backward_logits(self.criterion.backward(dloss))
 
-    def backward_logits(self, dlogits: Any) -> Any:
+    def backward_logits(self, dlogits: Array) -> Any:
         """Backward from ``dlogits`` ``(N, C)``, the gradient of the last forward's logits."""
         cache = require_cache(self, self._cache)
         dz = self.head.backward(dlogits)  # (N, K*H)

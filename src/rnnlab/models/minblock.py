@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, make_rng
 from rnnlab.nn import Dropout, Linear, MinGRU, MinLSTM, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.layernorm import LayerNorm
@@ -47,13 +47,13 @@ _C = math.sqrt(2.0 / math.pi)
 _K = 0.044715
 
 
-def gelu(xp: Any, u: Any) -> tuple[Any, Any]:
+def gelu(xp: Any, u: Array) -> tuple[Any, Any]:
     """``(gelu(u), t)`` in the tanh form; ``t`` is kept for :func:`gelu_grad`."""
     t = xp.tanh(_C * (u + _K * u * u * u))
     return 0.5 * u * (1 + t), t
 
 
-def gelu_grad(u: Any, t: Any) -> Any:
+def gelu_grad(u: Array, t: Any) -> Any:
     """``d gelu(u) / du`` from ``u`` and the ``t`` of :func:`gelu`."""
     return 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * _C * (1 + 3 * _K * u * u)
 
@@ -81,7 +81,7 @@ class MinBlock(Module):
         self.drop2 = Dropout(dropout, rng=rng, **common)
         self._cache: tuple[Any, Any] | None = None
 
-    def forward(self, x: Any, state: Any = None) -> Any:
+    def forward(self, x: Array, state: Any = None) -> Any:
         """``x`` ``(N, T, H)`` (and the min layer's initial state ``(1, N, H)``)."""
         x1 = x + self.drop1(self.rnn(self.norm1(x), state))
         u = self.ff1(self.norm2(x1))
@@ -89,14 +89,14 @@ class MinBlock(Module):
         self._cache = (u, t)
         return x1 + self.drop2(self.ff2(v))
 
-    def backward(self, dy: Any, dstate: Any = None, *, record: bool = False) -> Any:
+    def backward(self, dy: Array, dstate: Any = None, *, record: bool = False) -> Any:
         u, t = require_cache(self, self._cache)
         du = self.ff2.backward(self.drop2.backward(dy)) * gelu_grad(u, t)
         dx1 = dy + self.norm2.backward(self.ff1.backward(du))
         da = self.rnn.backward(self.drop1.backward(dx1), dstate, record=record)
         return dx1 + self.norm1.backward(da)
 
-    def step(self, x: Any, h: Any) -> Any:
+    def step(self, x: Array, h: Array) -> Any:
         """One time step (inference): ``x`` ``(N, H)``, the min layer's state ``h``
         ``(N, H)`` updated in place; returns the block's output ``(N, H)``."""
         xp, rnn = self.xp, self.rnn
@@ -110,14 +110,14 @@ class MinBlock(Module):
         return x1 + _affine(xp, self.ff2, gelu(xp, u)[0])
 
 
-def _norm(xp: Any, ln: LayerNorm, x: Any) -> Any:
+def _norm(xp: Any, ln: LayerNorm, x: Array) -> Any:
     """``ln``'s forward without touching its cache (for steppers)."""
     xc = x - x.mean(axis=-1, keepdims=True)
     xhat = xc / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + ln.dtype.type(ln.eps))
     return xhat * ln.params["weight"] + ln.params["bias"]
 
 
-def _affine(xp: Any, lin: Linear, x: Any) -> Any:
+def _affine(xp: Any, lin: Linear, x: Array) -> Any:
     return xp.matmul(x, lin.params["weight"].T) + lin.params["bias"]
 
 
@@ -207,7 +207,7 @@ class MinBlockStack(Module):
             block.rnn.set_state(state[k : k + 1])
 
     # ------------------------------------------------------------------ running
-    def forward(self, xs: Any, state: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None) -> Any:
         if state is not None:
             check_shape(state, f"{self.name}.forward", "state", self._state_shape(xs.shape[0]),
                         xp=self.xp, dtype=self.dtype)
@@ -217,11 +217,12 @@ class MinBlockStack(Module):
         self.h_n = self.xp.concatenate([block.rnn.h_n for block in self.blocks])
         return self.norm(x)
 
-    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+    def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
+                       state: Any = None) -> Any:
         """Not supported (:attr:`token_input` is False): a TypeError."""
         raise refuse_tokens(f"{self.name}.forward_tokens")
 
-    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False,
+    def backward(self, dhs: Array, dstate: Any = None, *, record: bool = False,
                  defer: Any = None) -> Any:
         """``dxs`` from ``dhs`` (and ``dstate``, the gradient of :attr:`h_n`); sets
         ``dh0``. With ``record``, :attr:`dh_states` holds each block's
@@ -261,7 +262,7 @@ class BlockStepper:
     def reset(self) -> None:
         self.h = self.xp.zeros(self.stack._state_shape(self.batch), dtype=self.stack.dtype)
 
-    def set_state(self, h: Any, c: Any = None) -> None:
+    def set_state(self, h: Array, c: Array | None = None) -> None:
         check_shape(h, "BlockStepper.set_state", "h", self.stack._state_shape(self.batch),
                     xp=self.xp, dtype=self.stack.dtype)
         self.h = h.copy()
@@ -269,16 +270,16 @@ class BlockStepper:
     def get_state(self) -> tuple[Any, None]:
         return self.h.copy(), None
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         self.h = self.h[:, index]
 
-    def input_table(self, embedding_weight: Any) -> Any:
+    def input_table(self, embedding_weight: Array) -> Any:
         """Not supported (:attr:`takes_rows` is False): a TypeError."""
         raise TypeError("BlockStepper.input_table: an input table expected a stepper whose "
                         "first layer reads its input through a product (see takes_rows); a "
                         "block starts with a normalisation")
 
-    def step(self, x: Any = None, rows: Any = None) -> Any:
+    def step(self, x: Array | None = None, rows: Array | None = None) -> Any:
         """One step from inputs ``x`` ``(N, H)``; returns the stack's output ``(N, H)``."""
         if rows is not None:
             raise ValueError("BlockStepper.step: rows expected None (no input table), got "

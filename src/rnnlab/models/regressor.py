@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, make_rng, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Linear, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.module import LayerOptions, require_cache
@@ -88,7 +88,7 @@ class SequenceRegressor(Module):
         return f"cell={self.cell}, {mode}, output_size={self.output_size}"
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Predictions for ``xs`` ``(N, T, D)``: ``(N, out)`` or, many-to-many, ``(N, T, out)``.
 
         ``state``: the recurrent layer's initial state (``h0``, or ``(h0, c0)`` for an
@@ -118,7 +118,7 @@ class SequenceRegressor(Module):
             return None
         return valid_steps(self.xp, self.dtype, N, cache["T"], cache["lengths"])[0]
 
-    def forward_loss(self, xs: Any, targets: Any, state: Any = None,
+    def forward_loss(self, xs: Array, targets: Array, state: Any = None,
                      lengths: Any = None) -> float:
         """Mean squared error of the predictions against ``targets`` (their shape)."""
         pred = self.forward(xs, state=state, lengths=lengths)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, make_rng, to_numpy
 from rnnlab.fast import engine_for
 from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import (
@@ -187,7 +187,7 @@ class RNNLM(Module):
             fill_uniform(self.decoder.params["weight"], self.rng, 0.1)
             self.decoder.params["bias"].fill(0)
 
-    def init_output_bias(self, ids: Any, *, smoothing: float = 1.0) -> None:
+    def init_output_bias(self, ids: Array, *, smoothing: float = 1.0) -> None:
         """Set the output bias to the log unigram distribution of the token ids ``ids``
         (the training text): ``b_v = log((n_v + s) / (n + V s))`` with ``n_v`` the count of
         token ``v`` and ``s = smoothing``. The untrained model then predicts close to the
@@ -212,11 +212,11 @@ class RNNLM(Module):
         target[...] = bias if self.xp is np else self.xp.asarray(bias)
 
     # ------------------------------------------------------------------ running
-    def forward(self, ids: Any) -> Any:
+    def forward(self, ids: Array) -> Any:
         """Logits ``(N, T, V)`` for token ids ``(N, T)``, continuing the carried state."""
         return self.decoder(self.drop_out(self._recurrent(ids)))
 
-    def _recurrent(self, ids: Any) -> Any:
+    def _recurrent(self, ids: Array) -> Any:
         """The recurrent outputs ``(N, T, H)``. When the vocabulary is smaller than the
         batch's token count and no dropout acts on the embeddings (a character model),
         the embedding and the first input projection run as one table lookup
@@ -229,7 +229,7 @@ class RNNLM(Module):
             return self.rnn.forward_tokens(ids, emb.params["weight"], emb.grads["weight"])
         return self.rnn(self.drop_in(emb(ids)))
 
-    def forward_loss(self, ids: Any, targets: Any) -> float:
+    def forward_loss(self, ids: Array, targets: Array) -> float:
         """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``.
 
         The logits go into a buffer reused from step to step, and the loss overwrites them
@@ -258,13 +258,13 @@ class RNNLM(Module):
         dh, parts = self.decoder.backward_split(dlogits)
         engine.run_beside(lambda add: self._backward_recurrent(dh, add), parts)
 
-    def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
+    def _backward_recurrent(self, dh: Array, defer: Any = None) -> None:
         # defer is None unless the stack defers its weight gradients (backward above)
         dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
 
-    def _backward_macs(self, dlogits: Any) -> tuple[int, int]:
+    def _backward_macs(self, dlogits: Array) -> tuple[int, int]:
         """Multiply-adds of the backward's weight gradients and of its input-gradient
         chain. Per layer the chain has the loop's products and the input gradient, the
         weight gradients two products: each rows x G*H x (input + hidden)."""
@@ -327,7 +327,7 @@ class LMStepper:
         self._b = model.decoder.params["bias"]
         self._logits = self.xp.empty((batch, self._w.shape[0]), dtype=model.dtype)
 
-    def step(self, ids: Any) -> Any:
+    def step(self, ids: Array) -> Any:
         """Next-token logits ``(N, V)`` after feeding token ids ``(N,)`` (a reused buffer)."""
         check_token_ids(ids, "LMStepper.step", "ids", num=self._w.shape[0], xp=self.xp,
                         ndims=(1,))
@@ -340,7 +340,7 @@ class LMStepper:
         self._logits += self._b
         return self._logits
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         """Keep state rows ``index`` (beam search)."""
         self.inner.reorder(index)
 

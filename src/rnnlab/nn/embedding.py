@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, make_rng
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import check_positive_int, check_shape, check_token_ids
 from rnnlab.nn.init import normal_init
 from rnnlab.nn.module import Module, require_cache
 
 
-def scatter_add_rows(xp: Any, target: Any, ids: Any, rows: Any) -> None:
+def scatter_add_rows(xp: Any, target: Array, ids: Array, rows: Array) -> None:
     """``target[ids[k]] += rows[k]`` for every ``k``, repeated ids summed.
 
     On the CPU the ids are sorted and the rows of each run of equal ids summed with
@@ -67,12 +67,12 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
-    def forward(self, ids: Any) -> Any:
+    def forward(self, ids: Array) -> Any:
         check_token_ids(ids, f"{self.name}.forward", "ids", num=self.num_embeddings, xp=self.xp)
         self._ids = ids
         return self.params["weight"][ids]
 
-    def backward(self, dout: Any) -> None:
+    def backward(self, dout: Array) -> None:
         ids = require_cache(self, self._ids)
         D = self.embedding_dim
         check_shape(dout, f"{self.name}.backward", "dout", (*ids.shape, D), xp=self.xp,

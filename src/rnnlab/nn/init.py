@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import Array, is_array, xp_of
 
 #: Numbers drawn at a time. Beyond the weights, an initialisation holds one chunk of
 #: float64 on the host (plus its cast copy on the way to a GPU).
@@ -37,7 +37,7 @@ def _fill(out: Any, draw: Draw) -> Any:
     :data:`CHUNK` of them at a time; the same values as ``draw(out.shape)`` cast."""
     xp = xp_of(out)
 
-    def put(target: Any, values: np.ndarray) -> None:
+    def put(target: Array, values: np.ndarray) -> None:
         target[...] = values if xp is np else xp.asarray(values.astype(out.dtype))
 
     if out.size <= CHUNK:

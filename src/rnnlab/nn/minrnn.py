@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng, random_uniform
+from rnnlab.backend import Array, make_rng, random_uniform
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import (
     check_float_array,
@@ -198,7 +198,7 @@ class MinRecurrent(Module):
         return state
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Run all layers and directions over ``xs`` ``(N, T, D)``; return ``hs``."""
         xp, owner = self.xp, f"{self.name}.forward"
         check_float_array(xs, owner, "xs", xp=xp, dtype=self.dtype, ndims=(3,),
@@ -234,11 +234,12 @@ class MinRecurrent(Module):
         self._cache = {"N": N, "T": T, "valid": valid, "layers": layers}
         return X.transpose(1, 0, 2).copy()
 
-    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+    def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
+                       state: Any = None) -> Any:
         """Not supported (:attr:`token_input` is False): a TypeError."""
         raise refuse_tokens(f"{self.name}.forward_tokens")
 
-    def _run(self, X: Any, layer: int, direction: int, h0: Any, valid: Any) -> dict[str, Any]:
+    def _run(self, X: Array, layer: int, direction: int, h0: Array, valid: Array) -> dict[str, Any]:
         """One direction of one layer over ``X`` ``(T, N, D)``: its output ``(T, N, H)``
         (zero at padded steps) and what the backward needs, in processing order."""
         xp, (T, N, D) = self.xp, X.shape
@@ -275,7 +276,7 @@ class MinRecurrent(Module):
                 "valid": valid, "parallel": parallel}
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False,
+    def backward(self, dhs: Array, dstate: Any = None, *, record: bool = False,
                  defer: Any = None) -> Any:
         """Backward of the last forward; return ``dxs`` ``(N, T, D)`` and set ``dh0``.
 
@@ -314,8 +315,8 @@ class MinRecurrent(Module):
         self._record = None
         return dX.transpose(1, 0, 2).copy()  # layer 0's: the gradient of xs
 
-    def _back(self, run: dict[str, Any], X: Any, layer: int, direction: int, dy: Any,
-              dh_n: Any, dX: Any) -> Any:
+    def _back(self, run: dict[str, Any], X: Array, layer: int, direction: int, dy: Array,
+              dh_n: Array, dX: Array) -> Any:
         """Backward through one :meth:`_run`: add into the parameter gradients and ``dX``
         ``(T, N, D)``; return ``dh0`` ``(N, H)``."""
         xp, (T, N) = self.xp, X.shape[:2]
@@ -346,7 +347,7 @@ class MinRecurrent(Module):
         self._weight_grads(X, layer, direction, xp.ascontiguousarray(dP).reshape(T * N, -1), dX)
         return dh0
 
-    def _weight_grads(self, X: Any, layer: int, direction: int, dP: Any, dX: Any) -> None:
+    def _weight_grads(self, X: Array, layer: int, direction: int, dP: Array, dX: Array) -> None:
         """``dW += dP^T X``, ``db += sum dP``, ``dX += dP W`` for ``dP`` ``(T*N, G*H)``
         in time order."""
         (T, N, D), sfx = X.shape, self.suffix(layer, direction)
@@ -355,8 +356,8 @@ class MinRecurrent(Module):
             self.matmul_into_grad(self.grads[f"bias_ih{sfx}"], self.ones(T * N), dP)
         dX += self.xp.matmul(dP, self.params[f"weight_ih{sfx}"]).reshape(T, N, D)
 
-    def _back_engine(self, run: dict[str, Any], layer: int, direction: int, dy: Any,
-                     dh_n: Any) -> tuple[Any, Any]:
+    def _back_engine(self, run: dict[str, Any], layer: int, direction: int, dy: Array,
+                     dh_n: Array) -> tuple[Any, Any]:
         """:meth:`_back` when the engine ran the forward: ``(dP, dh0)``, ``dP`` in time
         order; records ``dh`` when asked."""
         cache = require_cache(self, self._cache)
@@ -411,7 +412,7 @@ class MinStepper:
         """Zero state."""
         self.h = self.xp.zeros(self.layer._state_shape(self.batch), dtype=self.layer.dtype)
 
-    def set_state(self, h: Any, c: Any = None) -> None:
+    def set_state(self, h: Array, c: Array | None = None) -> None:
         """State ``(L, N, H)``, as the layer's ``h_n`` (``c`` is accepted and ignored, as
         the state of RNN and GRU steppers)."""
         check_shape(h, "MinStepper.set_state", "h", self.layer._state_shape(self.batch),
@@ -422,17 +423,17 @@ class MinStepper:
         """A copy of the state ``(L, N, H)``, and ``None`` (no cell state)."""
         return self.h.copy(), None
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         """Keep the rows ``index`` (N,) of the state, in that order (beam search)."""
         self.h = self.h[:, index]
 
-    def input_table(self, embedding_weight: Any) -> Any:
+    def input_table(self, embedding_weight: Array) -> Any:
         """``embedding_weight (V, D) @ W_ih^T + bias`` of layer 0: ``(V, G*H)``, for
         ``step(rows=ids)``."""
         table = self.xp.matmul(embedding_weight, self.layer.params["weight_ih_l0"].T)
         return table + self.layer.params["bias_ih_l0"] if self.layer.bias else table
 
-    def step(self, x: Any = None, rows: Any = None) -> Any:
+    def step(self, x: Array | None = None, rows: Array | None = None) -> Any:
         """One time step from inputs ``x`` (N, D), or rows ``rows`` (N,) of
         :attr:`table`; returns the top layer's new state (N, H)."""
         layer, xp = self.layer, self.xp
@@ -446,4 +447,4 @@ class MinStepper:
             a, b, _ = layer._gates(xp, p, False)
             self.h[k] = a * self.h[k] + b
             x = self.h[k]
-        return x.copy()
+        return self.h[-1].copy()  # the top layer's new state

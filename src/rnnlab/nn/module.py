@@ -32,7 +32,7 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import DTypeLike
 
-from rnnlab.backend import get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
+from rnnlab.backend import Array, get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
 from rnnlab.fast import engine_for
 
 
@@ -249,7 +249,7 @@ class Module:
         xp = get_xp(device)
         moved: dict[int, Any] = {}
 
-        def move(array: Any) -> Any:
+        def move(array: Array) -> Any:
             key = id(array)
             if key not in moved:
                 moved[key] = xp.asarray(to_numpy(array)) if xp is np else xp.asarray(array)
@@ -286,7 +286,7 @@ class Module:
             buf = self._scratch[key] = self.xp.ones(n, dtype=dtype)
         return buf
 
-    def matmul_into_grad(self, grad: Any, a: Any, b: Any) -> None:
+    def matmul_into_grad(self, grad: Array, a: Array, b: Array) -> None:
         """``grad += a @ b``: how every layer adds a product into a gradient (the engine
         may do it without temporaries)."""
         if not engine_for(self.xp, grad.dtype).add_matmul(grad, a, b, self.scratch):

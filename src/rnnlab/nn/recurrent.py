@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import make_rng, random_uniform
+from rnnlab.backend import Array, make_rng, random_uniform
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import (
     check_float_array,
@@ -186,7 +186,7 @@ class Recurrent(Module):
     def _state_shape(self, N: int) -> tuple[int, int, int]:
         return (self.num_layers * self.num_directions, N, self.hidden_size)
 
-    def _check_state_arrays(self, h: Any, c: Any, N: int, method: str, arg: str) -> None:
+    def _check_state_arrays(self, h: Array, c: Array, N: int, method: str, arg: str) -> None:
         shape = self._state_shape(N)
         owner = f"{self.name}.{method}"
         names = ("[0] (h)", "[1] (c)") if self.has_cell else ("", "")
@@ -214,7 +214,7 @@ class Recurrent(Module):
         return h, c
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Run all layers and directions over ``xs`` ``(N, T, D)``; return ``hs``."""
         xp = self.xp
         check_float_array(xs, f"{self.name}.forward", "xs", xp=xp, dtype=self.dtype,
@@ -225,7 +225,8 @@ class Recurrent(Module):
                              f"got shape {tuple(xs.shape)}")
         return self._run(xp.ascontiguousarray(xs.transpose(1, 0, 2)), N, T, state, lengths)
 
-    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+    def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
+                       state: Any = None) -> Any:
         """``forward(weight[ids], state)`` for token ids ``(N, T)`` into an embedding matrix
         ``weight`` ``(V, input_size)``, without building ``weight[ids]``.
 
@@ -247,7 +248,7 @@ class Recurrent(Module):
         tokens = TokenInput(xp.ascontiguousarray(ids.T).reshape(-1), weight, grad)
         return self._run(tokens, N, T, state, None)
 
-    def _run(self, X: Any, N: int, T: int, state: Any, lengths: Any) -> Any:
+    def _run(self, X: Array, N: int, T: int, state: Any, lengths: Any) -> Any:
         """All layers over the time-major input ``X`` ``(T, N, D)`` (or a TokenInput)."""
         xp = self.xp
         h0, c0 = self._initial_state(state, N)
@@ -294,7 +295,7 @@ class Recurrent(Module):
         return X.transpose(1, 0, 2).copy()
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None, *,
+    def backward(self, dhs: Array, dstate: Any = None, *,
                  defer: Callable[[Callable[[], None]], None] | None = None) -> Any:
         """Backward of the last forward; return ``dxs`` and set ``dh0`` (and ``dc0``).
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng, xp_of
+from rnnlab.backend import Array, make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int
 from rnnlab.nn.module import LayerOptions
@@ -123,14 +123,14 @@ class Seq2Seq(Module):
                 f"reverse={c.reverse}, bidirectional={c.bidirectional}")
 
     # ------------------------------------------------------------------- running
-    def _ids(self, ids: Any) -> Any:
+    def _ids(self, ids: Array) -> Any:
         return ids if self.xp is np else self.xp.asarray(ids)
 
-    def encode(self, src: Any, src_lengths: Any = None) -> EncoderOutput:
+    def encode(self, src: Array, src_lengths: Any = None) -> EncoderOutput:
         """Run the encoder over ids ``src`` ``(N, S)`` (rows of ``src_lengths``)."""
         return self.encoder(self._ids(src), src_lengths)
 
-    def forward(self, src: Any, dec_in: Any, src_lengths: Any = None) -> Any:
+    def forward(self, src: Array, dec_in: Array, src_lengths: Any = None) -> Any:
         """Teacher-forced logits ``(N, U, V)``."""
         self._enc = self.encode(src, src_lengths)
         return self.decoder(self._ids(dec_in), self._enc)

@@ -32,7 +32,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, make_rng, to_numpy
 from rnnlab.data import BPTTBatcher
 from rnnlab.models import RNNLM
 from rnnlab.optim import Adam, clip_grad_norm
@@ -69,7 +69,7 @@ VARIANT_COLORS = {"rnn-tanh": "#0072B2", "rnn-relu": "#D55E00", "lstm": "#009E73
                   "gru": "#CC79A7", "mingru": "#E69F00", "minlstm": "#56B4E9"}
 
 
-def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -> np.ndarray:
+def gradient_norms(model: Any, windows: Array, targets: Array, *, layer: int = -1) -> np.ndarray:
     """``||dL_b/dh_{t-k}||`` for each window ``b`` and lag ``k``: an array ``(B, K)``.
 
     ``windows`` ``(B, K)`` are input ids, ``targets`` ``(B,)`` the token after each
@@ -144,7 +144,7 @@ def _radius(model: Any, layer: int = 0) -> float | None:
     return recurrent_radius(model, layer) if model.rnn.cell_kind.recurrent else None
 
 
-def sample_windows(ids: Any, count: int, length: int, rng: Any = None
+def sample_windows(ids: Array, count: int, length: int, rng: Any = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random windows ``(count, length)`` of ``ids`` and the token after each."""
     ids = np.asarray(to_numpy(ids)).reshape(-1)
@@ -264,7 +264,7 @@ def _window_loss(model: Any, windows: np.ndarray, targets: np.ndarray) -> float:
     return float(-np.log(p[np.arange(len(targets)), targets] + 1e-300).mean())
 
 
-def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | None = None,
+def gradient_flow_study(ids: Array, vocab_size: int, *, variants: Sequence[str] | None = None,
                         steps: int = 300, hidden_size: int = 64, embedding_dim: int = 32,
                         max_lag: int = 60, windows: int = 64, batch_size: int = 32,
                         bptt: int = 64, lr: float = 0.003, clip: float = 5.0,
@@ -318,7 +318,7 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
     return result
 
 
-def gradient_flow_of_models(models: dict[str, Any], ids: Any, *, max_lag: int = 60,
+def gradient_flow_of_models(models: dict[str, Any], ids: Array, *, max_lag: int = 60,
                             windows: int = 64, seed: int = 0, stage: str = "trained",
                             layer: int = -1) -> GradientFlow:
     """Gradient flow of already-trained models (e.g. loaded checkpoints), by name, on the

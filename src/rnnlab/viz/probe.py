@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import to_numpy
+from rnnlab.backend import Array, to_numpy
 from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import GRUCell, LSTMCell, RNNCell
 
@@ -210,7 +210,7 @@ def run_cells(cells: list[Any], xs: np.ndarray, *, keep_caches: bool = False
     return hs, cs, caches
 
 
-def collect_states(model: Any, ids: Any, *, vocab: Any = None) -> States:
+def collect_states(model: Any, ids: Array, *, vocab: Any = None) -> States:
     """Run ``model`` over token ``ids`` ``(T,)`` (or a ``str``, encoded with ``vocab``;
     symbols it lacks become ``<unk>``) from a zero state and keep everything.
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnlab.backend import Array
 from rnnlab.nn.trace import BackTrace, Trace
 
 #: ``acc(grad, a, b)`` performs ``grad += a @ b``.
 Accumulate = Any
 
 
-def sigmoid(xp: Any, x: Any) -> Any:
+def sigmoid(xp: Any, x: Array) -> Any:
     """``1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2``: the same function,
     without the overflow of ``exp(-x)`` for large negative ``x``."""
     return 0.5 * (1.0 + xp.tanh(0.5 * x))
@@ -32,19 +33,19 @@ class CellMath:
         """The part of ``b_hh`` that may be added once into ``xw`` instead of every step."""
         return slice(0, self.n_gates * H)
 
-    def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
+    def step(self, tr: Trace, t: int, W_hh: Array, b_hh_rest: Array) -> None:
         """Write the state after step ``t`` (``tr.h``, ``tr.c``) from the state before it
         and ``tr.xw[t]``, and keep what the backward needs."""
         raise NotImplementedError
 
-    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
+    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Array) -> None:
         """From ``bw.dh`` (and ``bw.dc_next``) write ``bw.dxw[t]`` (and ``bw.dhw[t]``) and
         the gradients of the state before step ``t`` into ``bw.dh_next`` (and
         ``bw.dc_next``)."""
         raise NotImplementedError
 
     def hidden_weight_grad(self, tr: Trace, bw: BackTrace, acc: Accumulate,
-                           g_hh: Any) -> None:
+                           g_hh: Array) -> None:
         """``dW_hh += sum_t dhw_t^T h_{t-1}``, one product over all steps."""
         T, N, H = tr.T, tr.N, tr.H
         acc(g_hh, bw.dhw.reshape(T * N, -1).T, tr.previous.reshape(T * N, H))

@@ -26,8 +26,7 @@ rows in gate order. The forward keeps the gate values ``acts`` ``(T, N, 4H)`` an
 
 from __future__ import annotations
 
-from typing import Any
-
+from rnnlab.backend import Array
 from rnnlab.nn.cells.base import CellMath, sigmoid
 from rnnlab.nn.trace import BackTrace, Trace
 
@@ -39,7 +38,7 @@ class LSTMMath(CellMath):
     n_gates = 4
     has_cell = True
 
-    def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
+    def step(self, tr: Trace, t: int, W_hh: Array, b_hh_rest: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, cur = tr.rows(t)
         a = tr.xw[t] + tr.h[prev] @ W_hh.T
@@ -54,7 +53,7 @@ class LSTMMath(CellMath):
         tr.buffer("acts", (tr.T, tr.N, 4 * H))[t] = xp.concatenate([i, f, g, o], axis=1)
         tr.buffer("tanh_c", (tr.T, tr.N, H))[t] = tanh_c
 
-    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
+    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, _ = tr.rows(t)
         acts = tr.buffers["acts"][t]
