@@ -141,18 +141,15 @@ class RNNLM(Module):
         drop = DROPOUT_KINDS[dropout_kind]
         self.drop_in = drop(dropout, **common)
         rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        self.rnn: RecurrentStack
-        if block:
-            self.rnn = MinBlockStack(cell, H, num_layers, dropout, **common)
-        else:
-            self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True,
-                                   **rnn_kwargs, **common)
+        blocks = MinBlockStack(cell, H, num_layers, dropout, **common) if block else None
+        self.rnn: RecurrentStack = blocks if blocks is not None else CELLS[cell](
+            E, H, num_layers, dropout=dropout, stateful=True, **rnn_kwargs, **common)
         self.drop_out = drop(dropout, **common)
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
         self._init_weights(init_range, init)
-        if isinstance(self.rnn, MinBlockStack):  # the normalisations start as the identity
-            self.rnn.reset_norms()
+        if blocks is not None:  # the normalisations start as the identity, whatever the init
+            blocks.reset_norms()
         self._tokens = False  # whether the last forward went through forward_tokens
         if tie_weights:
             self.decoder.tie("weight", self.embedding, "weight")
