@@ -27,8 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.models.regressor import (
     CELLS,
     last_layer_state,
@@ -69,8 +70,8 @@ class SequenceClassifier(Module):
     def __init__(self, input_size: int, hidden_size: int, num_classes: int,
                  num_layers: int = 1, cell: str = "lstm", pooling: str = "last",
                  bidirectional: bool = False, dropout: float = 0.0, *,
-                 nonlinearity: str = "tanh", rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 nonlinearity: str = "tanh", rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"SequenceClassifier: cell expected one of {sorted(CELLS)}, "

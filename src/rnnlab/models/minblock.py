@@ -32,9 +32,12 @@ Parameter names, under the model's ``rnn.``: ``block{k}.norm1.weight``,
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any
 
-from rnnlab.backend import Array, make_rng
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn import Dropout, Linear, MinGRU, MinLSTM, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
 from rnnlab.nn.layernorm import LayerNorm
@@ -47,7 +50,7 @@ _C = math.sqrt(2.0 / math.pi)
 _K = 0.044715
 
 
-def gelu(xp: Any, u: Array) -> tuple[Any, Any]:
+def gelu(xp: ModuleType, u: Array) -> tuple[Any, Any]:
     """``(gelu(u), t)`` in the tanh form; ``t`` is kept for :func:`gelu_grad`."""
     t = xp.tanh(_C * (u + _K * u * u * u))
     return 0.5 * u * (1 + t), t
@@ -62,8 +65,8 @@ class MinBlock(Module):
     """One pre-norm block: ``x + Dropout(MinRNN(LN(x)))``, then ``x + Dropout(FF(LN(x)))``."""
 
     def __init__(self, cell: str, hidden_size: int, ff_mult: int = 4, dropout: float = 0.0,
-                 *, mode: str = "parallel", stateful: bool = True, rng: Any = None,
-                 device: str | None = None, dtype: Any = None) -> None:
+                 *, mode: str = "parallel", stateful: bool = True, rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in MIN_LAYERS:
             raise ValueError(f"{self.name}: cell expected one of {sorted(MIN_LAYERS)}, got "
@@ -110,14 +113,14 @@ class MinBlock(Module):
         return x1 + _affine(xp, self.ff2, gelu(xp, u)[0])
 
 
-def _norm(xp: Any, ln: LayerNorm, x: Array) -> Any:
+def _norm(xp: ModuleType, ln: LayerNorm, x: Array) -> Any:
     """``ln``'s forward without touching its cache (for steppers)."""
     xc = x - x.mean(axis=-1, keepdims=True)
     xhat = xc / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + ln.dtype.type(ln.eps))
     return xhat * ln.params["weight"] + ln.params["bias"]
 
 
-def _affine(xp: Any, lin: Linear, x: Array) -> Any:
+def _affine(xp: ModuleType, lin: Linear, x: Array) -> Any:
     return xp.matmul(x, lin.params["weight"].T) + lin.params["bias"]
 
 
@@ -137,7 +140,8 @@ class MinBlockStack(Module):
 
     def __init__(self, cell: str, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
                  *, ff_mult: int = 4, mode: str = "parallel", stateful: bool = True,
-                 rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
+                 rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in MIN_LAYERS:
             raise ValueError(f"{self.name}: cell expected one of {sorted(MIN_LAYERS)}, got "

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import Array, make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.fast import engine_for
 from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import (
@@ -94,8 +95,8 @@ class RNNLM(Module):
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
                  tie_weights: bool = False, *, nonlinearity: str = "tanh",
-                 init_range: float | None = None, init: str = "pytorch", rng: Any = None,
-                 device: str | None = None, dtype: Any = None, block: bool = False,
+                 init_range: float | None = None, init: str = "pytorch", rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None, block: bool = False,
                  dropout_kind: str = "step") -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
@@ -155,7 +156,7 @@ class RNNLM(Module):
             self.decoder.tie("weight", self.embedding, "weight")
 
     @classmethod
-    def from_config(cls, config: RNNLMConfig, *, rng: Any = None,
+    def from_config(cls, config: RNNLMConfig, *, rng: RNGLike = None,
                     device: str | None = None) -> RNNLM:
         c = config
         return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.backend import Array, make_rng, random_uniform
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.nn.checks import check_float_array, check_probability, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -15,8 +17,8 @@ from rnnlab.nn.module import Module, require_cache
 class Dropout(Module):
     """Zero each element with probability ``p`` in training; identity in ``eval()``."""
 
-    def __init__(self, p: float = 0.5, *, rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+    def __init__(self, p: float = 0.5, *, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         self.p = check_probability(p, self.name, "p")
         self.rng = make_rng(rng)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -79,13 +80,13 @@ def fill_normal(out: Any, rng: np.random.Generator, *, divisor: float = 1.0) -> 
 
 
 def uniform_init(rng: np.random.Generator, shape: tuple[int, ...], bound: float,
-                 dtype: np.dtype, xp: Any) -> Any:
+                 dtype: np.dtype, xp: ModuleType) -> Any:
     """A new array of ``shape`` and ``dtype`` on the device of ``xp``, uniform in
     ``[-bound, bound]`` (PyTorch's default for recurrent and linear layers)."""
     return fill_uniform(xp.empty(shape, dtype=dtype), rng, bound)
 
 
-def normal_init(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, xp: Any,
+def normal_init(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, xp: ModuleType,
                 *, divisor: float = 1.0) -> Any:
     """A new array of ``shape`` and ``dtype`` on the device of ``xp``, standard normal
     divided by ``divisor`` (an embedding's default: ``divisor=1``)."""

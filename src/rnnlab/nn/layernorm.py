@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from numpy.typing import DTypeLike
+
 from rnnlab.backend import Array
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.module import Module, require_cache
@@ -36,7 +38,7 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5,
                  elementwise_affine: bool = True, *, device: str | None = None,
-                 dtype: Any = None, check_finite: bool = False) -> None:
+                 dtype: DTypeLike | None = None, check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.normalized_shape = check_positive_int(normalized_shape, self.name,
                                                    "normalized_shape")

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
@@ -26,7 +27,7 @@ class Linear(Module):
     """``y = x W^T + b``; ``forward(x (..., in)) -> (..., out)``, ``backward(dy) -> dx``."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None,
+                 rng: RNGLike = None, device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.in_features = check_positive_int(in_features, self.name, "in_features")

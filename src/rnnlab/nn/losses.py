@@ -16,6 +16,7 @@ the loss is 0.0 and the gradient zero (PyTorch would return NaN).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -128,7 +129,7 @@ class SoftmaxCrossEntropy(Module):
         return (grad * grad.dtype.type(dloss)).reshape(shape)
 
 
-def _xent_block(z: Any, t: Any, valid: Array, scale: float, xp: Any) -> float:
+def _xent_block(z: Any, t: Any, valid: Array, scale: float, xp: ModuleType) -> float:
     """Rows ``z`` (M, V) of logits become ``scale * (softmax(z) - onehot(t))``; returns the
     summed loss of the valid rows. Ignored rows become exactly zero and are never read."""
     all_valid = bool(valid.all())

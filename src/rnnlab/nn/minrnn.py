@@ -63,8 +63,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng, random_uniform
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import (
     check_float_array,
@@ -100,8 +101,8 @@ class MinRecurrent(Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
-                 stateful: bool = False, *, mode: str = "parallel", rng: Any = None,
-                 device: str | None = None, dtype: Any = None,
+                 stateful: bool = False, *, mode: str = "parallel", rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         name = self.name

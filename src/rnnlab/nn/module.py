@@ -32,7 +32,16 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
+from rnnlab.backend import (
+    Array,
+    RNGLike,
+    get_xp,
+    is_array,
+    resolve_dtype,
+    to_numpy,
+    to_xp,
+    xp_of,
+)
 from rnnlab.fast import engine_for
 
 
@@ -46,7 +55,7 @@ class DeviceOptions(TypedDict, total=False):
 class LayerOptions(DeviceOptions, total=False):
     """:class:`DeviceOptions` and the random generator (or seed) of a layer with weights."""
 
-    rng: np.random.Generator | int | None
+    rng: RNGLike
 
 
 class StateDictError(ValueError):
@@ -267,7 +276,7 @@ class Module:
         """Hook for layers that keep device-resident caches."""
 
     # ------------------------------------------------------------------ helpers
-    def scratch(self, key: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    def scratch(self, key: Any, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Any:
         """A reusable work array (contents undefined) that lives as long as its shape."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         buf = self._scratch.get(key)
@@ -276,7 +285,7 @@ class Module:
             self._scratch[key] = buf
         return buf
 
-    def ones(self, n: int, dtype: Any = None) -> Any:
+    def ones(self, n: int, dtype: DTypeLike | None = None) -> Any:
         """A cached vector of ``n`` ones: ``ones @ m`` sums the rows of ``m`` through BLAS,
         2-4x faster than ``m.sum(axis=0)`` (a strided reduction) on the sizes used here."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)

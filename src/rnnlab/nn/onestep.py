@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
@@ -42,8 +43,8 @@ class Cell(Module):
     kind = "rnn"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 nonlinearity: str = "tanh", reset_after: bool = True, rng: Any = None,
-                 device: str | None = None, dtype: Any = None,
+                 nonlinearity: str = "tanh", reset_after: bool = True, rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.input_size = check_positive_int(input_size, self.name, "input_size")

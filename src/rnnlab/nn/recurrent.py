@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng, random_uniform
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import (
     check_float_array,
@@ -61,8 +62,8 @@ class Recurrent(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
                  stateful: bool = False, *, nonlinearity: str = "tanh",
-                 reset_after: bool = True, rng: Any = None, device: str | None = None,
-                 dtype: Any = None, check_finite: bool = False) -> None:
+                 reset_after: bool = True, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None, check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         name = type(self).__name__
         self.input_size = check_positive_int(input_size, name, "input_size")

@@ -31,7 +31,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
+
+from numpy.typing import DTypeLike
 
 from rnnlab.backend import Array
 from rnnlab.fast import engine_for
@@ -68,7 +71,7 @@ class Weights:
     b_hh: Any = None
 
 
-def new_trace(cell: CellMath, xp: Any, T: int, N: int, D: int, H: int, dtype: Any,
+def new_trace(cell: CellMath, xp: ModuleType, T: int, N: int, D: int, H: int, dtype: DTypeLike,
               old: Trace | None = None) -> Trace:
     """A forward trace of the given size, reusing ``old`` when it fits."""
     if old is not None and old.fits(T, N, D, H, cell.n_gates, dtype):
@@ -95,7 +98,7 @@ def fold_bias(cell: CellMath, w: Weights, H: int) -> tuple[Any, Any]:
     return bias, rest
 
 
-def input_table(xp: Any, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
+def input_table(xp: ModuleType, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
     """The input projection of every embedding row, ``E (V, D) @ W_ih^T + bias``,
     ``(V, G*H)`` (into ``out`` when given)."""
     table = xp.matmul(E, W_ih.T, out=out)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import Array, make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn import Module
 from rnnlab.nn.checks import check_float_array, check_positive_int
 from rnnlab.nn.init import uniform_init
@@ -72,8 +73,8 @@ class Attention(Module):
     """
 
     def __init__(self, query_size: int, key_size: int, score: str = "dot",
-                 attn_size: int | None = None, *, rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 attn_size: int | None = None, *, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         self.query_size = check_positive_int(query_size, self.name, "query_size")
         self.key_size = check_positive_int(key_size, self.name, "key_size")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.backend import Array, make_rng
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn import Embedding, GRUCell, Linear, LSTMCell, Module
 from rnnlab.nn.module import LayerOptions, require_cache
 from rnnlab.seq2seq.attention import Attention, Memory
@@ -49,8 +51,8 @@ class Decoder(Module):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
-                 cell: str = "lstm", peeky: bool = False, *, rng: Any = None,
-                 device: str | None = None, dtype: Any = None) -> None:
+                 cell: str = "lstm", peeky: bool = False, *, rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
         common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
@@ -134,7 +136,8 @@ class AttentionDecoder(Decoder):
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
                  cell: str = "lstm", score: str = "dot", key_size: int | None = None, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
+                 rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         rng = make_rng(rng)
         self.key_size = hidden_size if key_size is None else key_size
         super().__init__(vocab_size, embedding_dim, hidden_size, cell, False, rng=rng,
@@ -177,7 +180,8 @@ class BahdanauDecoder(Module):
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
                  cell: str = "lstm", score: str = "additive", key_size: int | None = None, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
+                 rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
         common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import Array, make_rng, xp_of
+from rnnlab.backend import Array, RNGLike, make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int
 from rnnlab.nn.module import LayerOptions
@@ -93,7 +93,7 @@ class Seq2Seq(Module):
         positions, in the source's own order (also when read reversed).
     """
 
-    def __init__(self, config: Seq2SeqConfig, *, rng: Any = None,
+    def __init__(self, config: Seq2SeqConfig, *, rng: RNGLike = None,
                  device: str | None = None) -> None:
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"Seq2Seq: config expected a Seq2SeqConfig, got "

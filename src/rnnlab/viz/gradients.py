@@ -32,7 +32,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from rnnlab.backend import Array, make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.data import BPTTBatcher
 from rnnlab.models import RNNLM
 from rnnlab.optim import Adam, clip_grad_norm
@@ -144,7 +144,7 @@ def _radius(model: Any, layer: int = 0) -> float | None:
     return recurrent_radius(model, layer) if model.rnn.cell_kind.recurrent else None
 
 
-def sample_windows(ids: Array, count: int, length: int, rng: Any = None
+def sample_windows(ids: Array, count: int, length: int, rng: RNGLike = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random windows ``(count, length)`` of ``ids`` and the token after each."""
     ids = np.asarray(to_numpy(ids)).reshape(-1)

@@ -4,6 +4,7 @@ the ``sigmoid`` the gates share and the ``Accumulate`` callback of the weight gr
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from rnnlab.backend import Array
@@ -13,7 +14,7 @@ from rnnlab.nn.trace import BackTrace, Trace
 Accumulate = Any
 
 
-def sigmoid(xp: Any, x: Array) -> Any:
+def sigmoid(xp: ModuleType, x: Array) -> Any:
     """``1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2``: the same function,
     without the overflow of ``exp(-x)`` for large negative ``x``."""
     return 0.5 * (1.0 + xp.tanh(0.5 * x))
