@@ -14,9 +14,17 @@ from __future__ import annotations
 import os
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+from numpy.typing import DTypeLike
+
+#: A NumPy or CuPy array (``xp.ndarray`` of the module :func:`get_xp` gives). CuPy has no
+#: type stubs to name, so this is ``Any`` to the type checker; annotations use it to say
+#: "an array on the layer's device" where ``NDArray`` would wrongly exclude the GPU.
+Array: TypeAlias = Any
+#: What a random-generator argument may be: a Generator, a seed, or None (fresh entropy).
+RNGLike: TypeAlias = np.random.Generator | int | None
 
 #: Default floating dtype of every layer (as in PyTorch); float64 is chosen per layer.
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -99,7 +107,7 @@ def is_array(obj: Any) -> bool:
     return isinstance(obj, np.ndarray) or _is_device_array(obj)
 
 
-def resolve_dtype(dtype: Any = None) -> np.dtype:
+def resolve_dtype(dtype: DTypeLike | None = None) -> np.dtype:
     """The layer dtype for ``dtype`` (default float32); only float32 and float64 are allowed."""
     if dtype is None:
         return DEFAULT_DTYPE
@@ -126,7 +134,7 @@ def to_xp(array: Any, xp: ModuleType) -> Any:
     return xp.asarray(array)
 
 
-def make_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator:
+def make_rng(rng: RNGLike = None) -> np.random.Generator:
     """A numpy ``Generator`` from a Generator, a seed, or ``None`` (fresh entropy)."""
     if isinstance(rng, np.random.Generator):
         return rng

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from rnnlab.backend import xp_of
+from rnnlab.backend import Array, xp_of
 from rnnlab.nn.cells.lstm import LSTMMath
 from rnnlab.nn.cells.rnn import RNNMath
 from rnnlab.nn.scan import (
@@ -46,7 +46,7 @@ _LSTM = LSTMMath()
 _GATES = ("i", "f", "c", "o")  # the course's names for PyTorch's gate order i, f, g, o
 
 
-def softmax(x: Any, axis: int = 0) -> Any:
+def softmax(x: Array, axis: int = 0) -> Any:
     """Numerically stable softmax along ``axis`` (columns by default)."""
     xp = xp_of(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
@@ -81,7 +81,7 @@ class Caches(tuple):
     trace: Trace
     kind: str
 
-    def __new__(cls, steps: list[Any], x: Any, trace: Trace, kind: str) -> Caches:
+    def __new__(cls, steps: list[Any], x: Array, trace: Trace, kind: str) -> Caches:
         obj = super().__new__(cls, (steps, x))
         obj.trace, obj.kind = trace, kind
         return obj
@@ -135,7 +135,7 @@ def _rnn_weights(parameters: Mapping[str, Any], n_x: int) -> tuple[Weights, Any,
     return Weights(Wax, Waa, ba[:, 0], xp_of(ba).zeros_like(ba[:, 0])), Wya, by
 
 
-def _run(math: Any, x_rows: Any, w: Weights, h0: Any, c0: Any = None) -> Trace:
+def _run(math: Any, x_rows: Any, w: Weights, h0: Array, c0: Any = None) -> Trace:
     """Scan ``x_rows`` ``(T, m, n_x)`` with the layers' time loop."""
     T, m, n_x = x_rows.shape
     xp = xp_of(x_rows)
@@ -148,13 +148,13 @@ def _run(math: Any, x_rows: Any, w: Weights, h0: Any, c0: Any = None) -> Trace:
     return tr
 
 
-def _back(math: Any, tr: Trace, w: Weights, dH: Any, dh_n: Any, dc_n: Any = None
+def _back(math: Any, tr: Trace, w: Weights, dH: Array, dh_n: Array, dc_n: Array | None = None
           ) -> tuple[Any, Weights, Any, Any]:
     xp = tr.xp
     grads = Weights(xp.zeros_like(w.W_ih), xp.zeros_like(w.W_hh), xp.zeros_like(w.b_ih),
                     xp.zeros_like(w.b_hh))
 
-    def acc(g: Any, a: Any, b: Any) -> None:
+    def acc(g: Any, a: Array, b: Array) -> None:
         g += a @ b
 
     dX = xp.empty((tr.T * tr.N, tr.D), dtype=tr.dtype)
@@ -163,7 +163,7 @@ def _back(math: Any, tr: Trace, w: Weights, dH: Any, dh_n: Any, dc_n: Any = None
     return dX.reshape(tr.T, tr.N, tr.D), grads, dh0, dc0
 
 
-def rnn_cell_forward(xt: Any, a_prev: Any, parameters: Mapping[str, Any]
+def rnn_cell_forward(xt: Array, a_prev: Array, parameters: Mapping[str, Any]
                      ) -> tuple[Any, Any, RNNCellCache]:
     """One tanh RNN step: ``a_next = tanh(Wax xt + Waa a_prev + ba)``,
     ``yt_pred = softmax(Wya a_next + by)``."""
@@ -185,7 +185,7 @@ def rnn_cell_backward(da_next: Any, cache: RNNCellCache) -> dict[str, Any]:
             "dba": g.b_ih[:, None]}
 
 
-def rnn_forward(x: Any, a0: Any, parameters: Mapping[str, Any]) -> tuple[Any, Any, Caches]:
+def rnn_forward(x: Array, a0: Any, parameters: Mapping[str, Any]) -> tuple[Any, Any, Caches]:
     """Run the tanh RNN over ``x`` ``(n_x, m, T_x)``; ``a`` ``(n_a, m, T_x)``,
     ``y_pred`` ``(n_y, m, T_x)``."""
     _check_rank("x", x, "(n_x, m, T_x)")
@@ -200,7 +200,7 @@ def rnn_forward(x: Any, a0: Any, parameters: Mapping[str, Any]) -> tuple[Any, An
     return a, y_pred, Caches(steps, x, tr, "rnn")
 
 
-def rnn_backward(da: Any, caches: Caches) -> dict[str, Any]:
+def rnn_backward(da: Array, caches: Caches) -> dict[str, Any]:
     """Backward through :func:`rnn_forward` from ``da`` ``(n_a, m, T_x)``, the upstream
     gradient of every hidden state."""
     _, x = caches
@@ -241,7 +241,7 @@ def _lstm_grads(g: Weights, n_a: int) -> dict[str, Any]:
     return out
 
 
-def lstm_cell_forward(xt: Any, a_prev: Any, c_prev: Any, parameters: Mapping[str, Any]
+def lstm_cell_forward(xt: Array, a_prev: Array, c_prev: Any, parameters: Mapping[str, Any]
                       ) -> tuple[Any, Any, Any, LSTMCellCache]:
     """One LSTM step; returns ``(a_next, c_next, yt_pred, cache)``."""
     _check_rank("xt", xt, "(n_x, m)")
@@ -269,7 +269,7 @@ def lstm_cell_backward(da_next: Any, dc_next: Any, cache: LSTMCellCache) -> dict
             **_lstm_grads(g, w.W_hh.shape[1])}
 
 
-def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
+def lstm_forward(x: Array, a0: Any, parameters: Mapping[str, Any]
                  ) -> tuple[Any, Any, Any, Caches]:
     """Run the LSTM over ``x`` ``(n_x, m, T_x)`` from ``a0`` (and a zero cell state);
     returns ``a``, ``y``, ``c`` and the caches."""
@@ -281,11 +281,11 @@ def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
     xp = xp_of(x)
     tr = _run(_LSTM, x.transpose(2, 1, 0), w, a0.T, xp.zeros((m, n_a), dtype=x.dtype))
     a = tr.outputs.transpose(2, 1, 0).copy()
-    c = tr.c[1:].transpose(2, 1, 0).copy()
+    c = tr.cell_states[1:].transpose(2, 1, 0).copy()
     y = softmax(xp.einsum("ya,amt->ymt", Wy, a) + by[:, :, None])
     acts = tr.buffers["acts"].transpose(2, 1, 0)  # (4 n_a, m, T)
     prev_a = tr.previous.transpose(2, 1, 0)
-    prev_c = tr.c[:T_x].transpose(2, 1, 0)
+    prev_c = tr.cell_states[:T_x].transpose(2, 1, 0)
     steps = []
     for t in range(T_x):
         it, ft, cct, ot = (acts[k * n_a : (k + 1) * n_a, :, t] for k in range(4))
@@ -294,7 +294,7 @@ def lstm_forward(x: Any, a0: Any, parameters: Mapping[str, Any]
     return a, y, c, Caches(steps, x, tr, "lstm")
 
 
-def lstm_backward(da: Any, caches: Caches) -> dict[str, Any]:
+def lstm_backward(da: Array, caches: Caches) -> dict[str, Any]:
     """Backward through :func:`lstm_forward` from ``da`` ``(n_a, m, T_x)``."""
     _, x = caches
     tr = caches.trace

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from rnnlab.data.errors import DataError
 from rnnlab.data.tokens import ID_DTYPE
@@ -70,7 +71,7 @@ class BPTTBatcher:
     """
 
     def __init__(self, ids: Any, batch_size: int, bptt: int, *, drop_last: bool = False,
-                 dtype: Any = ID_DTYPE) -> None:
+                 dtype: DTypeLike = ID_DTYPE) -> None:
         if not isinstance(ids, np.ndarray):
             if type(ids).__module__.startswith("cupy"):
                 raise TypeError("BPTTBatcher: ids expected a host (numpy) array, got a CuPy "

@@ -211,7 +211,7 @@ def ids_digest(parts: Mapping[str, Any]) -> str:
                             f"shape {ids.shape} dtype {ids.dtype}")
         h.update(f"{name}:{ids.shape[0]};".encode())
         for block in _blocks(ids, region):
-            h.update(np.ascontiguousarray(block, dtype="<i4"))
+            h.update(np.ascontiguousarray(block, dtype="<i4").data)
     return f"{DIGEST_ALGORITHM}:{h.hexdigest()}"
 
 

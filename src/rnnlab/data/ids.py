@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from rnnlab.data.errors import DataError
 from rnnlab.data.safefiles import create_temporary, writing
@@ -54,7 +55,7 @@ def _chunks(ids: Any) -> Iterable[Any]:
     return ids
 
 
-def save_ids(path: str | os.PathLike, ids: Any, *, dtype: Any = ID_DTYPE) -> Path:
+def save_ids(path: str | os.PathLike, ids: Any, *, dtype: DTypeLike = ID_DTYPE) -> Path:
     """Write token ids to an ``.npy`` file and return its path.
 
     Parameters

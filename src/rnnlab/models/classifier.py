@@ -27,8 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.models.regressor import (
     CELLS,
     last_layer_state,
@@ -37,7 +38,7 @@ from rnnlab.models.regressor import (
 )
 from rnnlab.nn import Linear, Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int, check_probability
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 
 POOLINGS = ("last", "mean")
 
@@ -69,8 +70,8 @@ class SequenceClassifier(Module):
     def __init__(self, input_size: int, hidden_size: int, num_classes: int,
                  num_layers: int = 1, cell: str = "lstm", pooling: str = "last",
                  bidirectional: bool = False, dropout: float = 0.0, *,
-                 nonlinearity: str = "tanh", rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 nonlinearity: str = "tanh", rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"SequenceClassifier: cell expected one of {sorted(CELLS)}, "
@@ -85,7 +86,7 @@ class SequenceClassifier(Module):
         check_probability(dropout, self.name, "dropout")
         self.cell, self.pooling = cell, pooling
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers, dropout=dropout,
                                bidirectional=bidirectional, **extra, **common)
@@ -108,7 +109,7 @@ class SequenceClassifier(Module):
                 "dtype": np.dtype(self.dtype).name}
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, lengths: Any = None, state: Any = None) -> Any:
+    def forward(self, xs: Array, lengths: Any = None, state: Any = None) -> Any:
         """Logits ``(N, C)`` of ``xs`` ``(N, T, D)``; ``lengths`` ``(N,)`` valid steps."""
         hs = self.rnn.forward(xs, state=state, lengths=lengths)  # (N, T, K*H)
         N, T, _ = hs.shape
@@ -121,7 +122,7 @@ class SequenceClassifier(Module):
             self._cache = {"T": T, "mask": mask, "counts": counts}
         return self.head.forward(z)
 
-    def forward_loss(self, xs: Any, labels: Any, lengths: Any = None,
+    def forward_loss(self, xs: Array, labels: Any, lengths: Any = None,
                      state: Any = None) -> float:
         """Mean cross-entropy of the logits against ``labels`` ``(N,)`` (class ids)."""
         logits = self.forward(xs, lengths=lengths, state=state)
@@ -135,7 +136,7 @@ class SequenceClassifier(Module):
                              f"{int(labels.max())}]")
         return self.criterion(logits, labels)
 
-    def predict(self, xs: Any, lengths: Any = None) -> np.ndarray:
+    def predict(self, xs: Array, lengths: Any = None) -> np.ndarray:
         """The most probable class of each sequence, ``(N,)`` (on the host)."""
         return to_numpy(self.forward(xs, lengths=lengths).argmax(axis=1))
 
@@ -144,7 +145,7 @@ class SequenceClassifier(Module):
         """Backward from the last :meth:`forward_loss`; returns ``dxs`` ``(N, T, D)``."""
         return self.backward_logits(self.criterion.backward(dloss))
 
-    def backward_logits(self, dlogits: Any) -> Any:
+    def backward_logits(self, dlogits: Array) -> Any:
         """Backward from ``dlogits`` ``(N, C)``, the gradient of the last forward's logits."""
         cache = require_cache(self, self._cache)
         dz = self.head.backward(dlogits)  # (N, K*H)

@@ -26,14 +26,16 @@ piece by piece, e.g. one step at a time for a free-running forecast.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.nn import GRU, LSTM, RNN, Linear, Module
 from rnnlab.nn.checks import check_positive_int, check_probability, check_shape
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -63,8 +65,8 @@ class SequenceRegressor(Module):
     def __init__(self, input_size: int, hidden_size: int, output_size: int = 1,
                  num_layers: int = 1, cell: str = "lstm", many_to_many: bool = False,
                  bidirectional: bool = False, dropout: float = 0.0, *,
-                 nonlinearity: str = "tanh", rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 nonlinearity: str = "tanh", rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"SequenceRegressor: cell expected one of {sorted(CELLS)}, "
@@ -74,7 +76,7 @@ class SequenceRegressor(Module):
         self.cell = cell
         self.many_to_many = bool(many_to_many)
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](input_size, hidden_size, num_layers, dropout=dropout,
                                bidirectional=bidirectional, **extra, **common)
@@ -88,7 +90,7 @@ class SequenceRegressor(Module):
         return f"cell={self.cell}, {mode}, output_size={self.output_size}"
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Predictions for ``xs`` ``(N, T, D)``: ``(N, out)`` or, many-to-many, ``(N, T, out)``.
 
         ``state``: the recurrent layer's initial state (``h0``, or ``(h0, c0)`` for an
@@ -118,7 +120,7 @@ class SequenceRegressor(Module):
             return None
         return valid_steps(self.xp, self.dtype, N, cache["T"], cache["lengths"])[0]
 
-    def forward_loss(self, xs: Any, targets: Any, state: Any = None,
+    def forward_loss(self, xs: Array, targets: Array, state: Any = None,
                      lengths: Any = None) -> float:
         """Mean squared error of the predictions against ``targets`` (their shape)."""
         pred = self.forward(xs, state=state, lengths=lengths)
@@ -171,7 +173,7 @@ def last_layer_state_backward(rnn: Any, dz: Any) -> Any:
     return rnn.backward(None, dstate=(dh_n, None) if rnn.has_cell else dh_n)
 
 
-def valid_steps(xp: Any, dtype: Any, N: int, T: int, lengths: Any) -> tuple[Any, Any]:
+def valid_steps(xp: ModuleType, dtype: DTypeLike, N: int, T: int, lengths: Any) -> tuple[Any, Any]:
     """``(mask (N, T, 1), counts (N, 1))`` of the valid steps of each sequence, in
     ``dtype`` on the device of ``xp`` (every step when ``lengths`` is None)."""
     counts = np.full((N, 1), T) if lengths is None else \

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng, to_numpy
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
 from rnnlab.fast import engine_for
+from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import (
     GRU,
     LSTM,
@@ -46,11 +48,11 @@ from rnnlab.nn import (
 from rnnlab.nn.checks import check_positive_int, check_probability, check_token_ids
 from rnnlab.nn.dropout import LockedDropout
 from rnnlab.nn.init import fill_normal, fill_uniform
+from rnnlab.nn.module import LayerOptions
 from rnnlab.nn.scan import TokenInput
+from rnnlab.nn.stack import CELL_KINDS, MIN_CELLS, RecurrentStack
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN, "mingru": MinGRU, "minlstm": MinLSTM}
-#: Cells whose gates read the input only (rnnlab.nn.minrnn): no token table, no engine.
-MIN_CELLS = ("mingru", "minlstm")
 INITS = ("pytorch", "book")
 _COUNT_CHUNK = 1 << 24  # token ids counted at a time by RNNLM.init_output_bias
 
@@ -93,12 +95,13 @@ class RNNLM(Module):
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
                  tie_weights: bool = False, *, nonlinearity: str = "tanh",
-                 init_range: float | None = None, init: str = "pytorch", rng: Any = None,
-                 device: str | None = None, dtype: Any = None, block: bool = False,
+                 init_range: float | None = None, init: str = "pytorch", rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None, block: bool = False,
                  dropout_kind: str = "step") -> None:
         super().__init__(device=device, dtype=dtype)
         if cell not in CELLS:
             raise ValueError(f"RNNLM: cell expected one of {sorted(CELLS)}, got {cell!r}")
+        kind = CELL_KINDS[cell]
         V = check_positive_int(vocab_size, "RNNLM", "vocab_size")
         E = check_positive_int(embedding_dim, "RNNLM", "embedding_dim")
         H = check_positive_int(hidden_size, "RNNLM", "hidden_size")
@@ -127,37 +130,33 @@ class RNNLM(Module):
                              f"{dropout_kind!r}")
         if not isinstance(block, bool):
             raise TypeError(f"RNNLM: block expected a bool, got {block!r}")
-        if block and (cell not in MIN_CELLS or E != H):
+        if block and (kind.recurrent or E != H):
             raise ValueError(f"RNNLM: block=True needs cell in {list(MIN_CELLS)} and "
                              f"embedding_dim == hidden_size, got cell={cell!r}, {E} and {H}")
         self.config = RNNLMConfig(V, E, H, num_layers, cell, float(dropout), bool(tie_weights),
                                   nonlinearity, init_range, self.dtype.name, init, block=block,
                                   dropout_kind=dropout_kind)
         self.rng = make_rng(rng)
-        common = {"rng": self.rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": self.rng, "device": device, "dtype": self.dtype}
         self.embedding = Embedding(V, E, **common)
         drop = DROPOUT_KINDS[dropout_kind]
         self.drop_in = drop(dropout, **common)
         rnn_kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-        if block:
-            from rnnlab.models.minblock import MinBlockStack
-
-            self.rnn = MinBlockStack(cell, H, num_layers, dropout, **common)
-        else:
-            self.rnn = CELLS[cell](E, H, num_layers, dropout=dropout, stateful=True,
-                                   **rnn_kwargs, **common)
+        blocks = MinBlockStack(cell, H, num_layers, dropout, **common) if block else None
+        self.rnn: RecurrentStack = blocks if blocks is not None else CELLS[cell](
+            E, H, num_layers, dropout=dropout, stateful=True, **rnn_kwargs, **common)
         self.drop_out = drop(dropout, **common)
         self.decoder = Linear(H, V, **common)
         self.criterion = SoftmaxCrossEntropy(device=device)
         self._init_weights(init_range, init)
-        if block:  # the normalisations start as the identity, whatever the init
-            self.rnn.reset_norms()
+        if blocks is not None:  # the normalisations start as the identity, whatever the init
+            blocks.reset_norms()
         self._tokens = False  # whether the last forward went through forward_tokens
         if tie_weights:
             self.decoder.tie("weight", self.embedding, "weight")
 
     @classmethod
-    def from_config(cls, config: RNNLMConfig, *, rng: Any = None,
+    def from_config(cls, config: RNNLMConfig, *, rng: RNGLike = None,
                     device: str | None = None) -> RNNLM:
         c = config
         return cls(c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.cell,
@@ -186,7 +185,7 @@ class RNNLM(Module):
             fill_uniform(self.decoder.params["weight"], self.rng, 0.1)
             self.decoder.params["bias"].fill(0)
 
-    def init_output_bias(self, ids: Any, *, smoothing: float = 1.0) -> None:
+    def init_output_bias(self, ids: Array, *, smoothing: float = 1.0) -> None:
         """Set the output bias to the log unigram distribution of the token ids ``ids``
         (the training text): ``b_v = log((n_v + s) / (n + V s))`` with ``n_v`` the count of
         token ``v`` and ``s = smoothing``. The untrained model then predicts close to the
@@ -211,24 +210,24 @@ class RNNLM(Module):
         target[...] = bias if self.xp is np else self.xp.asarray(bias)
 
     # ------------------------------------------------------------------ running
-    def forward(self, ids: Any) -> Any:
+    def forward(self, ids: Array) -> Any:
         """Logits ``(N, T, V)`` for token ids ``(N, T)``, continuing the carried state."""
         return self.decoder(self.drop_out(self._recurrent(ids)))
 
-    def _recurrent(self, ids: Any) -> Any:
+    def _recurrent(self, ids: Array) -> Any:
         """The recurrent outputs ``(N, T, H)``. When the vocabulary is smaller than the
         batch's token count and no dropout acts on the embeddings (a character model),
         the embedding and the first input projection run as one table lookup
         (:meth:`Recurrent.forward_tokens`); the result is the same."""
         emb = self.embedding
         inactive = not self.drop_in.training or self.drop_in.p == 0
-        self._tokens = inactive and self.config.cell not in MIN_CELLS \
+        self._tokens = inactive and self.rnn.token_input \
             and TokenInput.pays(emb.num_embeddings, int(ids.size))
         if self._tokens:
             return self.rnn.forward_tokens(ids, emb.params["weight"], emb.grads["weight"])
         return self.rnn(self.drop_in(emb(ids)))
 
-    def forward_loss(self, ids: Any, targets: Any) -> float:
+    def forward_loss(self, ids: Array, targets: Array) -> float:
         """Mean cross-entropy (nats per token) of next-token ``targets`` ``(N, T)``.
 
         The logits go into a buffer reused from step to step, and the loss overwrites them
@@ -250,29 +249,27 @@ class RNNLM(Module):
         """
         dlogits = self.criterion.backward(dloss)
         engine = engine_for(self.xp, self.dtype)
-        if self.config.tie_weights or self.config.cell in MIN_CELLS \
+        if self.config.tie_weights or not self.rnn.defers_grads \
                 or not engine.beside_pays(*self._backward_macs(dlogits)):
             self._backward_recurrent(self.decoder.backward(dlogits))
             return
         dh, parts = self.decoder.backward_split(dlogits)
         engine.run_beside(lambda add: self._backward_recurrent(dh, add), parts)
 
-    def _backward_recurrent(self, dh: Any, defer: Any = None) -> None:
-        if self.config.cell in MIN_CELLS:  # no deferred weight gradients
-            dxs = self.rnn.backward(self.drop_out.backward(dh))
-        else:
-            dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
+    def _backward_recurrent(self, dh: Array, defer: Any = None) -> None:
+        # defer is None unless the stack defers its weight gradients (backward above)
+        dxs = self.rnn.backward(self.drop_out.backward(dh), defer=defer)
         if not self._tokens:  # else the recurrent layer has added the embedding's gradient
             self.embedding.backward(self.drop_in.backward(dxs))
 
-    def _backward_macs(self, dlogits: Any) -> tuple[int, int]:
+    def _backward_macs(self, dlogits: Array) -> tuple[int, int]:
         """Multiply-adds of the backward's weight gradients and of its input-gradient
         chain. Per layer the chain has the loop's products and the input gradient, the
         weight gradients two products: each rows x G*H x (input + hidden)."""
         cfg = self.config
         rows = dlogits.size // cfg.vocab_size
-        G = _n_gates(self.rnn)
-        rec = 0 if cfg.cell in MIN_CELLS else cfg.hidden_size  # min cells: no W_hh
+        G = self.rnn.n_gates
+        rec = cfg.hidden_size if self.rnn.cell_kind.recurrent else 0  # min cells: no W_hh
         layers = sum(rows * G * cfg.hidden_size * (d + rec)
                      for d in [cfg.embedding_dim] + [cfg.hidden_size] * (cfg.num_layers - 1))
         return rows * cfg.hidden_size * cfg.vocab_size + layers, layers
@@ -305,11 +302,6 @@ class RNNLM(Module):
                 f"hidden={c.hidden_size}, tied={c.tie_weights}")
 
 
-def _n_gates(rnn: Any) -> int:
-    """Gate blocks per layer: ``rnn.cell.n_gates``, or ``rnn.n_gates`` (min layers)."""
-    return rnn.n_gates if isinstance(rnn.cell, str) else rnn.cell.n_gates
-
-
 class LMStepper:
     """Feeds one token per row and returns next-token logits, for generation and beam search.
 
@@ -322,21 +314,18 @@ class LMStepper:
     TABLE_LIMIT = 4_000_000
 
     def __init__(self, model: RNNLM, batch: int = 1) -> None:
-        from rnnlab.nn.stepper import Stepper
-
         self.model, self.xp = model, model.xp
         rnn = model.rnn
-        minimal = model.config.cell in MIN_CELLS
-        self.inner = rnn.stepper(batch) if minimal else Stepper(rnn, batch)
+        self.inner = rnn.stepper(batch)
         emb = model.embedding.params["weight"]
-        if emb.shape[0] * _n_gates(rnn) * rnn.hidden_size <= self.TABLE_LIMIT \
-                and hasattr(self.inner, "input_table"):  # a block stepper has none
+        if self.inner.takes_rows \
+                and emb.shape[0] * rnn.n_gates * rnn.hidden_size <= self.TABLE_LIMIT:
             self.inner.table = self.inner.input_table(emb)
         self._w = model.decoder.params["weight"]
         self._b = model.decoder.params["bias"]
         self._logits = self.xp.empty((batch, self._w.shape[0]), dtype=model.dtype)
 
-    def step(self, ids: Any) -> Any:
+    def step(self, ids: Array) -> Any:
         """Next-token logits ``(N, V)`` after feeding token ids ``(N,)`` (a reused buffer)."""
         check_token_ids(ids, "LMStepper.step", "ids", num=self._w.shape[0], xp=self.xp,
                         ndims=(1,))
@@ -349,7 +338,7 @@ class LMStepper:
         self._logits += self._b
         return self._logits
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         """Keep state rows ``index`` (beam search)."""
         self.inner.reorder(index)
 

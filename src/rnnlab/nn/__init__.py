@@ -12,11 +12,24 @@ from rnnlab.nn.minrnn import MinGRU, MinLSTM
 from rnnlab.nn.module import Module, StateDictError
 from rnnlab.nn.onestep import GRUCell, LSTMCell, RNNCell
 from rnnlab.nn.recurrent import GRU, LSTM, RNN, Recurrent
+from rnnlab.nn.stack import (
+    CELL_KINDS,
+    CLASSIC_CELLS,
+    MIN_CELLS,
+    CellKind,
+    RecurrentStack,
+    StackStepper,
+    cell_kind,
+)
 
 __all__ = [
+    "CELL_KINDS",
+    "CLASSIC_CELLS",
     "GRU",
     "LSTM",
+    "MIN_CELLS",
     "RNN",
+    "CellKind",
     "Dropout",
     "Embedding",
     "GRUCell",
@@ -30,6 +43,9 @@ __all__ = [
     "Module",
     "RNNCell",
     "Recurrent",
+    "RecurrentStack",
     "SoftmaxCrossEntropy",
+    "StackStepper",
     "StateDictError",
+    "cell_kind",
 ]

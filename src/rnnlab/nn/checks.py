@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import Array, is_array, xp_of
 
 
 def _where(owner: str, arg: str) -> str:
@@ -20,7 +20,7 @@ def _where(owner: str, arg: str) -> str:
 
 
 def check_float_array(
-    x: Any,
+    x: Array,
     owner: str,
     arg: str,
     *,
@@ -57,7 +57,7 @@ def check_float_array(
         raise ValueError(f"{where} contains NaN or infinity (check_finite is on)")
 
 
-def check_shape(x: Any, owner: str, arg: str, expected: tuple[int, ...], *,
+def check_shape(x: Array, owner: str, arg: str, expected: tuple[int, ...], *,
                 xp: ModuleType, dtype: np.dtype, check_finite: bool = False) -> None:
     """Check an array of an exact shape and dtype (states, upstream gradients)."""
     where = _where(owner, arg)
@@ -76,7 +76,7 @@ def check_shape(x: Any, owner: str, arg: str, expected: tuple[int, ...], *,
         raise ValueError(f"{where} contains NaN or infinity (check_finite is on)")
 
 
-def check_token_ids(ids: Any, owner: str, arg: str, *, num: int, xp: ModuleType,
+def check_token_ids(ids: Array, owner: str, arg: str, *, num: int, xp: ModuleType,
                     ndims: Sequence[int] = (1, 2)) -> None:
     """Check integer token ids: integer dtype, rank, every id in ``[0, num)``."""
     where = _where(owner, arg)

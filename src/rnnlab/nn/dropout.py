@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.backend import make_rng, random_uniform
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.nn.checks import check_float_array, check_probability, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -15,8 +17,8 @@ from rnnlab.nn.module import Module, require_cache
 class Dropout(Module):
     """Zero each element with probability ``p`` in training; identity in ``eval()``."""
 
-    def __init__(self, p: float = 0.5, *, rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+    def __init__(self, p: float = 0.5, *, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         self.p = check_probability(p, self.name, "p")
         self.rng = make_rng(rng)
@@ -29,7 +31,7 @@ class Dropout(Module):
     def _mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return shape
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Any:
         check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
                           ndims=(1, 2, 3, 4))
         self._shape = tuple(x.shape)
@@ -43,7 +45,7 @@ class Dropout(Module):
         self._mask = mask
         return x * mask
 
-    def backward(self, dout: Any) -> Any:
+    def backward(self, dout: Array) -> Any:
         shape = require_cache(self, self._shape)
         check_shape(dout, f"{self.name}.backward", "dout", shape, xp=self.xp, dtype=self.dtype)
         return dout if self._mask is None else dout * self._mask
@@ -52,7 +54,7 @@ class Dropout(Module):
 class LockedDropout(Dropout):
     """Dropout on ``(N, T, D)`` with one mask per ``(n, d)`` shared across all ``T`` steps."""
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Any:
         check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
                           ndims=(3,))
         return super().forward(x)

@@ -8,18 +8,20 @@ no gradient.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import check_positive_int, check_shape, check_token_ids
 from rnnlab.nn.init import normal_init
 from rnnlab.nn.module import Module, require_cache
 
 
-def scatter_add_rows(xp: Any, target: Any, ids: Any, rows: Any) -> None:
+def scatter_add_rows(xp: ModuleType, target: Array, ids: Array, rows: Array) -> None:
     """``target[ids[k]] += rows[k]`` for every ``k``, repeated ids summed.
 
     On the CPU the ids are sorted and the rows of each run of equal ids summed with
@@ -44,7 +46,7 @@ class Embedding(Module):
     """Lookup table ``weight`` ``(num_embeddings, embedding_dim)``."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 *, rng: Any = None, device: str | None = None, dtype: Any = None,
+                 *, rng: RNGLike = None, device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.num_embeddings = check_positive_int(num_embeddings, self.name, "num_embeddings")
@@ -67,12 +69,12 @@ class Embedding(Module):
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
-    def forward(self, ids: Any) -> Any:
+    def forward(self, ids: Array) -> Any:
         check_token_ids(ids, f"{self.name}.forward", "ids", num=self.num_embeddings, xp=self.xp)
         self._ids = ids
         return self.params["weight"][ids]
 
-    def backward(self, dout: Any) -> None:
+    def backward(self, dout: Array) -> None:
         ids = require_cache(self, self._ids)
         D = self.embedding_dim
         check_shape(dout, f"{self.name}.backward", "dout", (*ids.shape, D), xp=self.xp,

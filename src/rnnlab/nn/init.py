@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import Array, is_array, xp_of
 
 #: Numbers drawn at a time. Beyond the weights, an initialisation holds one chunk of
 #: float64 on the host (plus its cast copy on the way to a GPU).
@@ -37,7 +38,7 @@ def _fill(out: Any, draw: Draw) -> Any:
     :data:`CHUNK` of them at a time; the same values as ``draw(out.shape)`` cast."""
     xp = xp_of(out)
 
-    def put(target: Any, values: np.ndarray) -> None:
+    def put(target: Array, values: np.ndarray) -> None:
         target[...] = values if xp is np else xp.asarray(values.astype(out.dtype))
 
     if out.size <= CHUNK:
@@ -79,13 +80,13 @@ def fill_normal(out: Any, rng: np.random.Generator, *, divisor: float = 1.0) -> 
 
 
 def uniform_init(rng: np.random.Generator, shape: tuple[int, ...], bound: float,
-                 dtype: np.dtype, xp: Any) -> Any:
+                 dtype: np.dtype, xp: ModuleType) -> Any:
     """A new array of ``shape`` and ``dtype`` on the device of ``xp``, uniform in
     ``[-bound, bound]`` (PyTorch's default for recurrent and linear layers)."""
     return fill_uniform(xp.empty(shape, dtype=dtype), rng, bound)
 
 
-def normal_init(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, xp: Any,
+def normal_init(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype, xp: ModuleType,
                 *, divisor: float = 1.0) -> Any:
     """A new array of ``shape`` and ``dtype`` on the device of ``xp``, standard normal
     divided by ``divisor`` (an embedding's default: ``divisor=1``)."""

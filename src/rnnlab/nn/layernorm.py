@@ -26,6 +26,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.module import Module, require_cache
 
@@ -35,7 +38,7 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5,
                  elementwise_affine: bool = True, *, device: str | None = None,
-                 dtype: Any = None, check_finite: bool = False) -> None:
+                 dtype: DTypeLike | None = None, check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.normalized_shape = check_positive_int(normalized_shape, self.name,
                                                    "normalized_shape")
@@ -63,7 +66,7 @@ class LayerNorm(Module):
             self.params["weight"].fill(1)
             self.params["bias"].fill(0)
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, x: Array) -> Any:
         check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
                           ndims=(1, 2, 3, 4), last=self.normalized_shape,
                           check_finite=self.check_finite)
@@ -77,7 +80,7 @@ class LayerNorm(Module):
             return xhat.copy()
         return xhat * self.params["weight"] + self.params["bias"]
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array) -> Any:
         xhat, r = require_cache(self, self._cache)
         check_shape(dy, f"{self.name}.backward", "dy", tuple(xhat.shape), xp=self.xp,
                     dtype=self.dtype, check_finite=self.check_finite)

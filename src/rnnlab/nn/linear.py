@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
 from rnnlab.nn.module import Module, require_cache
@@ -26,7 +27,7 @@ class Linear(Module):
     """``y = x W^T + b``; ``forward(x (..., in)) -> (..., out)``, ``backward(dy) -> dx``."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None,
+                 rng: RNGLike = None, device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.in_features = check_positive_int(in_features, self.name, "in_features")
@@ -43,7 +44,7 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
-    def forward(self, x: Any, *, out: Any = None) -> Any:
+    def forward(self, x: Array, *, out: Any = None) -> Any:
         """``x (..., in) -> y (..., out)``; ``out`` (optional) is a C-contiguous array of
         ``x.size // in * out`` elements to write ``y`` into instead of a new array."""
         check_float_array(x, f"{self.name}.forward", "x", xp=self.xp, dtype=self.dtype,
@@ -59,21 +60,21 @@ class Linear(Module):
         self._x = x
         return y.reshape(*x.shape[:-1], self.out_features)
 
-    def _backward_operands(self, dy: Any, owner: str) -> tuple[Any, Any]:
+    def _backward_operands(self, dy: Array, owner: str) -> tuple[Any, Any]:
         """``(x2, dy2)``: the cached input and ``dy`` as ``(rows, features)`` matrices."""
         x = require_cache(self, self._x)
         shape = (*x.shape[:-1], self.out_features)
         check_shape(dy, f"{self.name}.{owner}", "dy", shape, xp=self.xp, dtype=self.dtype)
         return x.reshape(-1, self.in_features), dy.reshape(-1, self.out_features)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Array) -> Any:
         x2, dy2 = self._backward_operands(dy, "backward")
         self.matmul_into_grad(self.grads["weight"], dy2.T, x2)
         if "bias" in self.grads:
             self.matmul_into_grad(self.grads["bias"], self.ones(dy2.shape[0]), dy2)
         return (dy2 @ self.params["weight"]).reshape(self._x.shape)
 
-    def backward_split(self, dy: Any) -> tuple[Any, list[Callable[[], None]]]:
+    def backward_split(self, dy: Array) -> tuple[Any, list[Callable[[], None]]]:
         """:meth:`backward` in two: ``(dx, parts)``. ``dx`` is computed at once; the
         parameter gradients are left as ``parts``, callables that each add the gradient
         of a block of output rows (of ``weight`` and ``bias``) and may run in any order,

@@ -16,11 +16,12 @@ the loss is 0.0 and the gradient zero (PyTorch would return NaN).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import Array, is_array, xp_of
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import check_float_array, check_shape
 from rnnlab.nn.module import Module, require_cache
@@ -35,7 +36,7 @@ def _check_reduction(owner: str, reduction: str) -> str:
     return reduction
 
 
-def _float_dtype(x: Any) -> Any:
+def _float_dtype(x: Array) -> Any:
     """The dtype a loss checks ``x`` against: its own when floating (losses hold no
     parameters, so they follow their input), float32 otherwise (to report the error)."""
     dtype = getattr(x, "dtype", None)
@@ -67,7 +68,7 @@ class SoftmaxCrossEntropy(Module):
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}"
 
-    def _check_targets(self, logits: Any, targets: Any) -> None:
+    def _check_targets(self, logits: Array, targets: Array) -> None:
         owner = f"{self.name}.forward"
         if not is_array(targets):
             raise TypeError(f"{owner}: targets expected an integer array, got "
@@ -81,7 +82,7 @@ class SoftmaxCrossEntropy(Module):
             raise ValueError(f"{owner}: targets expected shape {tuple(logits.shape[:-1])} "
                              f"(logits without the class axis), got {tuple(targets.shape)}")
 
-    def forward(self, logits: Any, targets: Any, *, inplace: bool = False) -> float:
+    def forward(self, logits: Array, targets: Array, *, inplace: bool = False) -> float:
         """Mean (or summed) cross-entropy of ``logits`` against integer ``targets``.
 
         The gradient is computed here, in one cache-friendly sweep over the rows, and kept
@@ -128,7 +129,7 @@ class SoftmaxCrossEntropy(Module):
         return (grad * grad.dtype.type(dloss)).reshape(shape)
 
 
-def _xent_block(z: Any, t: Any, valid: Any, scale: float, xp: Any) -> float:
+def _xent_block(z: Any, t: Any, valid: Array, scale: float, xp: ModuleType) -> float:
     """Rows ``z`` (M, V) of logits become ``scale * (softmax(z) - onehot(t))``; returns the
     summed loss of the valid rows. Ignored rows become exactly zero and are never read."""
     all_valid = bool(valid.all())
@@ -148,7 +149,7 @@ def _xent_block(z: Any, t: Any, valid: Any, scale: float, xp: Any) -> float:
     return float(losses.sum(dtype=xp.float64))
 
 
-def softmax_xent_(Z: Any, targets: Any, valid: Any, scale: float) -> float:
+def softmax_xent_(Z: Any, targets: Array, valid: Array, scale: float) -> float:
     """Softmax cross-entropy of the rows of ``Z`` (M, V), overwriting ``Z`` with the gradient
     of ``scale * sum(losses)``; returns the unscaled sum of the losses of valid rows.
 
@@ -171,7 +172,7 @@ class MSELoss(Module):
         self.reduction = _check_reduction(self.name, reduction)
         self._cache: Any = None
 
-    def forward(self, pred: Any, target: Any) -> float:
+    def forward(self, pred: Any, target: Array) -> float:
         owner = f"{self.name}.forward"
         dtype = _float_dtype(pred)
         check_float_array(pred, owner, "pred", xp=self.xp, dtype=dtype,

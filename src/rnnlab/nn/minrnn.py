@@ -63,8 +63,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng, random_uniform
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.fast import engine_for
 from rnnlab.nn.checks import (
     check_float_array,
@@ -83,20 +84,25 @@ from rnnlab.nn.minrnn_math import (
     scan_sequential,
 )
 from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.stack import CELL_KINDS, CellKind, refuse_defer, refuse_tokens
 
 MODES = ("parallel", "sequential")
 
 
 class MinRecurrent(Module):
-    """Shared implementation of :class:`MinGRU` and :class:`MinLSTM`."""
+    """Shared implementation of :class:`MinGRU` and :class:`MinLSTM` (a
+    :class:`~rnnlab.nn.stack.RecurrentStack`)."""
 
     cell = "mingru"
     has_cell = False  # one state array, as RNN and GRU
+    #: No token table (the gates read the input only) and no deferred weight gradients.
+    token_input = False
+    defers_grads = False
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
-                 stateful: bool = False, *, mode: str = "parallel", rng: Any = None,
-                 device: str | None = None, dtype: Any = None,
+                 stateful: bool = False, *, mode: str = "parallel", rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         name = self.name
@@ -146,6 +152,11 @@ class MinRecurrent(Module):
             extra += f", dropout={self.dropout}"
         return extra + f", mode={self.mode!r}"
 
+    @property
+    def cell_kind(self) -> CellKind:
+        """The facts of this layer's cell (:data:`~rnnlab.nn.stack.CELL_KINDS`)."""
+        return CELL_KINDS[self.cell]
+
     def _on_device_change(self) -> None:
         self._cache, self._state = None, None
 
@@ -188,7 +199,7 @@ class MinRecurrent(Module):
         return state
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Run all layers and directions over ``xs`` ``(N, T, D)``; return ``hs``."""
         xp, owner = self.xp, f"{self.name}.forward"
         check_float_array(xs, owner, "xs", xp=xp, dtype=self.dtype, ndims=(3,),
@@ -224,7 +235,12 @@ class MinRecurrent(Module):
         self._cache = {"N": N, "T": T, "valid": valid, "layers": layers}
         return X.transpose(1, 0, 2).copy()
 
-    def _run(self, X: Any, layer: int, direction: int, h0: Any, valid: Any) -> dict[str, Any]:
+    def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
+                       state: Any = None) -> Any:
+        """Not supported (:attr:`token_input` is False): a TypeError."""
+        raise refuse_tokens(f"{self.name}.forward_tokens")
+
+    def _run(self, X: Array, layer: int, direction: int, h0: Array, valid: Array) -> dict[str, Any]:
         """One direction of one layer over ``X`` ``(T, N, D)``: its output ``(T, N, H)``
         (zero at padded steps) and what the backward needs, in processing order."""
         xp, (T, N, D) = self.xp, X.shape
@@ -261,14 +277,17 @@ class MinRecurrent(Module):
                 "valid": valid, "parallel": parallel}
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None, *, record: bool = False) -> Any:
+    def backward(self, dhs: Array, dstate: Any = None, *, record: bool = False,
+                 defer: Any = None) -> Any:
         """Backward of the last forward; return ``dxs`` ``(N, T, D)`` and set ``dh0``.
 
         ``dhs`` may be ``None`` when only the final state receives a gradient. With
         ``record`` the gradient of every state ``h_t`` (through the outputs and the
         recurrence, the ``dh_t`` of the reverse scan) is kept in :attr:`dh_states`, one
         ``(N, T, H)`` array per layer and direction (index ``layer * K + direction``,
-        time in the input's order): the gradient flow through time."""
+        time in the input's order): the gradient flow through time. ``defer`` must be
+        None (:attr:`defers_grads` is False)."""
+        refuse_defer(f"{self.name}.backward", defer)
         cache = require_cache(self, self._cache)
         xp, N, T, H, K = self.xp, cache["N"], cache["T"], self.hidden_size, self.num_directions
         owner = f"{self.name}.backward"
@@ -295,10 +314,10 @@ class MinRecurrent(Module):
         self.dh0 = xp.stack(dh0)
         self.dh_states = self._record
         self._record = None
-        return dY.transpose(1, 0, 2).copy()
+        return dX.transpose(1, 0, 2).copy()  # layer 0's: the gradient of xs
 
-    def _back(self, run: dict[str, Any], X: Any, layer: int, direction: int, dy: Any,
-              dh_n: Any, dX: Any) -> Any:
+    def _back(self, run: dict[str, Any], X: Array, layer: int, direction: int, dy: Array,
+              dh_n: Array, dX: Array) -> Any:
         """Backward through one :meth:`_run`: add into the parameter gradients and ``dX``
         ``(T, N, D)``; return ``dh0`` ``(N, H)``."""
         xp, (T, N) = self.xp, X.shape[:2]
@@ -329,7 +348,7 @@ class MinRecurrent(Module):
         self._weight_grads(X, layer, direction, xp.ascontiguousarray(dP).reshape(T * N, -1), dX)
         return dh0
 
-    def _weight_grads(self, X: Any, layer: int, direction: int, dP: Any, dX: Any) -> None:
+    def _weight_grads(self, X: Array, layer: int, direction: int, dP: Array, dX: Array) -> None:
         """``dW += dP^T X``, ``db += sum dP``, ``dX += dP W`` for ``dP`` ``(T*N, G*H)``
         in time order."""
         (T, N, D), sfx = X.shape, self.suffix(layer, direction)
@@ -338,8 +357,8 @@ class MinRecurrent(Module):
             self.matmul_into_grad(self.grads[f"bias_ih{sfx}"], self.ones(T * N), dP)
         dX += self.xp.matmul(dP, self.params[f"weight_ih{sfx}"]).reshape(T, N, D)
 
-    def _back_engine(self, run: dict[str, Any], layer: int, direction: int, dy: Any,
-                     dh_n: Any) -> tuple[Any, Any]:
+    def _back_engine(self, run: dict[str, Any], layer: int, direction: int, dy: Array,
+                     dh_n: Array) -> tuple[Any, Any]:
         """:meth:`_back` when the engine ran the forward: ``(dP, dh0)``, ``dP`` in time
         order; records ``dh`` when asked."""
         cache = require_cache(self, self._cache)
@@ -378,6 +397,9 @@ class MinStepper:
         h = stepper.step(x)            # x (N, D) -> top layer's new state (N, H)
     """
 
+    #: Layer 0's input projection may come from :meth:`input_table` (``step(rows=ids)``).
+    takes_rows = True
+
     def __init__(self, layer: MinRecurrent, batch: int) -> None:
         if layer.bidirectional:
             raise ValueError(f"MinStepper: {layer.name} is bidirectional; a stepper runs "
@@ -391,7 +413,7 @@ class MinStepper:
         """Zero state."""
         self.h = self.xp.zeros(self.layer._state_shape(self.batch), dtype=self.layer.dtype)
 
-    def set_state(self, h: Any, c: Any = None) -> None:
+    def set_state(self, h: Array, c: Array | None = None) -> None:
         """State ``(L, N, H)``, as the layer's ``h_n`` (``c`` is accepted and ignored, as
         the state of RNN and GRU steppers)."""
         check_shape(h, "MinStepper.set_state", "h", self.layer._state_shape(self.batch),
@@ -402,17 +424,17 @@ class MinStepper:
         """A copy of the state ``(L, N, H)``, and ``None`` (no cell state)."""
         return self.h.copy(), None
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         """Keep the rows ``index`` (N,) of the state, in that order (beam search)."""
         self.h = self.h[:, index]
 
-    def input_table(self, embedding_weight: Any) -> Any:
+    def input_table(self, embedding_weight: Array) -> Any:
         """``embedding_weight (V, D) @ W_ih^T + bias`` of layer 0: ``(V, G*H)``, for
         ``step(rows=ids)``."""
         table = self.xp.matmul(embedding_weight, self.layer.params["weight_ih_l0"].T)
         return table + self.layer.params["bias_ih_l0"] if self.layer.bias else table
 
-    def step(self, x: Any = None, rows: Any = None) -> Any:
+    def step(self, x: Array | None = None, rows: Array | None = None) -> Any:
         """One time step from inputs ``x`` (N, D), or rows ``rows`` (N,) of
         :attr:`table`; returns the top layer's new state (N, H)."""
         layer, xp = self.layer, self.xp
@@ -426,4 +448,4 @@ class MinStepper:
             a, b, _ = layer._gates(xp, p, False)
             self.h[k] = a * self.h[k] + b
             x = self.h[k]
-        return x.copy()
+        return self.h[-1].copy()  # the top layer's new state

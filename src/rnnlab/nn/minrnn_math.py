@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.backend import Array
+
 #: ``log 0`` in the log-space scans: finite, so that no ``inf - inf`` can arise (CuPy's
 #: ``logaddexp`` gives NaN for two infinities), and ``exp(LOG_ZERO + x)`` is exactly 0
 #: for every ``x`` a scan adds to it. Representable in float32.
@@ -35,34 +37,34 @@ SCAN_BLOCK = 64
 
 
 # ---------------------------------------------------------------- activations
-def softplus(xp: ModuleType, x: Any) -> Any:
+def softplus(xp: ModuleType, x: Array) -> Any:
     """``log(1 + e^x)`` without overflow."""
     return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
-def log_sigmoid(xp: ModuleType, x: Any) -> Any:
+def log_sigmoid(xp: ModuleType, x: Array) -> Any:
     """``log sigmoid(x) = -softplus(-x)``."""
     return -softplus(xp, -x)
 
 
-def sigmoid(xp: ModuleType, x: Any) -> Any:
+def sigmoid(xp: ModuleType, x: Array) -> Any:
     """``1 / (1 + e^-x)`` without overflow (one ``exp`` of a non-positive number)."""
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1, e) / (1 + e)
 
 
-def g(xp: ModuleType, x: Any) -> Any:
+def g(xp: ModuleType, x: Array) -> Any:
     """The positive activation of the candidate state: ``x + 1/2`` for ``x >= 0``,
     ``sigmoid(x)`` below (continuous at 0, where both are 1/2)."""
     return xp.where(x >= 0, x + 0.5, sigmoid(xp, x))  # eq: minrnn.g
 
 
-def log_g(xp: ModuleType, x: Any) -> Any:
+def log_g(xp: ModuleType, x: Array) -> Any:
     """``log g(x)``: ``log(x + 1/2)`` for ``x >= 0``, ``-softplus(-x)`` below."""
     return xp.where(x >= 0, xp.log(xp.maximum(x, 0) + 0.5), log_sigmoid(xp, x))
 
 
-def g_prime(xp: ModuleType, x: Any, gx: Any) -> Any:
+def g_prime(xp: ModuleType, x: Array, gx: Any) -> Any:
     """``g'(x)`` from ``x`` and ``gx = g(x)``: 1 for ``x >= 0``, ``g (1 - g)`` below."""
     return xp.where(x >= 0, 1, gx * (1 - gx))
 
@@ -74,7 +76,7 @@ def log_positive(xp: ModuleType, v: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- gates
-def mingru_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, dict[str, Any]]:
+def mingru_gates(xp: ModuleType, P: Array, log_space: bool) -> tuple[Any, Any, dict[str, Any]]:
     """minGRU, ``P = [k; u]``: ``z = sigmoid(k)``, ``h~ = g(u)``, ``a = 1 - z``,
     ``b = z h~``. Returns ``(a, b, saved)``; with ``log_space``, ``saved`` also holds
     ``la = log a = -softplus(k)`` and ``lb = log z + log h~ = -softplus(-k) + log g(u)``."""
@@ -94,7 +96,7 @@ def mingru_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, dic
     return a, z * ht, saved  # eq: mingru.b
 
 
-def mingru_gate_grads(xp: ModuleType, s: dict[str, Any], da: Any, db: Any) -> Any:
+def mingru_gate_grads(xp: ModuleType, s: dict[str, Any], da: Array, db: Array) -> Any:
     """``dP = [dk; du]`` from ``da``, ``db``: ``dz = db h~ - da``, ``dh~ = db z``,
     ``dk = dz z (1 - z)``, ``du = dh~ g'(u)``."""
     z, ht = s["z"], s["ht"]
@@ -104,7 +106,7 @@ def mingru_gate_grads(xp: ModuleType, s: dict[str, Any], da: Any, db: Any) -> An
     return xp.concatenate([dk, du], axis=-1)
 
 
-def minlstm_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, dict[str, Any]]:
+def minlstm_gates(xp: ModuleType, P: Array, log_space: bool) -> tuple[Any, Any, dict[str, Any]]:
     """minLSTM, ``P = [kf; ki; u]``: ``f = sigmoid(kf)``, ``i = sigmoid(ki)``,
     ``f' = f / (f + i) = sigmoid(log f - log i)``, ``i' = i / (f + i) = sigmoid(log i -
     log f)`` (no division, no ``f + i`` that could underflow), ``h~ = g(u)``, ``a = f'``,
@@ -126,7 +128,7 @@ def minlstm_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, di
     return fn, in_ * ht, saved  # eq: minlstm.b
 
 
-def minlstm_gate_grads(xp: ModuleType, s: dict[str, Any], da: Any, db: Any) -> Any:
+def minlstm_gate_grads(xp: ModuleType, s: dict[str, Any], da: Array, db: Array) -> Any:
     """``dP = [dkf; dki; du]``: ``df' = da``, ``di' = db h~``, ``dh~ = db i'``; through
     the normalisation (``s = f + i``, ``df = (df' - di') i'/s``, ``di = (di' - df') f'/s``)
     and the sigmoids, ``dkf = (df' - di') f' i' (1 - f)``, ``dki = (di' - df') f' i' (1 - i)``,
@@ -147,7 +149,7 @@ CELLS = {
 
 
 # ---------------------------------------------------------------------- scans
-def scan_sequential(xp: ModuleType, a: Any, b: Any, h0: Any) -> Any:
+def scan_sequential(xp: ModuleType, a: Array, b: Array, h0: Array) -> Any:
     """``h_t = a_t h_{t-1} + b_t``, one step at a time; returns ``h`` ``(T+1, N, H)``."""
     T = a.shape[0]
     h = xp.empty((T + 1, *h0.shape), dtype=b.dtype)
@@ -158,7 +160,7 @@ def scan_sequential(xp: ModuleType, a: Any, b: Any, h0: Any) -> Any:
     return h
 
 
-def grad_scan_sequential(xp: ModuleType, a: Any, dy: Any, dh_n: Any) -> tuple[Any, Any]:
+def grad_scan_sequential(xp: ModuleType, a: Array, dy: Array, dh_n: Array) -> tuple[Any, Any]:
     """``dh_t = dy_t + a_{t+1} dh_{t+1}`` backward in time from ``dh_{T-1} = dy_{T-1} +
     dh_n``; returns ``(dh, dh0)`` with ``dh0 = a_0 dh_0``."""
     dh = xp.empty_like(dy)
@@ -169,7 +171,7 @@ def grad_scan_sequential(xp: ModuleType, a: Any, dy: Any, dh_n: Any) -> tuple[An
     return dh, carry
 
 
-def logcumsumexp(xp: ModuleType, x: Any) -> Any:
+def logcumsumexp(xp: ModuleType, x: Array) -> Any:
     """``log(cumsum(exp(x)))`` along axis 0, stably: NumPy's ``logaddexp.accumulate``,
     or (an array module without it, as CuPy) a doubling scan, ``log2(T)`` passes of
     the elementwise ``logaddexp`` over shifted copies."""
@@ -182,7 +184,7 @@ def logcumsumexp(xp: ModuleType, x: Any) -> Any:
     return out
 
 
-def scan_log(xp: ModuleType, la: Any, lb: Any, h0: Any, block: int | None = None) -> Any:
+def scan_log(xp: ModuleType, la: Array, lb: Array, h0: Array, block: int | None = None) -> Any:
     """``h_t = exp(la_t) h_{t-1} + exp(lb_t)`` in log space, ``block`` steps at a time:
     inside a block starting from ``h_s``, ``a*_t = cumsum(la)`` and
     ``h_t = exp(a*_t + logcumsumexp(lb - a*)_t) + exp(a*_t) h_s``.
@@ -199,7 +201,7 @@ def scan_log(xp: ModuleType, la: Any, lb: Any, h0: Any, block: int | None = None
     return h
 
 
-def scan_log_signed(xp: ModuleType, la: Any, v: Any, h0: Any,
+def scan_log_signed(xp: ModuleType, la: Array, v: Any, h0: Array,
                     block: int | None = None) -> Any:
     """``h_t = exp(la_t) h_{t-1} + v_t`` for ``v`` of any sign: the scan is linear in
     ``(h0, v)``, so it is the scan of the positive parts minus that of the negative parts."""
@@ -208,7 +210,7 @@ def scan_log_signed(xp: ModuleType, la: Any, v: Any, h0: Any,
     return plus - minus  # eq: minrnn.signed
 
 
-def grad_scan_log(xp: ModuleType, la: Any, dy: Any, dh_n: Any,
+def grad_scan_log(xp: ModuleType, la: Array, dy: Array, dh_n: Array,
                   block: int | None = None) -> tuple[Any, Any]:
     """:func:`grad_scan_sequential` as a log-space scan run backward in time: with
     ``c_j = dh_{T-1-j}``, ``c_j = a_{T-j} c_{j-1} + dy_{T-1-j}``, ``c_{-1} = dh_n`` and

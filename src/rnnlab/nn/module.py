@@ -27,12 +27,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import get_xp, is_array, resolve_dtype, to_numpy, to_xp, xp_of
+from rnnlab.backend import (
+    Array,
+    RNGLike,
+    get_xp,
+    is_array,
+    resolve_dtype,
+    to_numpy,
+    to_xp,
+    xp_of,
+)
 from rnnlab.fast import engine_for
+
+
+class DeviceOptions(TypedDict, total=False):
+    """The keyword arguments every layer takes (``**options`` passes them on)."""
+
+    device: str | None
+    dtype: DTypeLike | None
+
+
+class LayerOptions(DeviceOptions, total=False):
+    """:class:`DeviceOptions` and the random generator (or seed) of a layer with weights."""
+
+    rng: RNGLike
 
 
 class StateDictError(ValueError):
@@ -52,7 +75,10 @@ class Module:
         When true, ``forward`` rejects inputs holding NaN or infinity with a ``ValueError``.
     """
 
-    def __init__(self, *, device: str | None = None, dtype: Any = None,
+    #: The child modules by attribute name (set past ``__setattr__``).
+    _modules: dict[str, Module]
+
+    def __init__(self, *, device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         object.__setattr__(self, "_modules", {})
         self.params: dict[str, Any] = {}
@@ -232,7 +258,7 @@ class Module:
         xp = get_xp(device)
         moved: dict[int, Any] = {}
 
-        def move(array: Any) -> Any:
+        def move(array: Array) -> Any:
             key = id(array)
             if key not in moved:
                 moved[key] = xp.asarray(to_numpy(array)) if xp is np else xp.asarray(array)
@@ -250,7 +276,7 @@ class Module:
         """Hook for layers that keep device-resident caches."""
 
     # ------------------------------------------------------------------ helpers
-    def scratch(self, key: Any, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    def scratch(self, key: Any, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Any:
         """A reusable work array (contents undefined) that lives as long as its shape."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)
         buf = self._scratch.get(key)
@@ -259,7 +285,7 @@ class Module:
             self._scratch[key] = buf
         return buf
 
-    def ones(self, n: int, dtype: Any = None) -> Any:
+    def ones(self, n: int, dtype: DTypeLike | None = None) -> Any:
         """A cached vector of ``n`` ones: ``ones @ m`` sums the rows of ``m`` through BLAS,
         2-4x faster than ``m.sum(axis=0)`` (a strided reduction) on the sizes used here."""
         dtype = self.dtype if dtype is None else np.dtype(dtype)
@@ -269,7 +295,7 @@ class Module:
             buf = self._scratch[key] = self.xp.ones(n, dtype=dtype)
         return buf
 
-    def matmul_into_grad(self, grad: Any, a: Any, b: Any) -> None:
+    def matmul_into_grad(self, grad: Array, a: Array, b: Array) -> None:
         """``grad += a @ b``: how every layer adds a product into a gradient (the engine
         may do it without temporaries)."""
         if not engine_for(self.xp, grad.dtype).add_matmul(grad, a, b, self.scratch):
@@ -293,6 +319,13 @@ class Module:
             child_repr = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {child_repr}")
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
+
+
+def option_reprs(module: Any, **defaults: Any) -> list[str]:
+    """``name=value`` for each attribute of ``module`` named in ``defaults`` whose value
+    differs from the default given there (for ``extra_repr``)."""
+    return [f"{name}={getattr(module, name)!r}" for name, default in defaults.items()
+            if getattr(module, name) != default]
 
 
 def require_cache(module: Module, cache: Any, method: str = "backward") -> Any:

@@ -24,12 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import check_float_array, check_positive_int, check_shape
 from rnnlab.nn.init import uniform_init
-from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.module import Module, option_reprs, require_cache
 from rnnlab.nn.scan import (
     Weights,
     final_state,
@@ -46,8 +47,8 @@ class Cell(Module):
     kind = "rnn"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 nonlinearity: str = "tanh", reset_after: bool = True, rng: Any = None,
-                 device: str | None = None, dtype: Any = None,
+                 nonlinearity: str = "tanh", reset_after: bool = True, rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None,
                  check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         self.input_size = check_positive_int(input_size, self.name, "input_size")
@@ -78,8 +79,6 @@ class Cell(Module):
 
     def extra_repr(self) -> str:
         """The sizes, then every option that differs from its default."""
-        from rnnlab.nn.recurrent import option_reprs
-
         return ", ".join([f"{self.input_size}, {self.hidden_size}",
                           *option_reprs(self, bias=True, nonlinearity="tanh",
                                         reset_after=True, check_finite=False)])
@@ -88,7 +87,7 @@ class Cell(Module):
         return Weights(source["weight_ih"], source["weight_hh"], source.get("bias_ih"),
                        source.get("bias_hh"))
 
-    def _step_forward(self, x: Any, h: Any, c: Any) -> tuple[Any, Any]:
+    def _step_forward(self, x: Array, h: Array, c: Array) -> tuple[Any, Any]:
         xp, owner = self.xp, f"{self.name}.forward"
         check_float_array(x, owner, "x", xp=xp, dtype=self.dtype, ndims=(2,),
                           last=self.input_size, check_finite=self.check_finite)
@@ -112,7 +111,7 @@ class Cell(Module):
         h_new, c_new = final_state(tr)
         return h_new.copy(), (None if c_new is None else c_new.copy())
 
-    def _step_backward(self, dh: Any, dc: Any, cache: Any) -> tuple[Any, Any, Any]:
+    def _step_backward(self, dh: Array, dc: Array, cache: Any) -> tuple[Any, Any, Any]:
         tr = require_cache(self, self.cache if cache is None else cache)
         owner, N, H = f"{self.name}.backward", tr.N, self.hidden_size
         check_shape(dh, owner, "dh", (N, H), xp=self.xp, dtype=self.dtype)
@@ -136,10 +135,10 @@ class RNNCell(Cell):
                  nonlinearity: str = "tanh", **kwargs: Any) -> None:
         super().__init__(input_size, hidden_size, bias, nonlinearity=nonlinearity, **kwargs)
 
-    def forward(self, x: Any, h: Any = None) -> Any:
+    def forward(self, x: Array, h: Array | None = None) -> Any:
         return self._step_forward(x, h, None)[0]
 
-    def backward(self, dh: Any, cache: Any = None) -> tuple[Any, Any]:
+    def backward(self, dh: Array, cache: Any = None) -> tuple[Any, Any]:
         dx, dh_prev, _ = self._step_backward(dh, None, cache)
         return dx, dh_prev
 
@@ -159,7 +158,7 @@ class LSTMCell(Cell):
 
     kind = "lstm"
 
-    def forward(self, x: Any, state: Any = None) -> tuple[Any, Any]:
+    def forward(self, x: Array, state: Any = None) -> tuple[Any, Any]:
         if state is None:
             h = c = None
         elif isinstance(state, tuple | list) and len(state) == 2:
@@ -169,5 +168,6 @@ class LSTMCell(Cell):
                             f"{type(state).__name__}")
         return self._step_forward(x, h, c)
 
-    def backward(self, dh: Any, dc: Any = None, cache: Any = None) -> tuple[Any, Any, Any]:
+    def backward(self, dh: Array, dc: Array | None = None,
+                 cache: Any = None) -> tuple[Any, Any, Any]:
         return self._step_backward(dh, dc, cache)

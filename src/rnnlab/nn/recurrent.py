@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng, random_uniform
+from rnnlab.backend import Array, RNGLike, make_rng, random_uniform
 from rnnlab.nn.cells import make_cell
 from rnnlab.nn.checks import (
     check_float_array,
@@ -35,7 +36,7 @@ from rnnlab.nn.checks import (
     check_token_ids,
 )
 from rnnlab.nn.init import uniform_init
-from rnnlab.nn.module import Module, require_cache
+from rnnlab.nn.module import Module, option_reprs, require_cache
 from rnnlab.nn.scan import (
     TokenInput,
     Weights,
@@ -45,25 +46,24 @@ from rnnlab.nn.scan import (
     scan_backward,
     scan_forward,
 )
-
-
-def option_reprs(module: Any, **defaults: Any) -> list[str]:
-    """``name=value`` for each attribute of ``module`` named in ``defaults`` whose value
-    differs from the default given there (for ``extra_repr``)."""
-    return [f"{name}={getattr(module, name)!r}" for name, default in defaults.items()
-            if getattr(module, name) != default]
+from rnnlab.nn.stack import CELL_KINDS, CellKind
+from rnnlab.nn.stepper import Stepper
 
 
 class Recurrent(Module):
-    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+    """Shared implementation of :class:`RNN`, :class:`LSTM` and :class:`GRU` (a
+    :class:`~rnnlab.nn.stack.RecurrentStack`)."""
 
     kind = "rnn"
+    #: :meth:`forward_tokens` is supported, and :meth:`backward` takes ``defer``.
+    token_input = True
+    defers_grads = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, dropout: float = 0.0, bidirectional: bool = False,
                  stateful: bool = False, *, nonlinearity: str = "tanh",
-                 reset_after: bool = True, rng: Any = None, device: str | None = None,
-                 dtype: Any = None, check_finite: bool = False) -> None:
+                 reset_after: bool = True, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None, check_finite: bool = False) -> None:
         super().__init__(device=device, dtype=dtype, check_finite=check_finite)
         name = type(self).__name__
         self.input_size = check_positive_int(input_size, name, "input_size")
@@ -132,6 +132,21 @@ class Recurrent(Module):
     def has_cell(self) -> bool:
         return self.cell.has_cell
 
+    @property
+    def cell_kind(self) -> CellKind:
+        """The facts of this layer's cell (:data:`~rnnlab.nn.stack.CELL_KINDS`)."""
+        return CELL_KINDS[self.kind]
+
+    @property
+    def n_gates(self) -> int:
+        """Gate blocks per layer (``G``: ``weight_ih`` is ``(G*H, D)``)."""
+        return self.cell.n_gates
+
+    def stepper(self, batch: int) -> Stepper:
+        """A :class:`~rnnlab.nn.stepper.Stepper` over this layer for ``batch`` rows
+        (generation; unidirectional layers only)."""
+        return Stepper(self, batch)
+
     def _on_device_change(self) -> None:
         self._traces, self._back_traces, self._cache, self._state = {}, {}, None, None
 
@@ -143,7 +158,7 @@ class Recurrent(Module):
     def set_state(self, state: Any) -> None:
         """Set the state the next forward starts from (``h``, or ``(h, c)`` for LSTM)."""
         h, c = self._split_state(state, "set_state", "state")
-        shape = getattr(h, "shape", ())
+        shape: tuple[int, ...] = getattr(h, "shape", ())
         if len(shape) != 3:
             raise ValueError(f"{self.name}.set_state: state expected shape "
                              f"({self.num_layers * self.num_directions}, N, "
@@ -172,7 +187,7 @@ class Recurrent(Module):
     def _state_shape(self, N: int) -> tuple[int, int, int]:
         return (self.num_layers * self.num_directions, N, self.hidden_size)
 
-    def _check_state_arrays(self, h: Any, c: Any, N: int, method: str, arg: str) -> None:
+    def _check_state_arrays(self, h: Array, c: Array, N: int, method: str, arg: str) -> None:
         shape = self._state_shape(N)
         owner = f"{self.name}.{method}"
         names = ("[0] (h)", "[1] (c)") if self.has_cell else ("", "")
@@ -200,7 +215,7 @@ class Recurrent(Module):
         return h, c
 
     # ------------------------------------------------------------------ forward
-    def forward(self, xs: Any, state: Any = None, lengths: Any = None) -> Any:
+    def forward(self, xs: Array, state: Any = None, lengths: Any = None) -> Any:
         """Run all layers and directions over ``xs`` ``(N, T, D)``; return ``hs``."""
         xp = self.xp
         check_float_array(xs, f"{self.name}.forward", "xs", xp=xp, dtype=self.dtype,
@@ -211,7 +226,8 @@ class Recurrent(Module):
                              f"got shape {tuple(xs.shape)}")
         return self._run(xp.ascontiguousarray(xs.transpose(1, 0, 2)), N, T, state, lengths)
 
-    def forward_tokens(self, ids: Any, weight: Any, grad: Any = None, state: Any = None) -> Any:
+    def forward_tokens(self, ids: Array, weight: Array, grad: Array | None = None,
+                       state: Any = None) -> Any:
         """``forward(weight[ids], state)`` for token ids ``(N, T)`` into an embedding matrix
         ``weight`` ``(V, input_size)``, without building ``weight[ids]``.
 
@@ -233,7 +249,7 @@ class Recurrent(Module):
         tokens = TokenInput(xp.ascontiguousarray(ids.T).reshape(-1), weight, grad)
         return self._run(tokens, N, T, state, None)
 
-    def _run(self, X: Any, N: int, T: int, state: Any, lengths: Any) -> Any:
+    def _run(self, X: Array, N: int, T: int, state: Any, lengths: Any) -> Any:
         """All layers over the time-major input ``X`` ``(T, N, D)`` (or a TokenInput)."""
         xp = self.xp
         h0, c0 = self._initial_state(state, N)
@@ -280,7 +296,7 @@ class Recurrent(Module):
         return X.transpose(1, 0, 2).copy()
 
     # ----------------------------------------------------------------- backward
-    def backward(self, dhs: Any, dstate: Any = None, *,
+    def backward(self, dhs: Array, dstate: Any = None, *,
                  defer: Callable[[Callable[[], None]], None] | None = None) -> Any:
         """Backward of the last forward; return ``dxs`` and set ``dh0`` (and ``dc0``).
 
@@ -322,7 +338,7 @@ class Recurrent(Module):
                     dc_n=None if dc_n is None else dc_n[idx],
                     dX=dX, dX_accumulate=direction > 0, defer=defer,
                 )
-            if into_tokens:
+            if dX is None:  # layer 0 added into the token table's gradient
                 dY = None
                 break
             dY = dX.reshape(T, N, D)

@@ -31,8 +31,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array
 from rnnlab.fast import engine_for
 from rnnlab.nn.cells import Accumulate, CellMath
 from rnnlab.nn.embedding import scatter_add_rows
@@ -67,7 +71,7 @@ class Weights:
     b_hh: Any = None
 
 
-def new_trace(cell: CellMath, xp: Any, T: int, N: int, D: int, H: int, dtype: Any,
+def new_trace(cell: CellMath, xp: ModuleType, T: int, N: int, D: int, H: int, dtype: DTypeLike,
               old: Trace | None = None) -> Trace:
     """A forward trace of the given size, reusing ``old`` when it fits."""
     if old is not None and old.fits(T, N, D, H, cell.n_gates, dtype):
@@ -94,7 +98,7 @@ def fold_bias(cell: CellMath, w: Weights, H: int) -> tuple[Any, Any]:
     return bias, rest
 
 
-def input_table(xp: Any, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
+def input_table(xp: ModuleType, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
     """The input projection of every embedding row, ``E (V, D) @ W_ih^T + bias``,
     ``(V, G*H)`` (into ``out`` when given)."""
     table = xp.matmul(E, W_ih.T, out=out)
@@ -103,8 +107,8 @@ def input_table(xp: Any, E: Any, W_ih: Any, bias: Any, out: Any = None) -> Any:
     return table
 
 
-def scan_forward(cell: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any = None, *,
-                 reverse: bool = False, mask: Any = None, keep: Any = None) -> None:
+def scan_forward(cell: CellMath, tr: Trace, X: Array, w: Weights, h0: Array, c0: Any = None, *,
+                 reverse: bool = False, mask: Array | None = None, keep: Any = None) -> None:
     """Run one direction over ``X`` ``(T, N, D)`` (C-contiguous) or a :class:`TokenInput`,
     filling ``tr``.
 
@@ -147,8 +151,9 @@ def final_state(tr: Trace) -> tuple[Any, Any]:
 
 
 def scan_backward(cell: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: Weights,
-                  acc: Accumulate, *, dH: Any = None, dh_n: Any = None, dc_n: Any = None,
-                  dX: Any = None, dX_accumulate: bool = False,
+                  acc: Accumulate, *, dH: Array | None = None, dh_n: Array | None = None,
+                  dc_n: Array | None = None,
+                  dX: Array | None = None, dX_accumulate: bool = False,
                   defer: Callable[[Callable[[], None]], None] | None = None,
                   ) -> tuple[Any, Any]:
     """Backward through one scan.
@@ -193,7 +198,7 @@ def scan_backward(cell: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
     return bw.dh_next.copy(), dc0
 
 
-def _loop_backward(cell: CellMath, tr: Trace, bw: BackTrace, W_hh: Any, dH: Any) -> None:
+def _loop_backward(cell: CellMath, tr: Trace, bw: BackTrace, W_hh: Array, dH: Array) -> None:
     """The reference backward loop: ``step_back`` from the last step to the first."""
     mask, keep = tr.mask, tr.keep
     for t in (range(tr.T) if tr.reverse else range(tr.T - 1, -1, -1)):
@@ -215,12 +220,12 @@ def _loop_backward(cell: CellMath, tr: Trace, bw: BackTrace, W_hh: Any, dH: Any)
 
 
 def _deferred(acc: Accumulate, defer: Callable[[Callable[[], None]], None]) -> Accumulate:
-    def hand_over(grad: Any, a: Any, b: Any) -> None:
+    def hand_over(grad: Array, a: Array, b: Array) -> None:
         defer(functools.partial(acc, grad, a, b))
     return hand_over
 
 
-def _token_input_backward(tr: Trace, da: Any, w: Weights, grads: Weights,
+def _token_input_backward(tr: Trace, da: Array, w: Weights, grads: Weights,
                           acc: Accumulate) -> None:
     """The input-side gradients of a scan over a :class:`TokenInput`, through the
     per-token sums ``dP`` ``(V, G*H)`` of ``dxw``."""

@@ -19,13 +19,18 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from rnnlab.backend import Array
 from rnnlab.fast import engine_for
 from rnnlab.nn.scan import fold_bias, input_table
 from rnnlab.nn.trace import Trace
 
 
 class Stepper:
-    """Step ``rnn`` (a :class:`~rnnlab.nn.Recurrent`, unidirectional) for ``batch`` rows."""
+    """Step ``rnn`` (a :class:`~rnnlab.nn.Recurrent`, unidirectional) for ``batch`` rows
+    (a :class:`~rnnlab.nn.stack.StackStepper`)."""
+
+    #: Layer 0's input projection may come from :meth:`input_table` (``step(rows=ids)``).
+    takes_rows = True
 
     def __init__(self, rnn: Any, batch: int, table: Any = None) -> None:
         if rnn.bidirectional:
@@ -46,7 +51,7 @@ class Stepper:
         self.table = table
         self.reset()
 
-    def input_table(self, embedding_weight: Any) -> Any:
+    def input_table(self, embedding_weight: Array) -> Any:
         """``embedding_weight (V, D) @ W_ih^T + bias`` for layer 0: ``(V, G*H)``."""
         tr, w, bias, *_ = self.layers[0]
         return input_table(tr.xp, embedding_weight, w.W_ih, bias)
@@ -58,11 +63,14 @@ class Stepper:
             if tr.c is not None:
                 tr.c[0].fill(0)
 
-    def set_state(self, h: Any, c: Any = None) -> None:
+    def set_state(self, h: Array, c: Array | None = None) -> None:
         """State ``(L, N, H)`` (and ``c`` for LSTM), as ``Recurrent.h_n``/``c_n``."""
+        if c is None and self.cell.has_cell:
+            raise TypeError(f"Stepper.set_state: c expected the cell state (L, N, H) of "
+                            f"{self.rnn.name}, got None")
         for k, (tr, *_) in enumerate(self.layers):
             tr.h[0] = h[k]
-            if tr.c is not None:
+            if tr.c is not None and c is not None:
                 tr.c[0] = c[k]
 
     def get_state(self) -> tuple[Any, Any]:
@@ -70,17 +78,17 @@ class Stepper:
         xp = self.xp
         h = xp.stack([tr.h[0] for tr, *_ in self.layers])
         has_c = self.layers[0][0].c is not None
-        c = xp.stack([tr.c[0] for tr, *_ in self.layers]) if has_c else None
+        c = xp.stack([tr.cell_states[0] for tr, *_ in self.layers]) if has_c else None
         return h, c
 
-    def reorder(self, index: Any) -> None:
+    def reorder(self, index: Array) -> None:
         """Keep the rows ``index`` (N,) of the state, in that order (beam search)."""
         for tr, *_ in self.layers:
             tr.h[0] = tr.h[0][index]
             if tr.c is not None:
                 tr.c[0] = tr.c[0][index]
 
-    def step(self, x: Any = None, rows: Any = None) -> Any:
+    def step(self, x: Array | None = None, rows: Array | None = None) -> Any:
         """One time step from inputs ``x`` (N, D), or table rows ``rows`` (N,) of layer 0;
         returns the top layer's new state (a view, valid until the next step)."""
         xp, out = self.xp, None

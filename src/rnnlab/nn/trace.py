@@ -10,6 +10,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array
+
 
 class Trace:
     """Forward record of one scan.
@@ -32,7 +36,7 @@ class Trace:
     """
 
     def __init__(self, xp: ModuleType, T: int, N: int, D: int, H: int, G: int,
-                 dtype: Any, has_cell: bool) -> None:
+                 dtype: DTypeLike, has_cell: bool) -> None:
         self.xp, self.T, self.N, self.D, self.H, self.G = xp, T, N, D, H, G
         self.dtype = dtype
         self.xw = xp.empty((T, N, G * H), dtype=dtype)
@@ -44,10 +48,18 @@ class Trace:
         self.reverse = False
         self.buffers: dict[str, Any] = {}
 
-    def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: Any) -> bool:
+    @property
+    def cell_states(self) -> Array:
+        """``c`` ``(T+1, N, H)`` of a cell with a cell state (the LSTM's)."""
+        if self.c is None:
+            raise RuntimeError("Trace.cell_states: this trace holds no cell state (has_cell "
+                               "was False)")
+        return self.c
+
+    def fits(self, T: int, N: int, D: int, H: int, G: int, dtype: DTypeLike) -> bool:
         return (self.T, self.N, self.D, self.H, self.G, self.dtype) == (T, N, D, H, G, dtype)
 
-    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> Any:
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Any:
         """The array kept under ``name`` (allocated, contents undefined, when new or when
         its shape changed)."""
         buf = self.buffers.get(name)
@@ -84,7 +96,7 @@ class BackTrace:
     ======== ============  =========================================================
     """
 
-    def __init__(self, xp: ModuleType, T: int, N: int, H: int, G: int, dtype: Any,
+    def __init__(self, xp: ModuleType, T: int, N: int, H: int, G: int, dtype: DTypeLike,
                  separate_hidden: bool) -> None:
         self.xp, self.T, self.N, self.H, self.G, self.dtype = xp, T, N, H, G, dtype
         self.dxw = xp.empty((T, N, G * H), dtype=dtype)
@@ -94,7 +106,7 @@ class BackTrace:
         self.dc_next = xp.empty((N, H), dtype=dtype)
         self.buffers: dict[Any, Any] = {}
 
-    def fits(self, T: int, N: int, H: int, G: int, dtype: Any) -> bool:
+    def fits(self, T: int, N: int, H: int, G: int, dtype: DTypeLike) -> bool:
         return (self.T, self.N, self.H, self.G, self.dtype) == (T, N, H, G, dtype)
 
     def buffer(self, name: Any, shape: tuple[int, ...]) -> Any:

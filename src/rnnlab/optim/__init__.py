@@ -13,6 +13,7 @@ and at the end of an epoch ``StepLR``/``ExponentialDecay.step()`` or
 ``ReduceOnPlateau.step(val_metric)``.
 """
 
+from rnnlab.optim._checks import ParamSource, ParamTriple
 from rnnlab.optim.adagrad import AdaGrad
 from rnnlab.optim.adam import Adam, AdamW
 from rnnlab.optim.clip import clip_grad_norm, clip_grad_value, grad_norm
@@ -32,6 +33,8 @@ __all__ = [
     "Momentum",
     "Nesterov",
     "Optimizer",
+    "ParamSource",
+    "ParamTriple",
     "RMSprop",
     "ReduceOnPlateau",
     "Schedule",

@@ -9,9 +9,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
-from rnnlab.backend import is_array, xp_of
+from rnnlab.backend import Array, is_array, xp_of
+from rnnlab.nn.module import Module
+
+#: One parameter as optimizers and clipping hold it: its name, the array, its gradient
+#: (the array ``backward`` adds into).
+ParamTriple: TypeAlias = tuple[str, Array, Array]
+
+
+class HasParamsAndGrads(Protocol):
+    """What optimizers and clipping take from a model (:class:`rnnlab.nn.Module`)."""
+
+    def named_parameters_and_grads(self) -> Iterable[ParamTriple]: ...
+
+
+#: What optimizers and clipping take: a module, ``(name, param, grad)`` triples, or
+#: ``(param, grad)`` pairs (named ``"0"``, ``"1"``, ...).
+ParamSource: TypeAlias = HasParamsAndGrads | Iterable[ParamTriple] | Iterable[tuple[Array, Array]]
 
 
 def check_real(value: Any, owner: str, arg: str, *, low: float | None = None,
@@ -90,7 +106,7 @@ def _describe(obj: Any) -> str:
     return type(obj).__name__
 
 
-def _check_pair(param: Any, grad: Any, owner: str, where: str) -> None:
+def _check_pair(param: Array, grad: Array, owner: str, where: str) -> None:
     if not is_array(param) or not is_array(grad):
         raise TypeError(f"{owner}: {where} expected a parameter array and a gradient array, "
                         f"got {_describe(param)} and {_describe(grad)}")
@@ -119,8 +135,6 @@ def _without_grads(owner: str, index: int | None = None, name: str = "") -> Type
 def _is_parameters_iterator(params: Any) -> bool:
     """``params`` is the generator of :meth:`rnnlab.nn.Module.parameters` (the parameter
     arrays, not their gradients)."""
-    from rnnlab.nn.module import Module
-
     return getattr(params, "gi_code", None) is Module.parameters.__code__
 
 
@@ -131,7 +145,7 @@ def _is_name_and_array(item: Any) -> bool:
             and is_array(item[1]))
 
 
-def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
+def collect_params(params: ParamSource, owner: str) -> list[ParamTriple]:
     """``(name, param, grad)`` triples from a Module, triples, or ``(param, grad)`` pairs.
 
     A module gives ``module.named_parameters_and_grads()`` (shared arrays once); pairs are
@@ -152,7 +166,7 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
     else:
         items = list(params)
         source = "params"
-    out: list[tuple[str, Any, Any]] = []
+    out: list[ParamTriple] = []
     seen_names: set[str] = set()
     seen_ids: dict[int, str] = {}
     for i, item in enumerate(items):
@@ -180,7 +194,7 @@ def collect_params(params: Any, owner: str) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def collect_grads(params: Any, owner: str) -> list[Any]:
+def collect_grads(params: ParamSource | Array, owner: str) -> list[Array]:
     """Gradient arrays (each once) from a Module, triples, pairs, arrays or one array.
 
     The arrays of ``module.parameters()`` and the ``(name, param)`` pairs of
@@ -189,8 +203,9 @@ def collect_grads(params: Any, owner: str) -> list[Any]:
     """
     if is_array(params):
         return [params]
-    if callable(getattr(params, "named_parameters_and_grads", None)):
-        items: list[Any] = [g for _, _, g in params.named_parameters_and_grads()]
+    named = getattr(params, "named_parameters_and_grads", None)
+    if callable(named):
+        items: list[Any] = [g for _, _, g in named()]
     elif isinstance(params, str | bytes | Mapping) or not isinstance(params, Iterable):
         raise TypeError(f"{owner}: params expected an rnnlab.nn.Module, (name, param, grad) "
                         f"triples, (param, grad) pairs or gradient arrays, got "

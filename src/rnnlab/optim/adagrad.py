@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rnnlab.backend import xp_of
-from rnnlab.optim._checks import check_real
+from rnnlab.backend import Array, xp_of
+from rnnlab.optim._checks import ParamSource, check_real
 from rnnlab.optim.optimizer import Optimizer, check_lr
 
 
@@ -23,9 +23,13 @@ class AdaGrad(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+    lr_decay: float
+    weight_decay: float
+    initial_accumulator_value: float
+    eps: float
     _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"sum"})
 
-    def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0,
+    def __init__(self, params: ParamSource, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10) -> None:
         super().__init__(params, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
@@ -48,7 +52,7 @@ class AdaGrad(Optimizer):
     def _buffer_names(cls, hyper: Mapping[str, Any]) -> tuple[str, ...]:
         return ("sum",)
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         clr = self.lr / (1 + (self._step_count - 1) * self.lr_decay)
         if self.weight_decay != 0:

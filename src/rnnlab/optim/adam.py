@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rnnlab.backend import xp_of
-from rnnlab.optim._checks import check_bool, check_real
+from rnnlab.backend import Array, xp_of
+from rnnlab.optim._checks import ParamSource, check_bool, check_real
 from rnnlab.optim.optimizer import Optimizer, check_lr
 
 
@@ -40,10 +40,14 @@ class Adam(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "betas", "eps", "weight_decay", "amsgrad")
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    amsgrad: bool
     _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"exp_avg_sq", "max_exp_avg_sq"})
     _decoupled: ClassVar[bool] = False
 
-    def __init__(self, params: Any, lr: float = 1e-3,
+    def __init__(self, params: ParamSource, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
@@ -66,7 +70,7 @@ class Adam(Optimizer):
             return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
         return ("exp_avg", "exp_avg_sq")
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         lr, (b1, b2), wd = self.lr, self.betas, self.weight_decay
         t = self._step_count
@@ -110,7 +114,7 @@ class AdamW(Adam):
 
     _decoupled: ClassVar[bool] = True
 
-    def __init__(self, params: Any, lr: float = 1e-3,
+    def __init__(self, params: ParamSource, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,

@@ -10,16 +10,15 @@ refused rather than clipped.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from rnnlab.backend import xp_of
-from rnnlab.optim._checks import check_real, collect_grads
+from rnnlab.backend import Array, xp_of
+from rnnlab.optim._checks import ParamSource, check_real, collect_grads
 
 #: Added to the norm before dividing, as in ``torch.nn.utils.clip_grad_norm_``.
 NORM_EPS = 1e-6
 
 
-def _squared_norm(grad: Any) -> float:
+def _squared_norm(grad: Array) -> float:
     """``Σ g²`` as a Python float, robust to overflow of the array's own dtype."""
     xp = xp_of(grad)
     flat = grad.reshape(-1)
@@ -34,13 +33,13 @@ def _squared_norm(grad: Any) -> float:
     return sq
 
 
-def grad_norm(params: Any) -> float:
+def grad_norm(params: ParamSource | Array) -> float:
     """The global L2 norm ``√(Σ_i ‖g_i‖²)`` of all gradients (no clipping)."""
     grads = collect_grads(params, "grad_norm")
     return math.sqrt(math.fsum(_squared_norm(g) for g in grads))
 
 
-def clip_grad_norm(params: Any, max_norm: float) -> float:
+def clip_grad_norm(params: ParamSource | Array, max_norm: float) -> float:
     """Rescale all gradients together so that their global L2 norm is at most ``max_norm``.
 
     ``n = √(Σ_i ‖g_i‖²)``; ``c = max_norm / (n + 1e-6)``; if ``c < 1`` every gradient is
@@ -64,7 +63,7 @@ def clip_grad_norm(params: Any, max_norm: float) -> float:
     return total
 
 
-def clip_grad_value(params: Any, clip_value: float) -> None:
+def clip_grad_value(params: ParamSource | Array, clip_value: float) -> None:
     """Clip every gradient element into ``[-clip_value, clip_value]`` in place.
 
     NaN elements stay NaN. ``clip_value`` must be a finite number > 0.

@@ -21,12 +21,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnlab.backend import is_array, to_xp, xp_of
+from rnnlab.backend import Array, is_array, to_xp, xp_of
 from rnnlab.fast import engine_for
-from rnnlab.optim._checks import check_int, check_keys, check_real, collect_params
+from rnnlab.optim._checks import (
+    ParamSource,
+    check_int,
+    check_keys,
+    check_real,
+    collect_params,
+)
 
 
-def _group_key(array: Any) -> tuple[str, str, Any]:
+def _group_key(array: Array) -> tuple[str, str, Any]:
     device = getattr(array, "device", None)
     return (xp_of(array).__name__, array.dtype.str, getattr(device, "id", None))
 
@@ -52,8 +58,14 @@ class Optimizer:
     #: Buffers that hold sums or averages of squares: a negative entry in a loaded state
     #: cannot have come from a step (it would turn into NaN under a square root).
     _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset()
+    #: Set once by ``__init__`` (past ``__setattr__``): names, parameters and gradients
+    #: in update order, index ``i`` of each the same parameter.
+    _names: tuple[str, ...]
+    _params: list[Array]
+    _grads: list[Array]
+    lr: float
 
-    def __init__(self, params: Any, **hyper: Any) -> None:
+    def __init__(self, params: ParamSource, **hyper: Any) -> None:
         owner = type(self).__name__
         triples = collect_params(params, owner)
         object.__setattr__(self, "_names", tuple(n for n, _, _ in triples))
@@ -63,8 +75,8 @@ class Optimizer:
             object.__setattr__(self, name, value)
         self._step_count = 0
         self.state: dict[str, dict[str, Any]] = {name: {} for name in self._names}
-        self._pool: dict[tuple[Any, ...], Any] = {}
-        self._views: dict[tuple[int, int], Any] = {}
+        self._pool: dict[tuple[Any, ...], Array] = {}
+        self._views: dict[tuple[int, int], Array] = {}
         self._ready = True
 
     # ------------------------------------------------------------ hyper-parameters
@@ -108,7 +120,7 @@ class Optimizer:
         for i, name in enumerate(self._names):
             self._update(i, self._params[i], self._grads[i], self.state[name])
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def zero_grad(self) -> None:
@@ -116,7 +128,7 @@ class Optimizer:
         for grad in self._grads:
             grad.fill(0)
 
-    def _buffer(self, state: dict[str, Any], key: str, param: Any, fill: float = 0.0) -> Any:
+    def _buffer(self, state: dict[str, Any], key: str, param: Array, fill: float = 0.0) -> Any:
         """``state[key]``, created on first use filled with ``fill`` like ``param``."""
         buf = state.get(key)
         if buf is None:
@@ -124,7 +136,7 @@ class Optimizer:
             state[key] = buf
         return buf
 
-    def _work(self, i: int, k: int = 0) -> Any:
+    def _work(self, i: int, k: int = 0) -> Array:
         """Scratch ``k`` (0 or 1) shaped like parameter ``i``; contents undefined.
 
         Views of one flat buffer per (device, dtype, k), sized for the largest parameter,
@@ -144,7 +156,7 @@ class Optimizer:
             self._views[i, k] = view
         return view
 
-    def _sub_scaled(self, i: int, param: Any, grad: Any, scale: float) -> None:
+    def _sub_scaled(self, i: int, param: Array, grad: Array, scale: float) -> None:
         """``param -= scale * grad``, the product rounded to the parameter's dtype first
         (through a work array kept per parameter; the engine may do it in one sweep with
         the same roundings, so the result is the same bits)."""

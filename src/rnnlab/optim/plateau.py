@@ -23,7 +23,7 @@ from numbers import Real
 from typing import Any, ClassVar
 
 from rnnlab.optim._checks import check_choice, check_int, check_keys, check_real
-from rnnlab.optim.schedules import check_optimizer
+from rnnlab.optim.schedules import HasLR, check_optimizer
 
 
 class ReduceOnPlateau:
@@ -39,8 +39,15 @@ class ReduceOnPlateau:
         "factor", "patience", "threshold", "mode", "threshold_mode", "cooldown", "min_lr")
     _status_names: ClassVar[tuple[str, ...]] = (
         "best", "num_bad_epochs", "cooldown_counter", "step_count")
+    factor: float
+    patience: int
+    threshold: float
+    mode: str
+    threshold_mode: str
+    cooldown: int
+    min_lr: float
 
-    def __init__(self, optimizer: Any, factor: float = 0.25, patience: int = 0,
+    def __init__(self, optimizer: HasLR, factor: float = 0.25, patience: int = 0,
                  threshold: float = 0.0, mode: str = "min", threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float = 0.0) -> None:
         owner = type(self).__name__

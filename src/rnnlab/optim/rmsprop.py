@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rnnlab.backend import xp_of
-from rnnlab.optim._checks import check_bool, check_real
+from rnnlab.backend import Array, xp_of
+from rnnlab.optim._checks import ParamSource, check_bool, check_real
 from rnnlab.optim.optimizer import Optimizer, check_lr
 
 
@@ -29,9 +29,14 @@ class RMSprop(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
     _nonnegative_buffers: ClassVar[frozenset[str]] = frozenset({"square_avg"})
 
-    def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99,
+    def __init__(self, params: ParamSource, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
                  centered: bool = False) -> None:
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -59,7 +64,7 @@ class RMSprop(Optimizer):
             names.append("momentum_buffer")
         return tuple(names)
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         alpha = self.alpha
         if self.weight_decay != 0:

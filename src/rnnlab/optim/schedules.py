@@ -21,12 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from numbers import Real
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from rnnlab.optim._checks import check_int, check_keys, check_real
 
 
-def check_optimizer(optimizer: Any, owner: str) -> None:
+class HasLR(Protocol):
+    """What a schedule drives: an optimizer's settable learning rate."""
+
+    lr: float
+
+
+def check_optimizer(optimizer: object, owner: str) -> None:
     """The optimizer must have a numeric, settable ``lr``."""
     lr = getattr(optimizer, "lr", None)
     if isinstance(lr, bool) or not isinstance(lr, Real):
@@ -41,7 +47,7 @@ class Schedule:
     #: Names of the configuration values kept in ``state_dict``.
     _config_names: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, optimizer: Any, **config: Any) -> None:
+    def __init__(self, optimizer: HasLR, **config: Any) -> None:
         owner = type(self).__name__
         check_optimizer(optimizer, owner)
         for key, value in self._check_config(config, owner).items():
@@ -105,8 +111,10 @@ class StepLR(Schedule):
     """
 
     _config_names: ClassVar[tuple[str, ...]] = ("step_size", "gamma")
+    step_size: int
+    gamma: float
 
-    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, optimizer: HasLR, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     @classmethod
@@ -130,8 +138,10 @@ class ExponentialDecay(Schedule):
     """
 
     _config_names: ClassVar[tuple[str, ...]] = ("gamma", "start_epoch")
+    gamma: float
+    start_epoch: int
 
-    def __init__(self, optimizer: Any, gamma: float, start_epoch: int = 1) -> None:
+    def __init__(self, optimizer: HasLR, gamma: float, start_epoch: int = 1) -> None:
         super().__init__(optimizer, gamma=gamma, start_epoch=start_epoch)
 
     @classmethod
@@ -161,8 +171,11 @@ class CosineAnnealing(Schedule):
     """
 
     _config_names: ClassVar[tuple[str, ...]] = ("total_steps", "eta_min", "warmup_steps")
+    total_steps: int
+    eta_min: float
+    warmup_steps: int
 
-    def __init__(self, optimizer: Any, total_steps: int, eta_min: float = 0.0,
+    def __init__(self, optimizer: HasLR, total_steps: int, eta_min: float = 0.0,
                  warmup_steps: int = 0) -> None:
         super().__init__(optimizer, total_steps=total_steps, eta_min=eta_min,
                          warmup_steps=warmup_steps)

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rnnlab.backend import xp_of
-from rnnlab.optim._checks import check_bool, check_real
+from rnnlab.backend import Array, xp_of
+from rnnlab.optim._checks import ParamSource, check_bool, check_real
 from rnnlab.optim.optimizer import Optimizer, check_lr
 
 
@@ -37,8 +37,12 @@ class SGD(Optimizer):
 
     _hyper_names: ClassVar[tuple[str, ...]] = (
         "lr", "momentum", "dampening", "weight_decay", "nesterov")
+    momentum: float
+    dampening: float
+    weight_decay: float
+    nesterov: bool
 
-    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.0,
+    def __init__(self, params: ParamSource, lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0,
                  nesterov: bool = False) -> None:
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening,
@@ -66,7 +70,7 @@ class SGD(Optimizer):
     def _buffer_names(cls, hyper: Mapping[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if hyper["momentum"] > 0 else ()
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         if wd != 0:
@@ -100,8 +104,10 @@ class _Velocity(Optimizer):
     """Shared parts of the velocity-form optimizers."""
 
     _hyper_names: ClassVar[tuple[str, ...]] = ("lr", "momentum", "weight_decay")
+    momentum: float
+    weight_decay: float
 
-    def __init__(self, params: Any, lr: float = 0.01, momentum: float = 0.9,
+    def __init__(self, params: ParamSource, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -119,7 +125,7 @@ class _Velocity(Optimizer):
     def _buffer_names(cls, hyper: Mapping[str, Any]) -> tuple[str, ...]:
         return ("velocity",)
 
-    def _scaled_grad(self, i: int, param: Any, grad: Any) -> Any:
+    def _scaled_grad(self, i: int, param: Array, grad: Array) -> Array:
         """``η (g + λθ)`` in scratch 0."""
         xp = xp_of(param)
         work = self._work(i)
@@ -139,7 +145,7 @@ class Momentum(_Velocity):
     first step). Equals ``SGD(momentum=μ)`` while ``η`` is constant.
     """
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         step = self._scaled_grad(i, param, grad)
         v = self._buffer(state, "velocity", param)
         v *= self.momentum
@@ -155,7 +161,7 @@ class Nesterov(_Velocity):
     Equals ``SGD(momentum=μ, nesterov=True)`` while ``η`` is constant.
     """
 
-    def _update(self, i: int, param: Any, grad: Any, state: dict[str, Any]) -> None:
+    def _update(self, i: int, param: Array, grad: Array, state: dict[str, Any]) -> None:
         xp = xp_of(param)
         step = self._scaled_grad(i, param, grad)
         v = self._buffer(state, "velocity", param)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from rnnlab.backend import make_rng
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn import Module
 from rnnlab.nn.checks import check_float_array, check_positive_int
 from rnnlab.nn.init import uniform_init
@@ -49,7 +50,7 @@ class Memory:
     dkeys: Any = None
     dproj: Any = None
 
-    def take(self, index: Any) -> Memory:
+    def take(self, index: Array) -> Memory:
         """The rows ``index`` (beam search reorders and repeats batch rows)."""
         return Memory(self.keys[index], self.proj[index],
                       None if self.mask is None else self.mask[index])
@@ -72,8 +73,8 @@ class Attention(Module):
     """
 
     def __init__(self, query_size: int, key_size: int, score: str = "dot",
-                 attn_size: int | None = None, *, rng: Any = None, device: str | None = None,
-                 dtype: Any = None) -> None:
+                 attn_size: int | None = None, *, rng: RNGLike = None, device: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         self.query_size = check_positive_int(query_size, self.name, "query_size")
         self.key_size = check_positive_int(key_size, self.name, "key_size")
@@ -103,7 +104,7 @@ class Attention(Module):
         return f"query_size={self.query_size}, key_size={self.key_size}, score={self.score!r}"
 
     # --------------------------------------------------------------- memory side
-    def prepare(self, keys: Any, mask: Any = None) -> Memory:
+    def prepare(self, keys: Array, mask: Array | None = None) -> Memory:
         """Project the keys ``(N, S, Dk)`` once; ``mask`` ``(N, S)`` bool or None."""
         check_float_array(keys, f"{self.name}.prepare", "keys", xp=self.xp, dtype=self.dtype,
                           ndims=(3,), last=self.key_size)
@@ -189,7 +190,7 @@ class Attention(Module):
         return dq
 
     # ------------------------------------------------------------ one-shot form
-    def forward(self, q: Any, keys: Any, mask: Any = None) -> Any:
+    def forward(self, q: Any, keys: Array, mask: Array | None = None) -> Any:
         """Context ``(N, U, Dk)`` of queries ``q`` over ``keys``; sets ``weights``."""
         memory = self.prepare(keys, mask)
         ctx, self.weights, cache = self.attend(q, memory)

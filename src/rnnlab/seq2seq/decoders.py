@@ -21,16 +21,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnlab.backend import make_rng
+from numpy.typing import DTypeLike
+
+from rnnlab.backend import Array, RNGLike, make_rng
 from rnnlab.nn import Embedding, GRUCell, Linear, LSTMCell, Module
-from rnnlab.nn.module import require_cache
+from rnnlab.nn.module import LayerOptions, require_cache
 from rnnlab.seq2seq.attention import Attention, Memory
 from rnnlab.seq2seq.encoder import CELLS, EncoderOutput
 
 STEP_CELLS = {"lstm": LSTMCell, "gru": GRUCell}
 
 
-def select_state(state: dict[str, Any], index: Any) -> dict[str, Any]:
+def select_state(state: dict[str, Any], index: Array) -> dict[str, Any]:
     """Rows ``index`` of every array (and memory) of a decoding state."""
     return {k: (v.take(index) if isinstance(v, Memory) else v[index])
             for k, v in state.items() if v is not None}
@@ -49,11 +51,11 @@ class Decoder(Module):
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
-                 cell: str = "lstm", peeky: bool = False, *, rng: Any = None,
-                 device: str | None = None, dtype: Any = None) -> None:
+                 cell: str = "lstm", peeky: bool = False, *, rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         H = hidden_size
         self.peeky = bool(peeky)
         self.hidden_size = H
@@ -70,7 +72,7 @@ class Decoder(Module):
             return (enc.h[None], enc.c[None])
         return enc.h[None]
 
-    def _run(self, y: Any, enc_h: Any, state: Any) -> Any:
+    def _run(self, y: Array, enc_h: Any, state: Any) -> Any:
         """Inputs ``y`` ``(N, U, E)`` -> the output layer's inputs ``(N, U, ...)``."""
         xp = self.xp
         N, U, _ = y.shape
@@ -82,13 +84,13 @@ class Decoder(Module):
             s = xp.concatenate([s, xp.broadcast_to(enc_h[:, None], s.shape)], axis=2)
         return s
 
-    def forward(self, dec_in: Any, enc: EncoderOutput) -> Any:
+    def forward(self, dec_in: Array, enc: EncoderOutput) -> Any:
         """Logits ``(N, U, V)`` of the next character after each of ``dec_in`` ``(N, U)``."""
         y = self.embedding(dec_in)
         self._cache = y.shape
         return self.out(self._run(y, enc.h, self._state0(enc)))
 
-    def backward(self, dlogits: Any) -> tuple[Any, Any, Any]:
+    def backward(self, dlogits: Array) -> tuple[Any, Any, Any]:
         """``(None, dh, dc)``: gradients of the encoder summary (``dc`` None for a GRU)."""
         _, _, E = require_cache(self, self._cache)
         H = self.hidden_size
@@ -111,7 +113,7 @@ class Decoder(Module):
         """The decoding state after the encoder (batch-first arrays)."""
         return {"h": enc.h, "c": enc.c, "peek": enc.h}
 
-    def _rnn_step(self, y: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _rnn_step(self, y: Array, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         h0 = (state["h"][None], state["c"][None]) if self.rnn.has_cell else state["h"][None]
         s = self._run(y[:, None], state.get("peek"), h0)[:, 0]
         new = dict(state)
@@ -134,7 +136,8 @@ class AttentionDecoder(Decoder):
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
                  cell: str = "lstm", score: str = "dot", key_size: int | None = None, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
+                 rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         rng = make_rng(rng)
         self.key_size = hidden_size if key_size is None else key_size
         super().__init__(vocab_size, embedding_dim, hidden_size, cell, False, rng=rng,
@@ -145,14 +148,14 @@ class AttentionDecoder(Decoder):
     def _extra_out(self) -> int:
         return self.key_size
 
-    def forward(self, dec_in: Any, enc: EncoderOutput) -> Any:
+    def forward(self, dec_in: Array, enc: EncoderOutput) -> Any:
         y = self.embedding(dec_in)
         s = self.rnn(y, self._state0(enc))
         ctx = self.attention(s, enc.hs, enc.mask)
         self._cache = y.shape
         return self.out(self.xp.concatenate([s, ctx], axis=2))
 
-    def backward(self, dlogits: Any) -> tuple[Any, Any, Any]:
+    def backward(self, dlogits: Array) -> tuple[Any, Any, Any]:
         require_cache(self, self._cache)
         H, xp = self.hidden_size, self.xp
         dout = self.out.backward(dlogits)
@@ -177,10 +180,11 @@ class BahdanauDecoder(Module):
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int,
                  cell: str = "lstm", score: str = "additive", key_size: int | None = None, *,
-                 rng: Any = None, device: str | None = None, dtype: Any = None) -> None:
+                 rng: RNGLike = None,
+                 device: str | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__(device=device, dtype=dtype)
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         H = self.hidden_size = hidden_size
         K = self.key_size = hidden_size if key_size is None else key_size
         self.embedding = Embedding(vocab_size, embedding_dim, **common)
@@ -190,7 +194,7 @@ class BahdanauDecoder(Module):
         self.has_cell = cell == "lstm"
         self._cache: Any = None
 
-    def _step(self, y: Any, h: Any, c: Any, memory: Memory) -> tuple[Any, ...]:
+    def _step(self, y: Array, h: Array, c: Array, memory: Memory) -> tuple[Any, ...]:
         ctx, a, att_cache = self.attention.attend(h[:, None], memory)
         x = self.xp.concatenate([y, ctx[:, 0]], axis=1)
         if self.has_cell:
@@ -199,7 +203,7 @@ class BahdanauDecoder(Module):
             h = self.cell(x, h)
         return h, c, ctx[:, 0], a[:, 0], (att_cache, self.cell.cache)
 
-    def forward(self, dec_in: Any, enc: EncoderOutput) -> Any:
+    def forward(self, dec_in: Array, enc: EncoderOutput) -> Any:
         xp = self.xp
         ys = self.embedding(dec_in)
         memory = self.attention.prepare(enc.hs, enc.mask)
@@ -214,7 +218,7 @@ class BahdanauDecoder(Module):
         self._cache = (memory, caches, ys.shape)
         return self.out(xp.stack(outs, axis=1))
 
-    def backward(self, dlogits: Any) -> tuple[Any, Any, Any]:
+    def backward(self, dlogits: Array) -> tuple[Any, Any, Any]:
         memory, caches, (N, U, E) = require_cache(self, self._cache)
         xp, H = self.xp, self.hidden_size
         dout = self.out.backward(dlogits)

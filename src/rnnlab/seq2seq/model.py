@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from rnnlab._config import ConfigDict
-from rnnlab.backend import make_rng, xp_of
+from rnnlab.backend import Array, RNGLike, make_rng, xp_of
 from rnnlab.nn import Module, SoftmaxCrossEntropy
 from rnnlab.nn.checks import check_positive_int
+from rnnlab.nn.module import LayerOptions
 from rnnlab.seq2seq.attention import check_score
 from rnnlab.seq2seq.data import IGNORE_INDEX, Batch
 from rnnlab.seq2seq.decoders import AttentionDecoder, BahdanauDecoder, Decoder
@@ -92,7 +93,7 @@ class Seq2Seq(Module):
         positions, in the source's own order (also when read reversed).
     """
 
-    def __init__(self, config: Seq2SeqConfig, *, rng: Any = None,
+    def __init__(self, config: Seq2SeqConfig, *, rng: RNGLike = None,
                  device: str | None = None) -> None:
         if not isinstance(config, Seq2SeqConfig):
             raise TypeError(f"Seq2Seq: config expected a Seq2SeqConfig, got "
@@ -100,17 +101,19 @@ class Seq2Seq(Module):
         super().__init__(device=device, dtype=config.dtype)
         self.config = c = config
         rng = make_rng(rng)
-        common = {"rng": rng, "device": device, "dtype": self.dtype}
+        common: LayerOptions = {"rng": rng, "device": device, "dtype": self.dtype}
         self.encoder = Encoder(c.vocab_size, c.embedding_dim, c.hidden_size, c.cell,
                                c.bidirectional, c.reverse, **common)
         H = self.encoder.output_size
+        self.decoder: Decoder | AttentionDecoder | BahdanauDecoder
         if c.decoder in ("plain", "peeky"):
             self.decoder = Decoder(c.vocab_size, c.embedding_dim, H, c.cell,
                                    peeky=c.decoder == "peeky", **common)
         else:
             kind = AttentionDecoder if c.decoder == "attention" else BahdanauDecoder
             self.decoder = kind(c.vocab_size, c.embedding_dim, H, c.cell,
-                                score=c.attention_score, key_size=H, **common)
+                                score=c.score or _DEFAULT_SCORE[c.decoder], key_size=H,
+                                **common)
         self.criterion = SoftmaxCrossEntropy(ignore_index=IGNORE_INDEX, device=device)
         self._enc: EncoderOutput | None = None
 
@@ -120,14 +123,14 @@ class Seq2Seq(Module):
                 f"reverse={c.reverse}, bidirectional={c.bidirectional}")
 
     # ------------------------------------------------------------------- running
-    def _ids(self, ids: Any) -> Any:
+    def _ids(self, ids: Array) -> Any:
         return ids if self.xp is np else self.xp.asarray(ids)
 
-    def encode(self, src: Any, src_lengths: Any = None) -> EncoderOutput:
+    def encode(self, src: Array, src_lengths: Any = None) -> EncoderOutput:
         """Run the encoder over ids ``src`` ``(N, S)`` (rows of ``src_lengths``)."""
         return self.encoder(self._ids(src), src_lengths)
 
-    def forward(self, src: Any, dec_in: Any, src_lengths: Any = None) -> Any:
+    def forward(self, src: Array, dec_in: Array, src_lengths: Any = None) -> Any:
         """Teacher-forced logits ``(N, U, V)``."""
         self._enc = self.encode(src, src_lengths)
         return self.decoder(self._ids(dec_in), self._enc)

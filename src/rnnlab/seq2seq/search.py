@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import to_numpy
+from rnnlab.backend import Array, to_numpy
 from rnnlab.seq2seq.data import Codec
 from rnnlab.seq2seq.decoders import select_state
 from rnnlab.seq2seq.model import Seq2Seq, source_order
 from rnnlab.seq2seq.tasks import Pairs
 
 
-def _log_softmax(logits: Any, banned: Sequence[int]) -> np.ndarray:
+def _log_softmax(logits: Array, banned: Sequence[int]) -> np.ndarray:
     z = to_numpy(logits).astype(np.float64)
     if banned:
         z[:, list(banned)] = -np.inf
@@ -40,7 +40,7 @@ def _check(max_len: Any, beam_width: Any = 1) -> None:
         raise ValueError(f"decode: beam_width expected an int >= 1, got {beam_width!r}")
 
 
-def greedy_decode(model: Seq2Seq, src: Any, src_lengths: Any, max_len: int, start_id: int,
+def greedy_decode(model: Seq2Seq, src: Array, src_lengths: Any, max_len: int, start_id: int,
                   eos_id: int | None = None, banned: Sequence[int] = ()
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """Most likely next character at every step.
@@ -73,7 +73,7 @@ def greedy_decode(model: Seq2Seq, src: Any, src_lengths: Any, max_len: int, star
     return np.stack(out, axis=1), att
 
 
-def beam_search(model: Seq2Seq, src: Any, src_lengths: Any, max_len: int, start_id: int,
+def beam_search(model: Seq2Seq, src: Array, src_lengths: Any, max_len: int, start_id: int,
                 eos_id: int | None = None, banned: Sequence[int] = (), beam_width: int = 5
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The best of ``beam_width`` hypotheses per row.

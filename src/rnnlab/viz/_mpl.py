@@ -7,6 +7,7 @@ Figures are plain :class:`matplotlib.figure.Figure` objects rendered by the Agg 
 from __future__ import annotations
 
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 EXTRA_HINT = 'pip install "rnnlab[viz]"'
@@ -86,5 +87,6 @@ class quiet_missing_glyphs:
         warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support",
                                 category=UserWarning)
 
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._ctx.__exit__(exc_type, exc, tb)

@@ -67,10 +67,11 @@ class HeadlessChromium:
 
     def __init__(self, executable: str | None = None, *, width: int = 1280, height: int = 900,
                  timeout: float = 30.0) -> None:
-        self.executable = executable or find_chromium()
-        if self.executable is None:
+        found = executable or find_chromium()
+        if found is None:
             raise BrowserError("no Chromium found: install it (Debian: apt-get install "
                                "chromium) or set RNNLAB_CHROMIUM to its path")
+        self.executable: str = found
         self.width, self.height, self.timeout = width, height, timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._profile: str | None = None

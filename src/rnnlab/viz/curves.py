@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.data import DataError
+from rnnlab.train.metrics import read_metrics
+from rnnlab.viz._mpl import new_figure, save_figure
+
 METRICS_FILE = "metrics.jsonl"
 #: The largest magnitude drawn: beyond it an axis range or its ticks overflow a float.
 DRAWABLE = 1e300
@@ -99,9 +103,6 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.nda
 def _read(path: Path) -> list[dict[str, Any]]:
     """The records of a metrics file; a file that is not UTF-8 text (or a line nested too
     deeply for the JSON reader) is a ``DataError`` naming the file and the place."""
-    from rnnlab.data import DataError
-    from rnnlab.train.metrics import read_metrics
-
     try:
         return read_metrics(path)
     except UnicodeDecodeError:
@@ -226,8 +227,6 @@ def plot_training_curves(runs: Sequence[str | Path | RunCurves] | str | Path,
     training solid, validation dashed with markers, test a star, rollbacks red ticks).
     ``smooth`` averages the training curves over that many logged points. Returns the
     Figure (and writes ``out`` when given)."""
-    from rnnlab.viz._mpl import new_figure, save_figure
-
     if x not in X_AXES:
         raise ValueError(f"plot_training_curves: x expected one of {list(X_AXES)}, got {x!r}")
 

@@ -28,25 +28,35 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
-from rnnlab.backend import make_rng, to_numpy
-from rnnlab.nn import LSTMCell
+from rnnlab.backend import Array, RNGLike, make_rng, to_numpy
+from rnnlab.data import BPTTBatcher
+from rnnlab.models import RNNLM
+from rnnlab.optim import Adam, clip_grad_norm
+from rnnlab.viz._mpl import new_figure, save_figure
 from rnnlab.viz.probe import (
     _decode,
     _embed,
     host_min_layer,
-    is_min,
     layer_cells,
     run_cells,
     run_min,
     softmax,
 )
 
+
 #: The model variants compared by default: name -> RNNLM keyword arguments.
-VARIANTS: dict[str, dict[str, str]] = {
+class Variant(TypedDict, total=False):
+    """The :class:`~rnnlab.models.RNNLM` keyword arguments that make a variant."""
+
+    cell: str
+    nonlinearity: str
+
+
+VARIANTS: dict[str, Variant] = {
     "rnn-tanh": {"cell": "rnn", "nonlinearity": "tanh"},
     "rnn-relu": {"cell": "rnn", "nonlinearity": "relu"},
     "lstm": {"cell": "lstm"},
@@ -59,7 +69,7 @@ VARIANT_COLORS = {"rnn-tanh": "#0072B2", "rnn-relu": "#D55E00", "lstm": "#009E73
                   "gru": "#CC79A7", "mingru": "#E69F00", "minlstm": "#56B4E9"}
 
 
-def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -> np.ndarray:
+def gradient_norms(model: Any, windows: Array, targets: Array, *, layer: int = -1) -> np.ndarray:
     """``||dL_b/dh_{t-k}||`` for each window ``b`` and lag ``k``: an array ``(B, K)``.
 
     ``windows`` ``(B, K)`` are input ids, ``targets`` ``(B,)`` the token after each
@@ -76,7 +86,7 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
         raise ValueError(f"gradient_norms: targets expected ({windows.shape[0]},), got "
                          f"{targets.shape}")
     B, K = windows.shape
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         return _min_gradient_norms(model, windows, targets, layer)
     cells = layer_cells(model.rnn)
     n_layers = len(cells)
@@ -89,7 +99,7 @@ def gradient_norms(model: Any, windows: Any, targets: Any, *, layer: int = -1) -
     probs = softmax(_decode(model, hs[-1][:, -1]))
     probs[np.arange(B), targets] -= 1.0  # d CE / d logits, per window
     w_dec = to_numpy(model.decoder.params["weight"]).astype(np.float64)
-    lstm = isinstance(cells[0], LSTMCell)
+    lstm = cells[0].cell.has_cell
     dh: list[Any] = [np.zeros((B, c.hidden_size), dtype=dtype) for c in cells]
     dc: list[Any] = [np.zeros((B, c.hidden_size), dtype=dtype) for c in cells]
     dh[-1] = (probs @ w_dec).astype(dtype)
@@ -131,10 +141,10 @@ def _min_gradient_norms(model: Any, windows: np.ndarray, targets: np.ndarray, la
 
 def _radius(model: Any, layer: int = 0) -> float | None:
     """:func:`recurrent_radius`, or None for a model without ``weight_hh`` (min cells)."""
-    return None if is_min(model) else recurrent_radius(model, layer)
+    return recurrent_radius(model, layer) if model.rnn.cell_kind.recurrent else None
 
 
-def sample_windows(ids: Any, count: int, length: int, rng: Any = None
+def sample_windows(ids: Array, count: int, length: int, rng: RNGLike = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` random windows ``(count, length)`` of ``ids`` and the token after each."""
     ids = np.asarray(to_numpy(ids)).reshape(-1)
@@ -157,7 +167,8 @@ class GradientFlow:
 
     norms: dict[str, dict[str, np.ndarray]]
     losses: dict[str, dict[str, float]] = field(default_factory=dict)
-    radius: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Spectral radius of ``weight_hh`` per variant and stage; None for the min cells.
+    radius: dict[str, dict[str, float | None]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     steps: int = 0
     scale: float | None = None
@@ -188,7 +199,7 @@ class GradientFlow:
 
 def recurrent_radius(model: Any, layer: int = 0) -> float:
     """Largest spectral radius among the ``H x H`` gate blocks of ``weight_hh`` of a layer."""
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         raise ValueError(f"recurrent_radius: a {model.config.cell} model has no recurrent "
                          f"matrix weight_hh (its gates read the input only)")
     rnn = model.rnn
@@ -216,9 +227,6 @@ def median_curve(norms: np.ndarray, normalize: bool = True, q: float = 50.0) -> 
 def _train(model: Any, ids: np.ndarray, steps: int, *, batch_size: int, bptt: int, lr: float,
            clip: float) -> tuple[int, str]:
     """Adam with gradient clipping over contiguous windows; stops early on a NaN."""
-    from rnnlab.data import BPTTBatcher
-    from rnnlab.optim import Adam, clip_grad_norm
-
     batcher = BPTTBatcher(ids, batch_size, bptt)
     opt = Adam(model, lr=lr)
     model.train()
@@ -248,7 +256,7 @@ def _train(model: Any, ids: np.ndarray, steps: int, *, batch_size: int, bptt: in
 
 
 def _window_loss(model: Any, windows: np.ndarray, targets: np.ndarray) -> float:
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         top = run_min(model, windows)[1][:, -1]
     else:
         top = run_cells(layer_cells(model.rnn), _embed(model, windows))[0][-1][:, -1]
@@ -256,7 +264,7 @@ def _window_loss(model: Any, windows: np.ndarray, targets: np.ndarray) -> float:
     return float(-np.log(p[np.arange(len(targets)), targets] + 1e-300).mean())
 
 
-def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | None = None,
+def gradient_flow_study(ids: Array, vocab_size: int, *, variants: Sequence[str] | None = None,
                         steps: int = 300, hidden_size: int = 64, embedding_dim: int = 32,
                         max_lag: int = 60, windows: int = 64, batch_size: int = 32,
                         bptt: int = 64, lr: float = 0.003, clip: float = 5.0,
@@ -273,8 +281,6 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
     explode, the gated ones do not). ``steps=0`` measures initialisation only.
     ``echo(message)`` reports progress.
     """
-    from rnnlab.models import RNNLM
-
     names = list(VARIANTS) if variants is None else list(variants)
     unknown = [v for v in names if v not in VARIANTS]
     if unknown or not names:
@@ -291,7 +297,7 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
         result.norms[name] = {"init": gradient_norms(model, win, tgt)}
         result.losses[name] = {"init": _window_loss(model, win, tgt)}
         result.radius[name] = {"init": _radius(model)}
-        if scale is not None and not is_min(model):  # min cells: no W_hh to scale
+        if scale is not None and model.rnn.cell_kind.recurrent:  # min cells: no W_hh to scale
             scaled = RNNLM(vocab_size, embedding_dim, hidden_size, 1, rng=seed, device="cpu",
                            **VARIANTS[name])
             scaled.eval()
@@ -312,7 +318,7 @@ def gradient_flow_study(ids: Any, vocab_size: int, *, variants: Sequence[str] | 
     return result
 
 
-def gradient_flow_of_models(models: dict[str, Any], ids: Any, *, max_lag: int = 60,
+def gradient_flow_of_models(models: dict[str, Any], ids: Array, *, max_lag: int = 60,
                             windows: int = 64, seed: int = 0, stage: str = "trained",
                             layer: int = -1) -> GradientFlow:
     """Gradient flow of already-trained models (e.g. loaded checkpoints), by name, on the
@@ -342,8 +348,6 @@ def plot_gradient_flow(flow: GradientFlow, out: str | Path | None = None, *,
                        dpi: int = 100) -> Any:
     """One panel per stage, one curve per variant: median ``||dL/dh_{t-k}||`` against
     ``k`` on a log scale, with the 25-75 % band over windows. Returns the Figure."""
-    from rnnlab.viz._mpl import new_figure, save_figure
-
     stages = flow.stages
     fig = new_figure(figsize=(5.0 * len(stages) + 0.6, 4.3), dpi=dpi)
     axes = fig.subplots(1, len(stages), sharey=True, squeeze=False)[0]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.viz._mpl import new_figure, quiet_missing_glyphs, save_figure
 from rnnlab.viz.tokens import display_token
 
 MODES = ("tokens", "rank")
@@ -49,8 +50,6 @@ def plot_predictions(states: Any, out: str | Path | None = None, *, top_k: int =
     :class:`~rnnlab.viz.probe.States` of a text. Returns the Figure."""
     from matplotlib.colors import PowerNorm
     from matplotlib.patches import Rectangle
-
-    from rnnlab.viz._mpl import new_figure, quiet_missing_glyphs, save_figure
 
     if mode not in MODES:
         raise ValueError(f"plot_predictions: mode expected one of {MODES}, got {mode!r}")

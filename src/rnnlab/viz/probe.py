@@ -18,25 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.backend import to_numpy
+from rnnlab.backend import Array, to_numpy
+from rnnlab.models.minblock import MinBlockStack
 from rnnlab.nn import GRUCell, LSTMCell, RNNCell
 
-_CELL_CLASSES = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
-#: Cells run through their own layer (parallel scan) and stepper, not one-step cells.
-MIN_CELLS = ("mingru", "minlstm")
-
-
-def is_min(model: Any) -> bool:
-    """Whether ``model`` (an RNNLM) has a minGRU / minLSTM stack (plain or in blocks)."""
-    return model.config.cell in MIN_CELLS
+#: The one-step cell of each kind with recurrent weights (the min cells run through
+#: their own layer and stepper instead: ``not rnn.cell_kind.recurrent``).
+_CELL_CLASSES = {cls.kind: cls for cls in (RNNCell, LSTMCell, GRUCell)}
 
 
 def host_min_layer(rnn: Any) -> Any:
     """A host (NumPy), non-stateful copy of a :class:`~rnnlab.nn.MinGRU` /
     :class:`~rnnlab.nn.MinLSTM` or a :class:`~rnnlab.models.minblock.MinBlockStack`,
     in eval mode with zero gradients (the model's own layer is left as it was)."""
-    from rnnlab.models.minblock import MinBlockStack
-
     if isinstance(rnn, MinBlockStack):
         copy = MinBlockStack(rnn.cell, rnn.hidden_size, rnn.num_layers, ff_mult=rnn.ff_mult,
                              mode=rnn.mode, stateful=False, device="cpu", dtype=rnn.dtype)
@@ -194,7 +188,7 @@ def run_cells(cells: list[Any], xs: np.ndarray, *, keep_caches: bool = False
     and, with ``keep_caches``, each layer's per-step caches for ``cell.backward``.
     """
     N, T, _ = xs.shape
-    lstm = isinstance(cells[0], LSTMCell)
+    lstm = cells[0].cell.has_cell
     hs = [np.empty((N, T, c.hidden_size), dtype=c.dtype) for c in cells]
     cs = [np.empty((N, T, c.hidden_size), dtype=c.dtype) for c in cells] if lstm else None
     caches: list[list[Any]] = [[] for _ in cells]
@@ -216,7 +210,7 @@ def run_cells(cells: list[Any], xs: np.ndarray, *, keep_caches: bool = False
     return hs, cs, caches
 
 
-def collect_states(model: Any, ids: Any, *, vocab: Any = None) -> States:
+def collect_states(model: Any, ids: Array, *, vocab: Any = None) -> States:
     """Run ``model`` over token ``ids`` ``(T,)`` (or a ``str``, encoded with ``vocab``;
     symbols it lacks become ``<unk>``) from a zero state and keep everything.
 
@@ -235,7 +229,7 @@ def collect_states(model: Any, ids: Any, *, vocab: Any = None) -> States:
     V = model.config.vocab_size
     if int(ids.min()) < 0 or int(ids.max()) >= V:
         raise ValueError(f"collect_states: ids expected in [0, {V})")
-    if is_min(model):
+    if not model.rnn.cell_kind.recurrent:
         hs, top = run_min(model, ids[None])
         h, c = [a[0] for a in hs], None
         logits = _decode(model, top[0])

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.backend import make_rng
+from rnnlab.viz._mpl import new_figure, quiet_missing_glyphs, require, save_figure
 from rnnlab.viz.tokens import column_in_line, context_label, token_classes
 
 METHODS = ("pca", "tsne")
@@ -56,8 +57,6 @@ def tsne_2d(states: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
     spinning OpenMP workers on a busy machine can make it many times slower.
     """
     import inspect
-
-    from rnnlab.viz._mpl import require
 
     manifold = require("sklearn.manifold", "t-SNE")
     from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
@@ -101,8 +100,6 @@ def plot_hidden_states(states: Any, out: str | Path | None = None, *,
     leaves out the first states (still warming up from zero); ``labels`` random points
     (drawn with ``seed``) are annotated with the text just read; ``tsne_iter`` bounds the
     t-SNE optimisation. Returns the Figure."""
-    from rnnlab.viz._mpl import new_figure, quiet_missing_glyphs, save_figure
-
     if isinstance(methods, str):
         methods = [methods]
     methods = list(methods)

@@ -38,9 +38,8 @@ after) or ``rh`` (reset before) ``(T, N, H)``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from rnnlab.nn.cells import Accumulate, CellMath, sigmoid
+from rnnlab.backend import Array
+from rnnlab.nn.cells.base import Accumulate, CellMath, sigmoid
 from rnnlab.nn.trace import BackTrace, Trace
 
 
@@ -58,7 +57,7 @@ class GRUMath(CellMath):
         # with the reset after the product, b_hn is multiplied by r: it stays in the step
         return slice(0, 2 * H) if self.reset_after else slice(0, 3 * H)
 
-    def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
+    def step(self, tr: Trace, t: int, W_hh: Array, b_hh_rest: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, cur = tr.rows(t)
         h_prev, xw = tr.h[prev], tr.xw[t]
@@ -77,7 +76,7 @@ class GRUMath(CellMath):
         tr.h[cur] = (1 - z) * n + z * h_prev  # eq: gru.h
         tr.buffer("acts", (tr.T, tr.N, 3 * H))[t] = xp.concatenate([rz, n], axis=1)
 
-    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
+    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, _ = tr.rows(t)
         h_prev = tr.h[prev]
@@ -100,7 +99,7 @@ class GRUMath(CellMath):
         bw.dh_next[...] = dh_prev  # eq: gru.dh_prev
 
     def hidden_weight_grad(self, tr: Trace, bw: BackTrace, acc: Accumulate,
-                           g_hh: Any) -> None:
+                           g_hh: Array) -> None:
         if self.reset_after:
             super().hidden_weight_grad(tr, bw, acc, g_hh)
             return

@@ -26,9 +26,8 @@ rows in gate order. The forward keeps the gate values ``acts`` ``(T, N, 4H)`` an
 
 from __future__ import annotations
 
-from typing import Any
-
-from rnnlab.nn.cells import CellMath, sigmoid
+from rnnlab.backend import Array
+from rnnlab.nn.cells.base import CellMath, sigmoid
 from rnnlab.nn.trace import BackTrace, Trace
 
 
@@ -39,7 +38,7 @@ class LSTMMath(CellMath):
     n_gates = 4
     has_cell = True
 
-    def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
+    def step(self, tr: Trace, t: int, W_hh: Array, b_hh_rest: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, cur = tr.rows(t)
         a = tr.xw[t] + tr.h[prev] @ W_hh.T
@@ -47,20 +46,20 @@ class LSTMMath(CellMath):
         f = sigmoid(xp, a[:, H : 2 * H])  # eq: lstm.f
         g = xp.tanh(a[:, 2 * H : 3 * H])  # eq: lstm.g
         o = sigmoid(xp, a[:, 3 * H :])  # eq: lstm.o
-        c = f * tr.c[prev] + i * g  # eq: lstm.c
+        c = f * tr.cell_states[prev] + i * g  # eq: lstm.c
         tanh_c = xp.tanh(c)
-        tr.c[cur] = c
+        tr.cell_states[cur] = c
         tr.h[cur] = o * tanh_c  # eq: lstm.h
         tr.buffer("acts", (tr.T, tr.N, 4 * H))[t] = xp.concatenate([i, f, g, o], axis=1)
         tr.buffer("tanh_c", (tr.T, tr.N, H))[t] = tanh_c
 
-    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
+    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Array) -> None:
         xp, H = tr.xp, tr.H
         prev, _ = tr.rows(t)
         acts = tr.buffers["acts"][t]
         i, f, g, o = acts[:, :H], acts[:, H : 2 * H], acts[:, 2 * H : 3 * H], acts[:, 3 * H :]
         tanh_c = tr.buffers["tanh_c"][t]
-        c_prev = tr.c[prev]
+        c_prev = tr.cell_states[prev]
         dh = bw.dh
         do = dh * tanh_c  # eq: lstm.do
         ds = bw.dc_next + dh * o * (1 - tanh_c * tanh_c)  # eq: lstm.ds

@@ -17,9 +17,8 @@ biases are added once, into ``xw``. The backward needs only ``h_t`` itself.
 
 from __future__ import annotations
 
-from typing import Any
-
-from rnnlab.nn.cells import CellMath
+from rnnlab.backend import Array
+from rnnlab.nn.cells.base import CellMath
 from rnnlab.nn.trace import BackTrace, Trace
 
 
@@ -32,13 +31,13 @@ class RNNMath(CellMath):
     def __init__(self, nonlinearity: str = "tanh") -> None:
         self.nonlinearity = nonlinearity
 
-    def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
+    def step(self, tr: Trace, t: int, W_hh: Array, b_hh_rest: Array) -> None:
         xp = tr.xp
         prev, cur = tr.rows(t)
         a = tr.xw[t] + tr.h[prev] @ W_hh.T  # eq: rnn.a
         tr.h[cur] = xp.tanh(a) if self.nonlinearity == "tanh" else xp.maximum(a, 0)  # eq: rnn.h
 
-    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
+    def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Array) -> None:
         h = tr.h[tr.rows(t)[1]]
         dh = bw.dh
         if self.nonlinearity == "tanh":
