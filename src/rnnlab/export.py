@@ -63,7 +63,10 @@ import numpy as np
 
 from rnnlab.backend import to_numpy
 from rnnlab.data.safefiles import write_atomic
+from rnnlab.nn import Embedding, Linear
+from rnnlab.nn.recurrent import Recurrent
 from rnnlab.train.checkpoint import is_checkpoint
+from rnnlab.train.state import load_model
 
 __all__ = ["FORMATS", "GATE_ORDER", "OPSET", "check_out", "export_checkpoint", "export_onnx",
            "export_torch", "torch_recipe"]
@@ -81,9 +84,6 @@ _PROTOBUF_LIMIT = 2**31 - 1
 
 def _parts(model: Any, fmt: str) -> tuple[Any, Any, Any]:
     """The embedding, recurrent and output layers of a language model, checked."""
-    from rnnlab.nn import Embedding, Linear
-    from rnnlab.nn.recurrent import Recurrent
-
     where = f"export ({fmt})"
     missing = [a for a in ("embedding", "rnn", "decoder") if not hasattr(model, a)]
     if missing:
@@ -311,8 +311,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None,
     (the one exported included) is never replaced (:func:`check_out`). Both are checked
     before the checkpoint is loaded.
     """
-    from rnnlab.train.state import load_model
-
     if fmt not in FORMATS:
         raise ValueError(f"export: fmt expected one of {list(FORMATS)}, got {fmt!r}")
     checkpoint = Path(checkpoint)

@@ -59,6 +59,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from rnnlab.nn.module import Module
+
 __all__ = ["AUTO_SECONDS", "DEFAULT_SAMPLES", "EPS", "TOL", "GradCheckReport", "GradCheckRow",
            "assert_gradients", "check_gradients", "check_module", "numeric_gradient",
            "relative_error"]
@@ -557,8 +559,6 @@ def _float64_module(module: Any, notes: list[str]) -> Any:
     params = _parameters(module)
     if all(isinstance(p, np.ndarray) and p.dtype == np.float64 for _, p, _ in params):
         return module
-    from rnnlab.nn.module import Module
-
     bad = next((name, p) for name, p, _ in params
                if not (isinstance(p, np.ndarray) and p.dtype == np.float64))
     if not isinstance(module, Module):
@@ -621,7 +621,8 @@ def _parameters(module: Any) -> list[tuple[str, Any, Any]]:
 
 
 def _modules(module: Any) -> list[Any]:
-    found, stack = [], [module]
+    found: list[Any] = []
+    stack: list[Any] = [module]
     while stack:
         obj = stack.pop()
         if any(obj is seen for seen in found):

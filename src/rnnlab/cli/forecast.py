@@ -11,6 +11,7 @@ import json
 from rnnlab.cli import STOP_STATUS, UsageError
 from rnnlab.cli import train as train_cmd
 from rnnlab.families.forecast import resume_forecast, start_forecast
+from rnnlab.nn.stack import CELL_KINDS
 from rnnlab.train.distributed import detect
 
 FORECAST_FLAGS = ("csv", "column", "window", "horizon", "valid_fraction", "plot")
@@ -28,7 +29,7 @@ def train_forecast(args: argparse.Namespace) -> int:
         raise UsageError(f"--task forecast does not take "
                          f"{', '.join('--' + n.replace('_', '-') for n in given)} (options "
                          f"of a language model)")
-    if args.cell in ("mingru", "minlstm"):
+    if args.cell is not None and not CELL_KINDS[args.cell].recurrent:
         raise UsageError(f"--cell {args.cell}: --task forecast expected lstm, gru or rnn")
     if args.valid_fraction is not None and not 0 < args.valid_fraction < 1:
         raise UsageError(f"--valid-fraction expected a number in (0, 1), got "

@@ -14,6 +14,7 @@ from rnnlab.argtypes import nonneg_float, nonneg_int, positive_int
 from rnnlab.cli import STOP_STATUS, UsageError
 from rnnlab.cli import forecast as forecast_cmd
 from rnnlab.families.lm import resume_run, start_run
+from rnnlab.nn.stack import CELL_KINDS
 from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from rnnlab.train.distributed import detect
 from rnnlab.train.launch import run_checkpoint
@@ -46,7 +47,7 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--data-dir", help="folder holding the canonical files (else RNNLAB_DATA, "
                    "else download)")
     m = p.add_argument_group("model")
-    m.add_argument("--cell", choices=("lstm", "gru", "rnn", "mingru", "minlstm"))
+    m.add_argument("--cell", choices=tuple(CELL_KINDS))
     m.add_argument("--embedding-dim", type=positive_int)
     m.add_argument("--hidden-size", type=positive_int)
     m.add_argument("--num-layers", type=positive_int)

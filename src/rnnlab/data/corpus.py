@@ -20,7 +20,7 @@ is encoded once and larger-than-memory ones are never loaded whole.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,9 @@ def load_corpus(name_or_path: str | os.PathLike, **kw: Any) -> Corpus:
     A name wins over a same-named path; write ``./ptb`` for the folder.
     """
     if isinstance(name_or_path, str) and name_or_path.strip().lower() in _NAMES:
-        loader = {"ptb": load_ptb, "tinyshakespeare": load_tinyshakespeare,
-                  "stdlib": load_stdlib}[_NAMES[name_or_path.strip().lower()]]
-        return loader(**kw)
+        loaders: dict[str, Callable[..., Corpus]] = {
+            "ptb": load_ptb, "tinyshakespeare": load_tinyshakespeare, "stdlib": load_stdlib}
+        return loaders[_NAMES[name_or_path.strip().lower()]](**kw)
     if not isinstance(name_or_path, str | os.PathLike):
         raise TypeError(f"load_corpus: name_or_path expected a str or path, "
                         f"got {type(name_or_path).__name__}")

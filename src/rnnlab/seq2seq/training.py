@@ -29,6 +29,7 @@ import numpy as np
 
 from rnnlab._config import ConfigDict
 from rnnlab.data import DataError
+from rnnlab.nn.stack import cell_kind
 from rnnlab.seq2seq.data import (
     IGNORE_INDEX,
     Codec,
@@ -282,7 +283,7 @@ def _check_declared_size(config: Seq2SeqConfig, arrays: dict[str, np.ndarray],
     A lower bound: one embedding, the encoder's and the decoder's recurrent weights, the
     output matrix (every decoder kind has at least these)."""
     V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
-    G = 3 if config.cell == "gru" else 4
+    G = cell_kind(config.cell, "Seq2SeqConfig.cell").n_gates
     Hd = 2 * H if config.bidirectional else H
     declared = V * E + G * H * (E + H) + G * Hd * (E + Hd) + Hd * V
     stored = sum(int(v.size) for k, v in arrays.items() if k.startswith("model/"))

@@ -93,7 +93,7 @@ class UncheckedDocumentWarning(UserWarning):
 def crc32_of(array: np.ndarray) -> str:
     """The CRC-32 of an array's bytes (C order), as 8 hex digits."""
     data = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
-    return f"{zlib.crc32(data):08x}"
+    return f"{zlib.crc32(data.data):08x}"
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> None:

@@ -33,6 +33,7 @@ from rnnlab.backend import to_numpy
 from rnnlab.data import Vocab
 from rnnlab.models.rnnlm import RNNLM, RNNLMConfig
 from rnnlab.nn import Module
+from rnnlab.nn.stack import CELL_KINDS
 from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint, take_group
 
 
@@ -168,12 +169,11 @@ def restore_carried_state(model: RNNLM, arrays: Mapping[str, np.ndarray], where:
         raise CheckpointError(f"{where}: carried state does not fit the model ({exc})") from exc
 
 
-_CONFIG_CHOICES = {"cell": ("lstm", "gru", "rnn", "mingru", "minlstm"),
+_CONFIG_CHOICES = {"cell": tuple(CELL_KINDS),
                    "nonlinearity": ("tanh", "relu"),
                    "dtype": ("float32", "float64"), "init": ("pytorch", "book"),
                    "dropout_kind": ("step", "locked")}
 _CONFIG_SIZES = ("vocab_size", "embedding_dim", "hidden_size", "num_layers")
-_GATES = {"lstm": 4, "gru": 3, "rnn": 1, "mingru": 2, "minlstm": 3}
 
 
 def _is_real(value: Any) -> bool:
@@ -215,8 +215,9 @@ def weight_count(config: RNNLMConfig) -> int:
     """The numbers in the weight matrices of a model of this configuration (embedding,
     recurrent and output matrices; biases left out): a lower bound on its parameters."""
     V, E, H, L = config.vocab_size, config.embedding_dim, config.hidden_size, config.num_layers
-    G = _GATES.get(config.cell, 1)
-    if config.cell in ("mingru", "minlstm"):  # input weights only (and the block's FF)
+    kind = CELL_KINDS.get(config.cell)
+    G = kind.n_gates if kind is not None else 1
+    if kind is not None and not kind.recurrent:  # input weights only (and the block's FF)
         ff = 8 * H * H * L if getattr(config, "block", False) else 0
         return V * E + G * H * E + G * H * H * (L - 1) + ff \
             + (0 if config.tie_weights else V * H)
