@@ -1,7 +1,7 @@
-"""Every ``rnnlab`` command line of the README runs, as written, on tiny settings.
+"""Every ``rnnlab`` command line of the README and of the user guide runs, as written.
 
-The command lines are read from the README itself (its code blocks, and the complete
-commands quoted in its text), so a command or an option the README shows that the
+The command lines are read from README.md and docs/guide.md (their code blocks, and the
+complete commands quoted in their text), so a command or an option they show that the
 program no longer takes fails here. Each runs in one scratch folder, in the README's
 order, with options appended that make it small (argparse keeps the last value given):
 a few steps of a tiny model. Under ``mpiexec -n K`` a line runs on one process (the
@@ -37,8 +37,13 @@ TINY_SEQ2SEQ = ["--source", "generated", "--n", "200", "--hidden-size", "8", "--
 SETUP = [["train", "--cell", "gru", *TINY_LM]]  # runs/stdlib-gru, for plot curves
 
 
+#: The user's documents whose command lines run here, in this order: the README, then the
+#: user guide the README links to (the site's "Using rnnlab" page).
+DOCUMENTS = ("README.md", "docs/guide.md")
+
+
 def readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in DOCUMENTS)
     lines = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
