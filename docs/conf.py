@@ -43,7 +43,6 @@ root_doc = "index"
 # ------------------------------------------------------------------ MyST / myst-nb
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "attrs_inline"]
 myst_heading_anchors = 3
-myst_update_mathjax = False                # MathJax 2 below, configured here
 nb_execution_mode = os.environ.get("RNNLAB_DOCS_EXECUTE", "force")
 if nb_execution_mode not in ("force", "cache", "off", "auto", "inline", "lazy"):
     raise ValueError("RNNLAB_DOCS_EXECUTE: expected force, cache or off, got "
@@ -81,18 +80,16 @@ html_theme_options = {
     "footer_end": [],
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
+html_context = {"default_mode": "light"}   # the theme logs an error without one
 html_show_sourcelink = False
 html_copy_source = False
 html_last_updated_fmt = None
-# MathJax 2.7 from PyPI's jupyter-server-mathjax, copied into _static/mathjax by rnnlab_site
-mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-mathjax2_config = {
-    "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
-                "processRefs": False, "processEnvironments": False},
-    # the package's only fonts: STIX-Web, served from _static/mathjax/fonts
-    "HTML-CSS": {"availableFonts": ["STIX-Web"], "preferredFont": "STIX-Web",
-                 "webFont": "STIX-Web", "imageFont": None},
-    "menuSettings": {"renderer": "HTML-CSS"},
-    "showMathMenu": False,
-    "messageStyle": "none",
+# MathJax 3 from PyPI's django-static-mathjax (the MathJax distribution as package data; no
+# Django needed), copied into _static/mathjax by rnnlab_site. SVG output: the glyphs come
+# from MathJax's own JavaScript font data, so no web font is loaded (Chromium refuses
+# fonts to pages opened from file://, which is how MathJax 2's HTML-CSS output failed).
+mathjax_path = "mathjax/tex-svg.js"
+mathjax3_config = {
+    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+    "svg": {"fontCache": "global"},
 }

@@ -8,26 +8,27 @@ Source pages
     carry an ``# eq:`` marker are highlighted. ``source/index.html`` lists the modules.
 
 Gallery
-    :func:`rnnlab.course.gallery` displays a figure with ``rnnlab.gallery`` output metadata
-    (its key and caption). After a tutorial has been executed (or its outputs restored from
-    the cache), the figures it marked are read from the executed notebook myst-nb writes,
+    :func:`rnnlab.course.gallery` displays a figure as a PNG whose ``rnnlab.gallery`` text
+    chunk holds its key and caption. After a tutorial has been read (its notebook executed,
+    or its outputs restored from the cache), the marked PNGs among its output images are
     kept in the build environment, and the ``rnnlab-gallery`` directive (``gallery.md``)
-    shows them all, each with its caption and a link to its page. The gallery is therefore
-    made by the build from the tutorials' own runs: nothing is committed.
+    shows them all, each with its caption and a link to the figure in its page. The
+    gallery is therefore made by the build from the tutorials' own runs: nothing is
+    committed.
 
 MathJax
-    ``_static/mathjax`` is copied at build time from PyPI's ``jupyter-server-mathjax``
-    (MathJax 2.7 with its STIX-Web fonts), so the site typesets offline.
+    ``_static/mathjax`` is copied at build time from PyPI's ``django-static-mathjax``
+    (MathJax 3, SVG output: no web fonts), so the site typesets offline, from ``file://``
+    too.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 import json
 import posixpath
 import shutil
+import struct
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,14 @@ def package_modules(package: str = "rnnlab") -> list[tuple[str, str, str]]:
 
 
 def highlight_source(text: str, marked_lines: list[int]) -> str:
-    """The module's text as HTML: a table of line numbers and code, each code line in a
-    ``<span id="L-<n>">``; ``marked_lines`` (1-based) highlighted."""
+    """The module's text as HTML, each line in a ``<span id="L-<n>">`` (the line numbers
+    are drawn by CSS counters, so copied code has none); ``marked_lines`` (1-based)
+    highlighted."""
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    formatter = HtmlFormatter(linenos="table", linespans="L", hl_lines=marked_lines,
+    formatter = HtmlFormatter(linespans="L", hl_lines=marked_lines,
                               cssclass="highlight rnnlab-source", wrapcode=True)
     return highlight(text, PythonLexer(), formatter)
 
@@ -150,47 +152,67 @@ class GalleryDirective(Directive):
         return [gallery_placeholder()]
 
 
-def _notebook_path(app: Sphinx, docname: str) -> Path:
-    folder = Path(app.env.mystnb_config.output_folder)  # type: ignore[attr-defined]
-    return folder.joinpath(*docname.split("/")).with_suffix(".ipynb")
+def png_text_chunks(data: bytes) -> dict[str, str]:
+    """The ``tEXt`` chunks of a PNG (keyword to text); empty for anything else."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return {}
+    found, at = {}, 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at: at + 8])
+        body = data[at + 8: at + 8 + length]
+        if kind == b"tEXt" and b"\0" in body:
+            keyword, text = body.split(b"\0", 1)
+            found[keyword.decode("latin-1")] = text.decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):
+            break
+        at += 12 + length
+    return found
 
 
-def gallery_entries_of(notebook: dict[str, Any]) -> list[dict[str, Any]]:
-    """The outputs of an executed notebook that :func:`rnnlab.course.gallery` marked:
-    ``{"key", "caption", "png"}`` with the PNG's bytes."""
-    entries = []
-    for cell in notebook.get("cells", []):
-        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            meta = output.get("metadata", {}).get(GALLERY_METADATA)
-            data = output.get("data", {}).get("image/png")
-            if not isinstance(meta, dict) or data is None:
-                continue
-            raw = "".join(data) if isinstance(data, list) else data
-            try:
-                png = base64.b64decode(raw, validate=False)
-            except binascii.Error:
-                continue
-            entries.append({"key": str(meta.get("key")), "caption": str(meta.get("caption")),
-                            "png": png})
-    return entries
+def gallery_mark(data: bytes) -> dict[str, str] | None:
+    """``{"key", "caption"}`` when the PNG was made by :func:`rnnlab.course.gallery`."""
+    text = png_text_chunks(data).get(GALLERY_METADATA)
+    if text is None:
+        return None
+    try:
+        mark = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(mark, dict) or not {"key", "caption"} <= set(mark):
+        return None
+    return {"key": str(mark["key"]), "caption": str(mark["caption"])}
+
+
+def _image_file(app: Sphinx, node: nodes.image) -> Path | None:
+    uri = node.get("candidates", {}).get("*") or node.get("uri", "")
+    if not uri or "://" in uri or uri.startswith("data:"):
+        return None
+    for candidate in (Path(app.srcdir) / uri.lstrip("/"),
+                      Path(app.env.relfn2path(uri, app.env.docname)[1])):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def read_gallery_figures(app: Sphinx, doctree: nodes.document) -> None:
-    """After a page was read (a notebook executed), keep the figures it marked."""
+    """After a page was read (its notebook executed, or its outputs taken from the cache),
+    keep the figures :func:`rnnlab.course.gallery` marked, and give each an anchor."""
     env = app.env
     store: dict[str, list[dict[str, Any]]] = getattr(env, "rnnlab_gallery", {})
     env.rnnlab_gallery = store  # type: ignore[attr-defined]
     store.pop(env.docname, None)
-    if not hasattr(env, "mystnb_config"):
-        return
-    path = _notebook_path(app, env.docname)
-    if not path.is_file() or path.stat().st_mtime < env.doc2path(env.docname).stat().st_mtime:
-        return
-    try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    entries = gallery_entries_of(notebook)
+    entries = []
+    for node in doctree.findall(nodes.image):
+        path = _image_file(app, node)
+        if path is None or path.suffix.lower() != ".png":
+            continue
+        data = path.read_bytes()
+        mark = gallery_mark(data)
+        if mark is None:
+            continue
+        target = node.parent if isinstance(node.parent, nodes.Element) else node
+        target["ids"].append(f"gallery-{mark['key']}")
+        entries.append({**mark, "png": data})
     if entries:
         store[env.docname] = entries
 
@@ -240,7 +262,8 @@ def fill_gallery(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             caption += nodes.Text(entry["caption"] + " — from ")
             title = env.titles[page].astext() if page in env.titles else page
             caption += nodes.reference("", title,
-                                       refuri=app.builder.get_relative_uri(docname, page))
+                                       refuri=app.builder.get_relative_uri(docname, page)
+                                       + f"#gallery-{key}")
             figure += caption
             figures.append(figure)
     if not figures:
@@ -253,21 +276,42 @@ def fill_gallery(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 
 # ------------------------------------------------------------------ MathJax
 def mathjax_source() -> Path:
-    import jupyter_server_mathjax
+    """MathJax 3's ``es5`` folder in PyPI's ``django-static-mathjax``."""
+    import mathjax  # django-static-mathjax: the MathJax distribution as package data
 
-    return Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
+    return Path(mathjax.__file__).resolve().parent / "static" / "mathjax" / "es5"
+
+
+#: What the site loads: ``tex-svg.js`` (TeX input, SVG output with its font data), the TeX
+#: extensions it may autoload, the menu and its accessibility parts. Not copied: the CHTML
+#: output and its web fonts, the speech-rule engine.
+MATHJAX_PARTS = ("tex-svg.js", "input/tex/extensions", "output/svg", "ui", "a11y",
+                 "adaptors")
 
 
 def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    shutil.copytree(mathjax_source(), Path(app.outdir) / "_static" / "mathjax",
-                    dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    source, target = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        src = source / part
+        if src.is_dir():
+            shutil.copytree(src, target / part, dirs_exist_ok=True)
+        else:
+            (target / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / part)
 
 
 def check_mathjax_package(app: Sphinx) -> None:
-    if not (mathjax_source() / "MathJax.js").is_file():
-        logger.warning("MathJax: jupyter-server-mathjax has no static/MathJax.js")
+    try:
+        source = mathjax_source()
+    except ImportError:
+        logger.warning("MathJax: django-static-mathjax is not installed (pip install "
+                       "'rnnlab[docs]'): the site cannot typeset its formulas offline")
+        return
+    missing = [p for p in MATHJAX_PARTS if not (source / p).exists()]
+    if missing:
+        logger.warning(f"MathJax: {source} lacks {', '.join(missing)}")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -15,7 +15,7 @@ page shows that equation and checks it::
 shown by some page and that each name a page uses exists.
 
 ``gallery(fig, key, caption)`` shows a figure made by a page and offers it to the site's
-gallery (the build reads the marked display from the executed page).
+gallery (the build finds the marked PNG among the executed page's outputs).
 
 ``mode()`` reads ``RNNLAB_TUTORIAL`` (``quick``, the default, or ``full``): the size a page
 runs at.
@@ -23,10 +23,11 @@ runs at.
 
 from __future__ import annotations
 
-import base64
 import io
+import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -209,8 +210,8 @@ def equation(name: str, latex: str) -> Equation:
 class GalleryFigure:
     """A figure offered to the site's gallery: displays as the PNG it was rendered to.
 
-    The display carries ``rnnlab.gallery`` metadata (``key``, ``caption``), which the
-    documentation build reads from the executed page to make the gallery page.
+    The PNG carries its key and caption in a text chunk named ``rnnlab.gallery`` (JSON),
+    which the documentation build reads from the executed page to make the gallery page.
     """
 
     def __init__(self, png: bytes, key: str, caption: str) -> None:
@@ -219,24 +220,23 @@ class GalleryFigure:
     def __repr__(self) -> str:
         return f"<gallery figure {self.key!r}: {self.caption}>"
 
-    def _repr_mimebundle_(self, include: Any = None,
-                          exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        data = {"image/png": base64.b64encode(self.png).decode("ascii"),
-                "text/plain": repr(self)}
-        return data, {GALLERY_METADATA: {"key": self.key, "caption": self.caption}}
+    def _repr_png_(self) -> bytes:
+        return self.png
 
 
+#: The PNG text chunk that marks a gallery figure: ``{"key": ..., "caption": ...}``.
 GALLERY_METADATA = "rnnlab.gallery"
 
 
-def gallery(figure: Any, key: str, caption: str, *, dpi: int = 100) -> GalleryFigure:
+def gallery(figure: Any, key: str, caption: str, *, dpi: int = 100) -> GalleryFigure | None:
     """Show ``figure`` (a matplotlib figure made by the page) and offer it to the gallery.
 
-    Returns a :class:`GalleryFigure`: as a cell's last expression it displays the figure
-    once (the figure is rendered to PNG and closed, so matplotlib's inline backend does not
-    show it a second time) and marks the display for the site's gallery page, which shows
-    this very figure with ``caption`` and a link back to the page. ``key`` names it in the
-    gallery (lower-case letters, digits and ``-``; unique across the course).
+    The figure is rendered to PNG and closed (so matplotlib's inline backend does not show
+    it a second time). In Jupyter (or the site's build) the PNG is displayed where the call
+    stands and ``None`` is returned; elsewhere the :class:`GalleryFigure` is returned. The
+    PNG is marked for the site's gallery page, which shows this very figure with
+    ``caption`` and a link back to it. ``key`` names it in the gallery (lower-case
+    letters, digits and ``-``; unique across the course).
     """
     if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", key):
         raise ValueError(f"gallery: key expected lower-case letters, digits and '-', got {key!r}")
@@ -247,11 +247,16 @@ def gallery(figure: Any, key: str, caption: str, *, dpi: int = 100) -> GalleryFi
         raise TypeError(f"gallery: figure expected a matplotlib Figure, got "
                         f"{type(figure).__name__}")
     buffer = io.BytesIO()
-    savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    try:
-        import matplotlib.pyplot as plt  # optional: matplotlib, which drew the figure
-    except ImportError:
-        pass
-    else:
-        plt.close(figure)
-    return GalleryFigure(buffer.getvalue(), key, caption.strip())
+    mark = json.dumps({"key": key, "caption": caption.strip()})    # ASCII: a tEXt chunk
+    savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+            metadata={GALLERY_METADATA: mark})
+    pyplot = sys.modules.get("matplotlib.pyplot")     # the page drew with pyplot
+    if pyplot is not None:
+        pyplot.close(figure)
+    shown = GalleryFigure(buffer.getvalue(), key, caption.strip())
+    ipython = sys.modules.get("IPython")              # loaded when this runs in a kernel
+    display = getattr(sys.modules.get("IPython.display"), "display", None)
+    if ipython is None or display is None or ipython.get_ipython() is None:
+        return shown
+    display(shown)                                    # shown wherever the call stands
+    return None
