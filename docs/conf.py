@@ -34,7 +34,7 @@ extensions = [
 
 # ----------------------------------------------------------------- sources
 exclude_patterns = [
-    "_build", "**/.ipynb_checkpoints", "jupyter_execute",
+    "_build", "_extra", "**/.ipynb_checkpoints", "jupyter_execute",
     "architecture.md",         # included by built.md
     "gallery/**",              # README's committed pictures and their script, not pages
 ]
@@ -70,6 +70,10 @@ numpydoc_validation_checks: set[str] = set()
 html_theme = "pydata_sphinx_theme"
 html_title = "rnnlab"
 html_static_path = ["_static"]
+# Pages a tutorial writes while it runs (tutorial 7's activation page goes to
+# docs/_extra/activations/), copied to the site's root after the tutorials have run.
+(HERE / "_extra").mkdir(exist_ok=True)
+html_extra_path = ["_extra"]
 html_css_files = ["rnnlab.css"]
 html_theme_options = {
     "navigation_with_keys": False,
