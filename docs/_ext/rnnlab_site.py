@@ -314,6 +314,27 @@ def check_mathjax_package(app: Sphinx) -> None:
         logger.warning(f"MathJax: {source} lacks {', '.join(missing)}")
 
 
+# ------------------------------------------------------------------ execution times
+def report_execution(app: Sphinx, exception: Exception | None) -> None:
+    """Print how long each notebook ran when it last ran (the course's time budget)."""
+    if exception is not None:
+        return
+    try:
+        from myst_nb.sphinx_ import NbMetadataCollector
+    except ImportError:
+        return
+    rows = []
+    for docname in sorted(app.env.found_docs):
+        data = NbMetadataCollector.get_exec_data(app.env, docname) or {}
+        if data.get("method") and data.get("runtime") is not None:
+            rows.append((docname, data["method"], float(data["runtime"])))
+    if rows:
+        total = sum(r[2] for r in rows)
+        lines = [f"  {d}: {t:.1f} s ({m})" for d, m, t in rows]
+        logger.info("notebooks, their last runs (%d, %.1f s in all):\n%s", len(rows),
+                    total, "\n".join(lines))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(gallery_placeholder)
     app.add_directive("rnnlab-gallery", GalleryDirective)
@@ -326,5 +347,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-get-updated", gallery_is_outdated)
     app.connect("doctree-resolved", fill_gallery)
     app.connect("build-finished", copy_mathjax)
+    app.connect("build-finished", report_execution)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True,
             "env_version": 1}
