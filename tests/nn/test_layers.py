@@ -95,7 +95,8 @@ def as_tuple(out: Any) -> tuple[Any, ...]:
     return out if isinstance(out, tuple) else (out,)
 
 
-_SKIP = {"params", "grads", "_scratch", "_back_traces", "_modules", "dh0", "dc0", "rng"}
+_SKIP = {"params", "grads", "_scratch", "_back_traces", "back_cache", "_modules", "dh0", "dc0",
+         "rng"}
 
 
 def snapshot(obj: Any, path: str = "", seen: set[int] | None = None) -> dict[str, np.ndarray]:

@@ -139,9 +139,9 @@ def _xent_block(z: Any, t: Any, valid: Any, scale: float, xp: Any) -> float:
     picked = z[rows, t]  # shifted logit of the target: a copy (fancy indexing)
     xp.exp(z, out=z)
     total = z.sum(axis=1)
-    losses = xp.log(total) - picked  # log sum exp(z - max) - (z_t - max)
-    z *= (z.dtype.type(scale) / total)[:, None]
-    z[rows, t] -= z.dtype.type(scale)
+    losses = xp.log(total) - picked  # log sum exp(z - max) - (z_t - max)  # eq: xent.loss
+    z *= (z.dtype.type(scale) / total)[:, None]  # eq: xent.softmax
+    z[rows, t] -= z.dtype.type(scale)  # eq: xent.grad
     if not all_valid:
         z[~valid] = 0
         losses = xp.where(valid, losses, 0)

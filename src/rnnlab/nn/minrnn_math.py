@@ -54,7 +54,7 @@ def sigmoid(xp: ModuleType, x: Any) -> Any:
 def g(xp: ModuleType, x: Any) -> Any:
     """The positive activation of the candidate state: ``x + 1/2`` for ``x >= 0``,
     ``sigmoid(x)`` below (continuous at 0, where both are 1/2)."""
-    return xp.where(x >= 0, x + 0.5, sigmoid(xp, x))
+    return xp.where(x >= 0, x + 0.5, sigmoid(xp, x))  # eq: minrnn.g
 
 
 def log_g(xp: ModuleType, x: Any) -> Any:
@@ -83,24 +83,24 @@ def mingru_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, dic
     ht = g(xp, u)
     saved = {"ht": ht, "gp": g_prime(xp, u, ht)}
     if log_space:
-        saved["la"], lz = log_sigmoid(xp, -k), log_sigmoid(xp, k)
-        saved["lb"] = lz + log_g(xp, u)
+        saved["la"], lz = log_sigmoid(xp, -k), log_sigmoid(xp, k)  # eq: mingru.log_a
+        saved["lb"] = lz + log_g(xp, u)  # eq: mingru.log_b
         z = xp.exp(lz)
         a = xp.exp(saved["la"])
     else:
-        z = sigmoid(xp, k)
-        a = 1 - z
+        z = sigmoid(xp, k)  # eq: mingru.z
+        a = 1 - z  # eq: mingru.a
     saved["z"] = z
-    return a, z * ht, saved
+    return a, z * ht, saved  # eq: mingru.b
 
 
 def mingru_gate_grads(xp: ModuleType, s: dict[str, Any], da: Any, db: Any) -> Any:
     """``dP = [dk; du]`` from ``da``, ``db``: ``dz = db h~ - da``, ``dh~ = db z``,
     ``dk = dz z (1 - z)``, ``du = dh~ g'(u)``."""
     z, ht = s["z"], s["ht"]
-    dz = db * ht - da
-    dk = dz * z * (1 - z)
-    du = db * z * s["gp"]
+    dz = db * ht - da  # eq: mingru.dz
+    dk = dz * z * (1 - z)  # eq: mingru.dk
+    du = db * z * s["gp"]  # eq: mingru.du
     return xp.concatenate([dk, du], axis=-1)
 
 
@@ -121,9 +121,9 @@ def minlstm_gates(xp: ModuleType, P: Any, log_space: bool) -> tuple[Any, Any, di
         saved["lb"] = lib + log_g(xp, u)
         fn, in_ = xp.exp(saved["la"]), xp.exp(lib)
     else:
-        fn, in_ = sigmoid(xp, lf - li), sigmoid(xp, li - lf)
+        fn, in_ = sigmoid(xp, lf - li), sigmoid(xp, li - lf)  # eq: minlstm.gates
     saved["fn"], saved["in"] = fn, in_
-    return fn, in_ * ht, saved
+    return fn, in_ * ht, saved  # eq: minlstm.b
 
 
 def minlstm_gate_grads(xp: ModuleType, s: dict[str, Any], da: Any, db: Any) -> Any:
@@ -154,7 +154,7 @@ def scan_sequential(xp: ModuleType, a: Any, b: Any, h0: Any) -> Any:
     h[0] = h0
     for t in range(T):
         xp.multiply(a[t], h[t], out=h[t + 1])
-        h[t + 1] += b[t]
+        h[t + 1] += b[t]  # eq: minrnn.scan
     return h
 
 
@@ -164,7 +164,7 @@ def grad_scan_sequential(xp: ModuleType, a: Any, dy: Any, dh_n: Any) -> tuple[An
     dh = xp.empty_like(dy)
     carry = dh_n  # a_{t+1} dh_{t+1}
     for t in range(dy.shape[0] - 1, -1, -1):
-        xp.add(dy[t], carry, out=dh[t])
+        xp.add(dy[t], carry, out=dh[t])  # eq: minrnn.dh
         carry = a[t] * dh[t]
     return dh, carry
 
@@ -193,9 +193,9 @@ def scan_log(xp: ModuleType, la: Any, lb: Any, h0: Any, block: int | None = None
     h[0] = h0
     for s in range(0, T, block):
         e = min(s + block, T)
-        astar = xp.cumsum(la[s:e], axis=0)
-        h[s + 1 : e + 1] = xp.exp(astar + logcumsumexp(xp, lb[s:e] - astar))
-        h[s + 1 : e + 1] += xp.exp(astar) * h[s]
+        astar = xp.cumsum(la[s:e], axis=0)  # eq: minrnn.astar
+        h[s + 1 : e + 1] = xp.exp(astar + logcumsumexp(xp, lb[s:e] - astar))  # eq: minrnn.log_h
+        h[s + 1 : e + 1] += xp.exp(astar) * h[s]  # eq: minrnn.h0
     return h
 
 
@@ -205,7 +205,7 @@ def scan_log_signed(xp: ModuleType, la: Any, v: Any, h0: Any,
     ``(h0, v)``, so it is the scan of the positive parts minus that of the negative parts."""
     plus = scan_log(xp, la, log_positive(xp, v), h0, block)
     minus = scan_log(xp, la, log_positive(xp, -v), xp.zeros_like(h0), block)
-    return plus - minus
+    return plus - minus  # eq: minrnn.signed
 
 
 def grad_scan_log(xp: ModuleType, la: Any, dy: Any, dh_n: Any,
@@ -214,6 +214,6 @@ def grad_scan_log(xp: ModuleType, la: Any, dy: Any, dh_n: Any,
     ``c_j = dh_{T-1-j}``, ``c_j = a_{T-j} c_{j-1} + dy_{T-1-j}``, ``c_{-1} = dh_n`` and
     ``a_T = 1``."""
     la_back = xp.concatenate([xp.zeros_like(la[:1]), la[:0:-1]])  # log a_T = 0, a_{T-1}..a_1
-    c = scan_log_signed(xp, la_back, dy[::-1], dh_n, block)
+    c = scan_log_signed(xp, la_back, dy[::-1], dh_n, block)  # eq: minrnn.grad_log
     dh = c[1:][::-1]
     return dh, xp.exp(la[0]) * dh[0]

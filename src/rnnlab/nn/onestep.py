@@ -11,7 +11,11 @@ A cell runs the same maths as the sequence layers for a single step::
 
 Each forward records its step in ``cell.cache``; ``backward`` uses the latest one unless
 a ``cache=`` from an earlier call is given, so a hand-written loop over time can keep
-the caches and walk them back in reverse order. Parameters: ``weight_ih`` ``(G*H, D)``,
+the caches and walk them back in reverse order. Each backward leaves its work arrays
+in ``cell.back_cache`` (a :class:`~rnnlab.nn.trace.BackTrace`): ``back_cache.dxw[0]``
+is the gradient of the step's pre-activations ``dL/d(x W_ih^T + b)`` ``(N, G*H)``, and
+for the GRU with the reset after the product ``back_cache.dhw[0]`` that of the hidden
+side ``h W_hh^T + b_hh``. Parameters: ``weight_ih`` ``(G*H, D)``,
 ``weight_hh`` ``(G*H, H)``, ``bias_ih``, ``bias_hh`` ``(G*H,)``.
 """
 
@@ -70,6 +74,7 @@ class Cell(Module):
             self.add_param("bias_ih", uniform_init(rng, (G * H,), bound, self.dtype, self.xp))
             self.add_param("bias_hh", uniform_init(rng, (G * H,), bound, self.dtype, self.xp))
         self.cache: Any = None
+        self.back_cache: Any = None
 
     def extra_repr(self) -> str:
         """The sizes, then every option that differs from its default."""
@@ -113,7 +118,7 @@ class Cell(Module):
         check_shape(dh, owner, "dh", (N, H), xp=self.xp, dtype=self.dtype)
         if dc is not None:
             check_shape(dc, owner, "dc", (N, H), xp=self.xp, dtype=self.dtype)
-        bw = new_back_trace(self.cell, tr)
+        bw = self.back_cache = new_back_trace(self.cell, tr)
         dx = self.xp.empty((N, self.input_size), dtype=self.dtype)
         dh_prev, dc_prev = scan_backward(
             self.cell, tr, bw, self._weights(self.params), self._weights(self.grads),

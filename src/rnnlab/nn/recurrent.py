@@ -332,6 +332,28 @@ class Recurrent(Module):
         self.dc0 = xp.stack(dc0) if self.has_cell else None
         return None if dY is None else dY.transpose(1, 0, 2).copy()
 
+    def step_gradients(self, layer: int = 0, direction: int = 0) -> Any:
+        """The gradient of every step's pre-activations in the last :meth:`backward`.
+
+        ``dL/d(xw_t)`` with ``xw_t = x_t W_ih^T + b_ih (+ b_hh)``, batch-first, a copy of
+        shape ``(N, T, G*H)`` for ``layer`` and ``direction`` (0 forward, 1 reverse):
+        for the tanh RNN ``da_t = dh_t * (1 - h_t^2)``, where ``dh_t`` is the upstream
+        gradient plus what step ``t + 1`` sent back. The weight gradients are products
+        of these rows (``dW_ih = sum_t da_t^T x_t``, ``dW_hh = sum_t da_t^T h_{t-1}``).
+        Raises ``RuntimeError`` before any backward.
+        """
+        owner = f"{self.name}.step_gradients"
+        if not -self.num_layers <= layer < self.num_layers:
+            raise ValueError(f"{owner}: layer expected in [{-self.num_layers}, "
+                             f"{self.num_layers - 1}], got {layer!r}")
+        if direction not in range(self.num_directions):
+            raise ValueError(f"{owner}: direction expected in "
+                             f"{list(range(self.num_directions))}, got {direction!r}")
+        bw = self._back_traces.get((layer % self.num_layers, direction))
+        if bw is None:
+            raise RuntimeError(f"{owner}: no backward has run yet")
+        return bw.dxw.transpose(1, 0, 2).copy()
+
 
 class RNN(Recurrent):
     """Elman RNN, ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act tanh or relu."""

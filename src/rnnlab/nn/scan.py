@@ -121,7 +121,7 @@ def scan_forward(cell: CellMath, tr: Trace, X: Any, w: Weights, h0: Any, c0: Any
         table = input_table(xp, X.E, w.W_ih, bias, tr.buffer("table", (X.E.shape[0], tr.G * H)))
         xp.take(table, X.ids, axis=0, out=xw)
     else:
-        xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw)
+        xp.matmul(X.reshape(T * N, tr.D), w.W_ih.T, out=xw)  # eq: scan.xw
         if bias is not None:
             xw += bias
     first = T if reverse else 0
@@ -181,14 +181,14 @@ def scan_backward(cell: CellMath, tr: Trace, bw: BackTrace, w: Weights, grads: W
     if isinstance(tr.X, TokenInput):
         _token_input_backward(tr, da, w, grads, grad_acc)
     else:
-        grad_acc(grads.W_ih, da.T, tr.X.reshape(T * N, tr.D))
+        grad_acc(grads.W_ih, da.T, tr.X.reshape(T * N, tr.D))  # eq: scan.dW_ih
         if grads.b_ih is not None:
-            grad_acc(grads.b_ih, ones, da)
+            grad_acc(grads.b_ih, ones, da)  # eq: scan.db
         if dX is not None:
             if dX_accumulate:
                 acc(dX, da, w.W_ih)
             else:
-                xp.matmul(da, w.W_ih, out=dX)
+                xp.matmul(da, w.W_ih, out=dX)  # eq: scan.dX
     dc0 = bw.dc_next.copy() if tr.c is not None else None
     return bw.dh_next.copy(), dc0
 
@@ -197,7 +197,7 @@ def _loop_backward(cell: CellMath, tr: Trace, bw: BackTrace, W_hh: Any, dH: Any)
     """The reference backward loop: ``step_back`` from the last step to the first."""
     mask, keep = tr.mask, tr.keep
     for t in (range(tr.T) if tr.reverse else range(tr.T - 1, -1, -1)):
-        dh = bw.dh_next if dH is None else dH[t] + bw.dh_next
+        dh = bw.dh_next if dH is None else dH[t] + bw.dh_next  # eq: scan.dh
         if mask is None:
             bw.dh[...] = dh
             cell.step_back(tr, bw, t, W_hh)

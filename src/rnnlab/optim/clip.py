@@ -54,13 +54,13 @@ def clip_grad_norm(params: Any, max_norm: float) -> float:
     max_norm = check_real(max_norm, owner, "max_norm", low=0.0, low_open=True,
                           allow_inf=True)
     grads = collect_grads(params, owner)
-    total = math.sqrt(math.fsum(_squared_norm(g) for g in grads))
+    total = math.sqrt(math.fsum(_squared_norm(g) for g in grads))  # eq: clip.norm
     if not math.isfinite(total):
         return total
-    coef = max_norm / (total + NORM_EPS)
+    coef = max_norm / (total + NORM_EPS)  # eq: clip.coef
     if coef < 1.0:
         for g in grads:
-            g *= coef
+            g *= coef  # eq: clip.scale
     return total
 
 
@@ -72,4 +72,4 @@ def clip_grad_value(params: Any, clip_value: float) -> None:
     owner = "clip_grad_value"
     c = check_real(clip_value, owner, "clip_value", low=0.0, low_open=True)
     for g in collect_grads(params, owner):
-        xp_of(g).clip(g, -c, c, out=g)
+        xp_of(g).clip(g, -c, c, out=g)  # eq: clip.value

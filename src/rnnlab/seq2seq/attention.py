@@ -113,9 +113,9 @@ class Attention(Module):
         if self.score == "dot":
             proj = keys
         elif self.score == "general":
-            proj = keys @ self.params["weight"].T
+            proj = keys @ self.params["weight"].T  # eq: attn.general_key
         else:
-            proj = keys @ self.params["weight_key"].T + self.params["bias"]
+            proj = keys @ self.params["weight_key"].T + self.params["bias"]  # eq: attn.additive_key
         return Memory(keys, proj, mask)
 
     def prepare_backward(self, memory: Memory) -> Any:
@@ -149,16 +149,16 @@ class Attention(Module):
         tanh = None
         if self.score == "additive":
             qp = q @ self.params["weight_query"].T  # (N, U, A)
-            tanh = xp.tanh(qp[:, :, None, :] + memory.proj[:, None, :, :])  # (N, U, S, A)
-            e = tanh @ self.params["v"]
+            tanh = xp.tanh(qp[:, :, None, :] + memory.proj[:, None, :, :])  # eq: attn.additive_tanh
+            e = tanh @ self.params["v"]  # eq: attn.additive
         else:
-            e = q @ memory.proj.transpose(0, 2, 1)  # (N, U, S)
+            e = q @ memory.proj.transpose(0, 2, 1)  # (N, U, S)  # eq: attn.score
         if memory.mask is not None:
             e = xp.where(memory.mask[:, None, :], e, -np.inf)
         e = e - e.max(axis=-1, keepdims=True)
         a = xp.exp(e)
-        a /= a.sum(axis=-1, keepdims=True)
-        ctx = a @ memory.keys
+        a /= a.sum(axis=-1, keepdims=True)  # eq: attn.weights
+        ctx = a @ memory.keys  # eq: attn.context
         return ctx, a, (q, a, tanh)
 
     def attend_backward(self, dctx: Any, cache: Any, memory: Memory) -> Any:
@@ -167,14 +167,14 @@ class Attention(Module):
         if tuple(dctx.shape) != (*a.shape[:2], self.key_size):
             raise ValueError(f"{self.name}.backward: dctx expected shape "
                              f"{(*a.shape[:2], self.key_size)}, got {tuple(dctx.shape)}")
-        da = dctx @ memory.keys.transpose(0, 2, 1)  # (N, U, S)
-        dkeys = a.transpose(0, 2, 1) @ dctx  # (N, S, Dk)
-        de = a * (da - (da * a).sum(axis=-1, keepdims=True))
+        da = dctx @ memory.keys.transpose(0, 2, 1)  # (N, U, S)  # eq: attn.da
+        dkeys = a.transpose(0, 2, 1) @ dctx  # (N, S, Dk)  # eq: attn.dkeys
+        de = a * (da - (da * a).sum(axis=-1, keepdims=True))  # eq: attn.de
         if self.score == "additive":
             v = self.params["v"]
             A = v.shape[0]
             self.grads["v"] += de.reshape(-1) @ tanh.reshape(-1, A)
-            dpre = de[..., None] * v * (1 - tanh * tanh)  # (N, U, S, A)
+            dpre = de[..., None] * v * (1 - tanh * tanh)  # (N, U, S, A)  # eq: attn.dpre
             dqp = dpre.sum(axis=2)  # (N, U, A)
             dproj = dpre.sum(axis=1)  # (N, S, A)
             Wq = self.params["weight_query"]
@@ -182,8 +182,8 @@ class Attention(Module):
                                            @ q.reshape(-1, self.query_size))
             dq = dqp @ Wq
         else:
-            dq = de @ memory.proj
-            dproj = de.transpose(0, 2, 1) @ q  # (N, S, Dq)
+            dq = de @ memory.proj  # eq: attn.dq
+            dproj = de.transpose(0, 2, 1) @ q  # (N, S, Dq)  # eq: attn.dproj
         memory.dkeys = dkeys if memory.dkeys is None else memory.dkeys + dkeys
         memory.dproj = dproj if memory.dproj is None else memory.dproj + dproj
         return dq

@@ -69,7 +69,7 @@ class CellMath:
                            g_hh: Any) -> None:
         """``dW_hh += sum_t dhw_t^T h_{t-1}``, one product over all steps."""
         T, N, H = tr.T, tr.N, tr.H
-        acc(g_hh, bw.dhw.reshape(T * N, -1).T, tr.previous.reshape(T * N, H))
+        acc(g_hh, bw.dhw.reshape(T * N, -1).T, tr.previous.reshape(T * N, H))  # eq: cell.dW_hh
 
 
 def make_cell(kind: str, *, nonlinearity: str = "tanh", reset_after: bool = True) -> CellMath:

@@ -62,19 +62,19 @@ class GRUMath(CellMath):
         xp, H = tr.xp, tr.H
         prev, cur = tr.rows(t)
         h_prev, xw = tr.h[prev], tr.xw[t]
-        rz = sigmoid(xp, xw[:, : 2 * H] + h_prev @ W_hh[: 2 * H].T)
+        rz = sigmoid(xp, xw[:, : 2 * H] + h_prev @ W_hh[: 2 * H].T)  # eq: gru.rz
         r, z = rz[:, :H], rz[:, H:]
         if self.reset_after:
             hn = h_prev @ W_hh[2 * H :].T
             if b_hh_rest is not None:
                 hn = hn + b_hh_rest
-            n = xp.tanh(xw[:, 2 * H :] + r * hn)
+            n = xp.tanh(xw[:, 2 * H :] + r * hn)  # eq: gru.n_after
             tr.buffer("hn", (tr.T, tr.N, H))[t] = hn
         else:
-            rh = r * h_prev
-            n = xp.tanh(xw[:, 2 * H :] + rh @ W_hh[2 * H :].T)
+            rh = r * h_prev  # eq: gru.rh
+            n = xp.tanh(xw[:, 2 * H :] + rh @ W_hh[2 * H :].T)  # eq: gru.n_before
             tr.buffer("rh", (tr.T, tr.N, H))[t] = rh
-        tr.h[cur] = (1 - z) * n + z * h_prev
+        tr.h[cur] = (1 - z) * n + z * h_prev  # eq: gru.h
         tr.buffer("acts", (tr.T, tr.N, 3 * H))[t] = xp.concatenate([rz, n], axis=1)
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
@@ -84,20 +84,20 @@ class GRUMath(CellMath):
         acts = tr.buffers["acts"][t]
         r, z, n = acts[:, :H], acts[:, H : 2 * H], acts[:, 2 * H :]
         dh = bw.dh
-        dn = dh * (1 - z) * (1 - n * n)
-        dz = dh * (h_prev - n) * z * (1 - z)
+        dn = dh * (1 - z) * (1 - n * n)  # eq: gru.dn
+        dz = dh * (h_prev - n) * z * (1 - z)  # eq: gru.dz
         if self.reset_after:
             hn = tr.buffers["hn"][t]
-            dr = dn * hn * r * (1 - r)
-            dhw = xp.concatenate([dr, dz, dn * r], axis=1)
+            dr = dn * hn * r * (1 - r)  # eq: gru.dr_after
+            dhw = xp.concatenate([dr, dz, dn * r], axis=1)  # eq: gru.dhw
             bw.dhw[t] = dhw
-            dh_prev = dhw @ W_hh + dh * z
+            dh_prev = dhw @ W_hh + dh * z  # eq: gru.dh_prev_after
         else:
-            drh = dn @ W_hh[2 * H :]
-            dr = drh * h_prev * r * (1 - r)
+            drh = dn @ W_hh[2 * H :]  # eq: gru.drh
+            dr = drh * h_prev * r * (1 - r)  # eq: gru.dr_before
             dh_prev = xp.concatenate([dr, dz], axis=1) @ W_hh[: 2 * H] + drh * r + dh * z
-        bw.dxw[t] = xp.concatenate([dr, dz, dn], axis=1)
-        bw.dh_next[...] = dh_prev
+        bw.dxw[t] = xp.concatenate([dr, dz, dn], axis=1)  # eq: gru.da
+        bw.dh_next[...] = dh_prev  # eq: gru.dh_prev
 
     def hidden_weight_grad(self, tr: Trace, bw: BackTrace, acc: Accumulate,
                            g_hh: Any) -> None:

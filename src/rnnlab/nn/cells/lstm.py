@@ -43,14 +43,14 @@ class LSTMMath(CellMath):
         xp, H = tr.xp, tr.H
         prev, cur = tr.rows(t)
         a = tr.xw[t] + tr.h[prev] @ W_hh.T
-        i = sigmoid(xp, a[:, :H])
-        f = sigmoid(xp, a[:, H : 2 * H])
-        g = xp.tanh(a[:, 2 * H : 3 * H])
-        o = sigmoid(xp, a[:, 3 * H :])
-        c = f * tr.c[prev] + i * g
+        i = sigmoid(xp, a[:, :H])  # eq: lstm.i
+        f = sigmoid(xp, a[:, H : 2 * H])  # eq: lstm.f
+        g = xp.tanh(a[:, 2 * H : 3 * H])  # eq: lstm.g
+        o = sigmoid(xp, a[:, 3 * H :])  # eq: lstm.o
+        c = f * tr.c[prev] + i * g  # eq: lstm.c
         tanh_c = xp.tanh(c)
         tr.c[cur] = c
-        tr.h[cur] = o * tanh_c
+        tr.h[cur] = o * tanh_c  # eq: lstm.h
         tr.buffer("acts", (tr.T, tr.N, 4 * H))[t] = xp.concatenate([i, f, g, o], axis=1)
         tr.buffer("tanh_c", (tr.T, tr.N, H))[t] = tanh_c
 
@@ -62,11 +62,11 @@ class LSTMMath(CellMath):
         tanh_c = tr.buffers["tanh_c"][t]
         c_prev = tr.c[prev]
         dh = bw.dh
-        do = dh * tanh_c
-        ds = bw.dc_next + dh * o * (1 - tanh_c * tanh_c)
-        di, df, dg = ds * g, ds * c_prev, ds * i
-        da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g),
+        do = dh * tanh_c  # eq: lstm.do
+        ds = bw.dc_next + dh * o * (1 - tanh_c * tanh_c)  # eq: lstm.ds
+        di, df, dg = ds * g, ds * c_prev, ds * i  # eq: lstm.dgates
+        da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g),  # eq: lstm.da
                              do * o * (1 - o)], axis=1)
-        bw.dc_next[...] = ds * f
+        bw.dc_next[...] = ds * f  # eq: lstm.dc_prev
         bw.dxw[t] = da
-        bw.dh_next[...] = da @ W_hh
+        bw.dh_next[...] = da @ W_hh  # eq: lstm.dh_prev

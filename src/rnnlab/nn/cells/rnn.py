@@ -35,15 +35,15 @@ class RNNMath(CellMath):
     def step(self, tr: Trace, t: int, W_hh: Any, b_hh_rest: Any) -> None:
         xp = tr.xp
         prev, cur = tr.rows(t)
-        a = tr.xw[t] + tr.h[prev] @ W_hh.T
-        tr.h[cur] = xp.tanh(a) if self.nonlinearity == "tanh" else xp.maximum(a, 0)
+        a = tr.xw[t] + tr.h[prev] @ W_hh.T  # eq: rnn.a
+        tr.h[cur] = xp.tanh(a) if self.nonlinearity == "tanh" else xp.maximum(a, 0)  # eq: rnn.h
 
     def step_back(self, tr: Trace, bw: BackTrace, t: int, W_hh: Any) -> None:
         h = tr.h[tr.rows(t)[1]]
         dh = bw.dh
         if self.nonlinearity == "tanh":
-            da = dh * (1 - h * h)
+            da = dh * (1 - h * h)  # eq: rnn.da_tanh
         else:
-            da = dh * (h > 0)
+            da = dh * (h > 0)  # eq: rnn.da_relu
         bw.dxw[t] = da
-        bw.dh_next[...] = da @ W_hh
+        bw.dh_next[...] = da @ W_hh  # eq: rnn.dh_prev
