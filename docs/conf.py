@@ -47,6 +47,11 @@ nb_execution_mode = os.environ.get("RNNLAB_DOCS_EXECUTE", "force")
 if nb_execution_mode not in ("force", "cache", "off", "auto", "inline", "lazy"):
     raise ValueError("RNNLAB_DOCS_EXECUTE: expected force, cache or off, got "
                      f"{nb_execution_mode!r}")
+# One BLAS thread per notebook kernel (the kernels inherit this process's environment):
+# the course's arrays are small, and with two kernels at once (-j auto) OpenBLAS's spinning
+# threads made the quick pages up to ten times slower on two cores. Set them to override.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 nb_execution_raise_on_error = True          # a failing cell (a failed assert) fails the build
 nb_execution_show_tb = True                 # ... and the log shows its traceback
 nb_execution_timeout = int(os.environ.get("RNNLAB_DOCS_CELL_TIMEOUT", "180"))  # per cell, s
