@@ -83,3 +83,47 @@ def test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNLAB_TUTORIAL", "huge")
     with pytest.raises(ValueError, match="RNNLAB_TUTORIAL"):
         course.mode()
+
+
+def _png_text(data: bytes) -> dict[str, str]:
+    import struct
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    found, at = {}, 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at: at + 8])
+        if kind == b"tEXt":
+            keyword, text = data[at + 8: at + 8 + length].split(b"\0", 1)
+            found[keyword.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return found
+
+
+def test_gallery_marks_the_png_and_closes_the_figure() -> None:
+    import json
+
+    plt = pytest.importorskip("matplotlib.pyplot")
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    shown = course.gallery(fig, "demo-line", "A line — going down")
+    assert isinstance(shown, course.GalleryFigure)      # not in a kernel: returned
+    assert not plt.fignum_exists(fig.number)            # the inline backend won't show it again
+    assert shown._repr_png_() == shown.png
+    mark = json.loads(_png_text(shown.png)[course.GALLERY_METADATA])
+    assert mark == {"key": "demo-line", "caption": "A line — going down"}
+
+
+def test_gallery_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="key"):
+        course.gallery(object(), "Bad Key", "caption")
+    with pytest.raises(ValueError, match="caption"):
+        course.gallery(object(), "ok", " ")
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        course.gallery(object(), "ok", "caption")
+
+
+def test_equation_markdown_links_the_source_line() -> None:
+    marker = course.Marker("demo.sum", "rnnlab.nn.demo", "nn/demo.py", 7, "s = a + b")
+    text = course.Equation(marker, "s = a + b")._repr_markdown_()
+    assert text.startswith("$$\ns = a + b\n$$")
+    assert 'href="../source/rnnlab.nn.demo.html#L-7"' in text

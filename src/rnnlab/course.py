@@ -15,7 +15,7 @@ page shows that equation and checks it::
 shown by some page and that each name a page uses exists.
 
 ``gallery(fig, key, caption)`` shows a figure made by a page and offers it to the site's
-gallery (through myst-nb's glue when the page is being built).
+gallery (the build finds the marked PNG among the executed page's outputs).
 
 ``mode()`` reads ``RNNLAB_TUTORIAL`` (``quick``, the default, or ``full``): the size a page
 runs at.
@@ -23,8 +23,11 @@ runs at.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -37,6 +40,7 @@ __all__ = [
     "Check",
     "Equation",
     "EquationMismatch",
+    "GalleryFigure",
     "Marker",
     "equation",
     "gallery",
@@ -158,8 +162,11 @@ class Equation:
 
     def _repr_markdown_(self) -> str:
         m = self.marker
-        return (f"$$\n{self.latex}\n$$\n\ncomputed in [`rnnlab/{m.path}`, line {m.line}]"
-                f"({source_url(m)}):\n\n```python\n{m.code}\n```\n")
+        # an HTML link: the site's source pages are not documents of the build, so a
+        # markdown link would be taken for a cross-reference
+        return (f"$$\n{self.latex}\n$$\n\ncomputed in <a class=\"rnnlab-source-link\" "
+                f"href=\"{source_url(m)}\"><code>rnnlab/{m.path}</code>, line {m.line}</a>:"
+                f"\n\n```python\n{m.code}\n```\n")
 
     def check(self, computed: Any, expected: Any, *, rtol: float = 1e-12, atol: float = 0.0,
               against: str = "rnnlab") -> Check:
@@ -200,20 +207,56 @@ def equation(name: str, latex: str) -> Equation:
     return Equation(found[name], latex)
 
 
-def gallery(figure: Any, key: str, caption: str) -> Any:
+class GalleryFigure:
+    """A figure offered to the site's gallery: displays as the PNG it was rendered to.
+
+    The PNG carries its key and caption in a text chunk named ``rnnlab.gallery`` (JSON),
+    which the documentation build reads from the executed page to make the gallery page.
+    """
+
+    def __init__(self, png: bytes, key: str, caption: str) -> None:
+        self.png, self.key, self.caption = png, key, caption
+
+    def __repr__(self) -> str:
+        return f"<gallery figure {self.key!r}: {self.caption}>"
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+
+#: The PNG text chunk that marks a gallery figure: ``{"key": ..., "caption": ...}``.
+GALLERY_METADATA = "rnnlab.gallery"
+
+
+def gallery(figure: Any, key: str, caption: str, *, dpi: int = 100) -> GalleryFigure | None:
     """Show ``figure`` (a matplotlib figure made by the page) and offer it to the gallery.
 
-    When the page runs inside the documentation build (myst-nb is importable), the figure
-    is glued under ``key`` so that the gallery page shows this very figure with
-    ``caption``; elsewhere (Jupyter, a script) the figure is only returned for display.
+    The figure is rendered to PNG and closed (so matplotlib's inline backend does not show
+    it a second time). In Jupyter (or the site's build) the PNG is displayed where the call
+    stands and ``None`` is returned; elsewhere the :class:`GalleryFigure` is returned. The
+    PNG is marked for the site's gallery page, which shows this very figure with
+    ``caption`` and a link back to it. ``key`` names it in the gallery (lower-case
+    letters, digits and ``-``; unique across the course).
     """
     if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9][a-z0-9\-]*", key):
         raise ValueError(f"gallery: key expected lower-case letters, digits and '-', got {key!r}")
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError(f"gallery: caption expected a non-empty str, got {caption!r}")
-    try:
-        from myst_nb import glue  # optional: the docs extra
-    except ImportError:
-        return figure
-    glue(key, figure, display=True)
+    savefig = getattr(figure, "savefig", None)
+    if not callable(savefig):
+        raise TypeError(f"gallery: figure expected a matplotlib Figure, got "
+                        f"{type(figure).__name__}")
+    buffer = io.BytesIO()
+    mark = json.dumps({"key": key, "caption": caption.strip()})    # ASCII: a tEXt chunk
+    savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+            metadata={GALLERY_METADATA: mark})
+    pyplot = sys.modules.get("matplotlib.pyplot")     # the page drew with pyplot
+    if pyplot is not None:
+        pyplot.close(figure)
+    shown = GalleryFigure(buffer.getvalue(), key, caption.strip())
+    ipython = sys.modules.get("IPython")              # loaded when this runs in a kernel
+    display = getattr(sys.modules.get("IPython.display"), "display", None)
+    if ipython is None or display is None or ipython.get_ipython() is None:
+        return shown
+    display(shown)                                    # shown wherever the call stands
     return None

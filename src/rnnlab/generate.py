@@ -1,8 +1,10 @@
 """Text generation from a language model: greedy, temperature, top-k, top-p (nucleus), beam.
 
->>> text = generate(model, vocab, prime="def ", length=200, temperature=0.8, seed=0)
->>> for piece in generate_stream(model, vocab, prime="def ", length=10**6, seed=0):
-...     print(piece, end="", flush=True)
+With a trained ``model`` and its ``vocab``::
+
+    text = generate(model, vocab, prime="def ", length=200, temperature=0.8, seed=0)
+    for piece in generate_stream(model, vocab, prime="def ", length=10**6, seed=0):
+        print(piece, end="", flush=True)
 
 The prime text is tokenised with the model's vocabulary and fed through the model to set
 its state; then one token at a time is chosen and fed back. Symbols of the prime that

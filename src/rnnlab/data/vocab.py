@@ -1,4 +1,4 @@
-"""The :class:`Vocab`: tokens to integer ids and back (tokenisation in :mod:`.tokens`).
+"""The :class:`Vocab`: tokens to integer ids and back (tokenisation in :mod:`rnnlab.data.tokens`).
 
 A vocabulary puts its special tokens first (default ``("<unk>", "<eos>")``, ids 0 and 1),
 then the other tokens by frequency, descending, ties broken by the token itself (code

@@ -391,7 +391,9 @@ class MinLSTM(MinRecurrent):
 
 class MinStepper:
     """A unidirectional :class:`MinRecurrent` run one step at a time (generation,
-    inference only: no dropout, no backward), the same gate maths as the layer::
+    inference only: no dropout, no backward).
+
+    The same gate maths as the layer::
 
         stepper = layer.stepper(batch=1)
         h = stepper.step(x)            # x (N, D) -> top layer's new state (N, H)

@@ -5,16 +5,18 @@ Every plotting function returns the :class:`matplotlib.figure.Figure` it drew (r
 with the Agg canvas, no pyplot) and writes it when given ``out`` (PNG by default, any
 format matplotlib knows by suffix). The activation page is a self-contained HTML file.
 
->>> from rnnlab.train.state import load_model
->>> from rnnlab import viz
->>> model, vocab, _ = load_model("runs/stdlib-lstm/best.safetensors")
->>> states = viz.collect_states(model, open("notes.py").read()[:2000], vocab=vocab)
->>> viz.plot_hidden_states(states, "hidden.png", methods=("pca", "tsne"))
->>> viz.plot_predictions(states, "predictions.png", top_k=12, length=80)
->>> viz.activation_page(states, "activations.html")
->>> viz.plot_training_curves(["runs/stdlib-lstm", "runs/stdlib-gru"], "curves.png")
->>> flow = viz.gradient_flow_study(corpus.train, len(corpus.vocab), steps=200)
->>> viz.plot_gradient_flow(flow, "gradients.png")
+From a trained run's checkpoint::
+
+    from rnnlab.train.state import load_model
+    from rnnlab import viz
+    model, vocab, _ = load_model("runs/stdlib-lstm/best.safetensors")
+    states = viz.collect_states(model, open("notes.py").read()[:2000], vocab=vocab)
+    viz.plot_hidden_states(states, "hidden.png", methods=("pca", "tsne"))
+    viz.plot_predictions(states, "predictions.png", top_k=12, length=80)
+    viz.activation_page(states, "activations.html")
+    viz.plot_training_curves(["runs/stdlib-lstm", "runs/stdlib-gru"], "curves.png")
+    flow = viz.gradient_flow_study(corpus.train, len(corpus.vocab), steps=200)
+    viz.plot_gradient_flow(flow, "gradients.png")
 
 The figures need the ``viz`` extra (``pip install "rnnlab[viz]"``: matplotlib, and
 scikit-learn for t-SNE); everything else (states, gradient norms, unit ranking, the

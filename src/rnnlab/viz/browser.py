@@ -7,10 +7,12 @@ the browser, NUL-separated JSON messages). Find the browser with :func:`find_chr
 (``$RNNLAB_CHROMIUM``, ``/usr/bin/chromium``, or ``chromium`` / ``chromium-browser`` /
 ``google-chrome`` on the ``PATH``; on Debian: ``apt-get install chromium``).
 
->>> with HeadlessChromium() as browser:
-...     page = browser.open(Path("page.html").resolve().as_uri())
-...     page.evaluate("document.title")
-...     page.screenshot("page.png")
+For example::
+
+    with HeadlessChromium() as browser:
+        page = browser.open(Path("page.html").resolve().as_uri())
+        page.evaluate("document.title")
+        page.screenshot("page.png")
 """
 
 from __future__ import annotations

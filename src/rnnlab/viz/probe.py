@@ -6,9 +6,11 @@ to the host and run through one-step cells (:class:`~rnnlab.nn.RNNCell`,
 :class:`~rnnlab.nn.LSTMCell`, :class:`~rnnlab.nn.GRUCell`), so the carried state,
 gradients and device of the model stay as they were.
 
->>> states = collect_states(model, vocab.encode_text("def f(x):\\n"), vocab=vocab)
->>> states.h[-1].shape          # top layer: (T, hidden_size)
->>> states.probs().shape        # (T, V): p(token t+1 | tokens 0..t)
+With a trained ``model`` and its ``vocab``::
+
+    states = collect_states(model, vocab.encode_text("def f(x):\\n"), vocab=vocab)
+    states.h[-1].shape          # top layer: (T, hidden_size)
+    states.probs().shape        # (T, V): p(token t+1 | tokens 0..t)
 """
 
 from __future__ import annotations
