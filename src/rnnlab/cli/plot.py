@@ -343,7 +343,8 @@ def _run_activations(args: argparse.Namespace) -> int:
     model, vocab, ids = _model_and_ids(args)
     states = collect_states(model, ids, vocab=vocab)
     path = activation_page(states, args.out, kind=args.state, layer=args.layer,
-                           max_tokens=args.max_tokens)
+                           max_tokens=args.max_tokens, unit=args.unit,
+                           underline=args.underline)
     _written(path)
     if args.screenshot:
 

@@ -18,7 +18,7 @@ from rnnlab.argtypes import nonneg_float, positive_int
 from rnnlab.cli import STOP_STATUS
 from rnnlab.seq2seq.data import Codec, read_pairs, split_pairs
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
+from rnnlab.seq2seq.plot import MissingPlotExtra, attention_path, plot_attention
 from rnnlab.seq2seq.search import predict
 from rnnlab.seq2seq.training import (
     TrainOptions,
@@ -325,10 +325,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if args.attention:
                 print(_attention_text(att[i], shown_q, answer))
             if args.plot is not None:
-
-                path = Path(args.plot)
+                path = attention_path(args.plot)
                 if len(args.questions) > 1:
-                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
+                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
                 try:
                     plot_attention(att[i], shown_q, answer, path=path,
                                    title=f"{question.strip()} -> {answer.strip()}")

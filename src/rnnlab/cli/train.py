@@ -14,7 +14,7 @@ from rnnlab.argtypes import nonneg_float, nonneg_int, positive_int
 from rnnlab.cli import STOP_STATUS, UsageError
 from rnnlab.cli import forecast as forecast_cmd
 from rnnlab.families.lm import resume_run, start_run
-from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_config_file
 from rnnlab.train.distributed import detect
 from rnnlab.train.launch import run_checkpoint
 
@@ -141,19 +141,9 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
     model: dict[str, Any] = {}
     train: dict[str, Any] = {}
     data: dict[str, Any] = {}
-    if args.config:
-        try:
-            loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError included
-            raise UsageError(f"--config {args.config}: cannot be read as JSON ({exc})") from exc
-        if not isinstance(loaded, dict) or set(loaded) - {"model", "train", "data"}:
-            raise UsageError(f"--config {args.config}: expected an object with 'model', "
-                             f"'train' and 'data' sections")
-        for key, section in loaded.items():
-            if not isinstance(section, dict):
-                raise UsageError(f"--config {args.config}: section {key!r} expected an object "
-                                 f"of options, got {type(section).__name__}")
-        model, train, data = (dict(loaded.get(k, {})) for k in ("model", "train", "data"))
+    if args.config:  # a regular file of bounded size (a device or a FIFO is refused)
+        sections = read_config_file(args.config)
+        model, train, data = (sections[k] for k in ("model", "train", "data"))
     for names, target in ((_MODEL_FLAGS, model), (train_flags(), train), (_DATA_FLAGS, data)):
         for name in names:
             value = getattr(args, name, None)

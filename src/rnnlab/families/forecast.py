@@ -25,7 +25,7 @@ from rnnlab.train.examples import Examples, ExampleTask, digest_of, examples_of
 from rnnlab.train.launch import Echo, fit_new_run, resuming, starting
 from rnnlab.train.loop import Trainer
 from rnnlab.train.task import DEFAULT_TASKS
-from rnnlab.viz.forecast import plot_forecast
+from rnnlab.viz.forecast import save_forecast
 
 
 class RegressionTask(ExampleTask):
@@ -106,10 +106,13 @@ FORECAST_MODEL_DEFAULTS: dict[str, Any] = {"hidden_size": 32, "num_layers": 1, "
 
 
 def _forecast_data(csv: str | Path, column: str, window: int, horizon: int,
-                   valid_fraction: float) -> Any:
+                   valid_fraction: float, dtype: Any) -> Any:
+    """The windows of the column, standardised and held as ``dtype`` (the model's: a value
+    it cannot hold is refused at load, naming its row)."""
     values = read_csv_column(csv, column)
     return forecast_windows(values, window, horizon, valid_fraction=valid_fraction,
-                            where=f"{csv}, column {column!r}")
+                            where=f"{csv}, column {column!r}",
+                            dtype=np.float32 if dtype is None else dtype)
 
 
 def _forecast_model(config: dict[str, Any], seed: int, device: str | None) -> Any:
@@ -145,7 +148,8 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
     train_cfg = TrainConfig.from_dict({**FORECAST_TRAIN_DEFAULTS, **train_kw})
     model_cfg = {**FORECAST_MODEL_DEFAULTS, **model_kw}
     world, echo = starting(out, overwrite=overwrite, device=device, echo=echo)
-    windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+    windows = _forecast_data(csv, column, window, horizon, valid_fraction,
+                             model_cfg.get("dtype"))
     echo(f"{csv}, column {column!r}: {len(windows.series)} values; "
          f"{len(windows.train[0])} training and {len(windows.valid[0])} validation windows "
          f"of {window} -> {horizon}")
@@ -193,7 +197,8 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
                 raise CheckpointError(f"{where}: the CSV file it names, {str(named)[:200]!r}, "
                                       f"is not a readable file; pass --csv FILE")
             csv = named
-        windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+        windows = _forecast_data(csv, column, window, horizon, valid_fraction,
+                                 model_cfg.get("dtype"))
         try:
             model = _forecast_model(model_cfg, train_cfg.seed, device)
         except (TypeError, ValueError) as exc:
@@ -218,13 +223,12 @@ def _forecast_plot(model: Any, windows: Any, folder: Path, plot: str | Path | No
     if best.exists():
         st.load_model_arrays(model, read_checkpoint(best)[0], f"{str(best)!r}")
     try:
-        fig = plot_forecast(model, windows)
+        written = save_forecast(model, windows, target)
     except ImportError as exc:
         echo(f"plot skipped: {exc}")
         return None
-    fig.savefig(target, dpi=120)
-    echo(f"plot of the forecast against the truth written to {target}")
-    return str(target)
+    echo(f"plot of the forecast against the truth written to {written}")
+    return str(written)
 
 
 DEFAULT_TASKS[SequenceRegressor] = RegressionTask

@@ -108,6 +108,7 @@ class Trainer:
         trains in the same folder.
         """
         cfg = self.config
+        self.state.check_size()  # a checkpoint safetensors cannot read back: say so now
         with self.world.running(self.out_dir), self.stops.watching():
             self.world.announce(cfg, self.echo)
             self.world.check_drift(self.model, self.progress.step, now=True)
