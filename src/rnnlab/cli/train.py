@@ -16,7 +16,7 @@ from rnnlab.cli import forecast as forecast_cmd
 from rnnlab.families.lm import resume_run, start_run
 from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_config_file
 from rnnlab.train.distributed import detect
-from rnnlab.train.launch import run_checkpoint
+from rnnlab.train.launch import check_unchanged, run_checkpoint
 
 EPILOG_TRAIN = """examples:
   rnnlab train                          # char LSTM on this Python's stdlib source (offline)
@@ -189,9 +189,10 @@ def check_resume(args: argparse.Namespace, changed: set[str]) -> None:
     """Refuse what ``--resume`` cannot honour: options of the saved configuration that
     would change (``changed``), ``--overwrite``, and an ``--out`` that is not the run's
     own folder."""
-    if changed:
-        raise UsageError(f"--resume continues a run with its saved configuration; these "
-                         f"options cannot change: {', '.join(sorted(changed))}")
+    try:  # the message every family's --resume gives
+        check_unchanged(changed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.overwrite:
         raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
                          "--resume")
