@@ -1,8 +1,9 @@
 """Issue 30 (reliability, third round), the items whose fix lives in the launchers that
 "A training stack a reader can hold in their head" moves: written first, against the
-command line only (``python -m rnnlab`` in a subprocess), so that they survive the move;
-each is an expected failure until the lead fixes it after the merge (strict: a test that
-starts passing must lose its mark).
+command line only (``python -m rnnlab`` in a subprocess), so that they survived the move,
+and fixed once in the shared prologue (:mod:`rnnlab.train.launch`: read_named_file,
+check_unchanged, check_output_file, the resume checks) and the trainer (the options every
+process must share).
 
 The checkpoints of items 2 and 3 are edited as a forger would (the document's checksum
 written again, :func:`tests.ckptdoc.rewrite_document`): every string of the document that

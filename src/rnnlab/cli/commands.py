@@ -87,6 +87,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def fail(message: str, status: int) -> int:
         if world.size > 1:  # one line from this rank, then every rank ends (no hang)
             world.fail(message, status)
+            return status  # (not reached: the line is printed there, with the rank)
         print(f"rnnlab: error: {message}", file=sys.stderr)
         return status
 

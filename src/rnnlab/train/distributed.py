@@ -69,6 +69,10 @@ from rnnlab.train.runfolder import RunLock
 AGREED_STOPS = ("interrupted", "terminated", "hangup", "max_time")
 
 
+#: How :meth:`World.check_agree` ends by default.
+SAME_FILES = "every process must read the same data (the same files on every machine)"
+
+
 class AgreedError(RuntimeError):
     """An error decided from reduced numbers, raised on every rank at the same step (it
     ends no rank by ``MPI_Abort``)."""
@@ -135,9 +139,13 @@ class World:
         """Rank 0's ``value`` (a small picklable object), on every rank."""
         return value
 
-    def check_agree(self, value: str, what: str) -> None:
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
+        return [value]
+
+    def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         """Raise ValueError unless every rank holds the same ``value`` (a short string,
-        e.g. a digest); ``what`` names it in the message."""
+        e.g. a digest); ``what`` names it in the message, ``hint`` ends it."""
 
     def fail(self, message: str, status: int) -> None:
         """End every rank after an error on this one that was reported as ``message`` (one
@@ -247,17 +255,20 @@ class MPIWorld(World):
         sys.stderr.flush()
         _let_mpiexec_forward_output()
         self.comm.Abort(1)
+        _exit_after_abort(1)
 
     def broadcast(self, value: Any) -> Any:
         return self.comm.bcast(value, root=0)
 
-    def check_agree(self, value: str, what: str) -> None:
+    def gather(self, value: Any) -> list[Any]:
+        return list(self.comm.allgather(value))
+
+    def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         values = self.comm.allgather(value)
         if any(v != values[0] for v in values):
             ranks = ", ".join(f"rank {r}: {str(v)[:16]}" for r, v in enumerate(values))
             raise ValueError(f"the {self.size} processes do not hold the same {what} "
-                             f"({ranks}); every process must read the same data (the same "
-                             f"files on every machine)")
+                             f"({ranks}); {hint}")
 
     def fail(self, message: str, status: int) -> None:
         if self.rank:  # an error on rank 0 too (the same cause) is the one reported
@@ -267,6 +278,7 @@ class MPIWorld(World):
         sys.stderr.flush()
         _let_mpiexec_forward_output()
         self.comm.Abort(status or 1)
+        _exit_after_abort(status or 1)
 
 
     # ------------------------------------------------- what the trainer calls
@@ -352,6 +364,14 @@ def _let_mpiexec_forward_output() -> None:
     """A moment for mpiexec's proxy to pass on what this rank just wrote: an abort tears
     the job down at once, and a message still in the pipe would be lost."""
     time.sleep(0.3)
+
+
+def _exit_after_abort(status: int) -> None:
+    """MPICH's ``MPI_Abort`` can return on the rank that called it while mpiexec tears the
+    job down (seen with MPICH 5 when another rank fails at the same moment); the process
+    must not go on (it would print its error a second time): end it now."""
+    sys.stderr.flush()
+    os._exit(status)
 
 
 _WORLD: World | None = None

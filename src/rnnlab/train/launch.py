@@ -217,14 +217,24 @@ class Resume:
 
     def train_config(self, overrides: dict[str, Any]) -> TrainConfig:
         """The run configuration the checkpoint continues with: its own, with
-        ``overrides`` and without the earlier invocation's step and time budgets."""
+        ``overrides`` and without the earlier invocation's step and time budgets. A batch
+        that this run's processes cannot share equally is refused, saying so."""
         try:
             config = TrainConfig.from_dict(meta_get(self.meta, "train_config", dict,
                                                     self.where))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.where}: its run configuration is invalid "
                                   f"({exc})") from exc
-        return replace(config, **{"max_steps": None, "max_time": None, **overrides})
+        config = replace(config, **{"max_steps": None, "max_time": None, **overrides})
+        size = self.world.size
+        if config.batch_size % size:  # each process takes an equal share of every batch
+            fits = [str(n) for n in range(1, min(config.batch_size, 64) + 1)
+                    if config.batch_size % n == 0]
+            counts = " or ".join([", ".join(fits[:-1]), fits[-1]] if len(fits) > 1 else fits)
+            raise CheckpointError(f"{self.where}: its batch of {config.batch_size} cannot be "
+                                  f"shared equally by {size} processes; resume it on a number "
+                                  f"of processes that divides the batch ({counts})")
+        return config
 
     def fit(self, trainer: Trainer) -> dict[str, Any]:
         """Restore ``trainer`` from the checkpoint and fit it on; the summary names the run."""
