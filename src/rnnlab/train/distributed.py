@@ -50,12 +50,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -142,6 +143,12 @@ class World:
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
         return [value]
+
+    def check_options(self, options: Mapping[str, str]) -> None:
+        """Raise ValueError on every rank, naming the options that differ, unless every
+        rank was started with the same ``options`` (name to JSON text, e.g.
+        :func:`rnnlab.train.loop.run_options`); called before any collective that depends
+        on them (a batch's size, the parameters' count). Nothing for a single process."""
 
     def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         """Raise ValueError unless every rank holds the same ``value`` (a short string,
@@ -262,6 +269,23 @@ class MPIWorld(World):
 
     def gather(self, value: Any) -> list[Any]:
         return list(self.comm.allgather(value))
+
+    def check_options(self, options: Mapping[str, str]) -> None:
+        short = {k: v if len(v) <= 64 else
+                 "sha256:" + hashlib.sha256(v.encode("utf-8")).hexdigest()[:16]
+                 for k, v in options.items()}  # a vocabulary's text is not sent
+        every = self.gather(short)
+        names = sorted({k for o in every for k in o
+                        if any(p.get(k) != o.get(k) for p in every)})
+        if not names:
+            return
+        shown = "; ".join(f"{name} (" + ", ".join(f"rank {r}: {str(o.get(name))[:24]}"
+                                                  for r, o in enumerate(every)) + ")"
+                          for name in names[:4])
+        more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+        raise ValueError(f"the {self.size} processes were started with different options: "
+                         f"{shown}{more}; every process must be started with the same "
+                         f"command line")
 
     def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         values = self.comm.allgather(value)

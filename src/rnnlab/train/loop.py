@@ -28,7 +28,6 @@ model's family for you (:func:`~rnnlab.train.task.default_task`). ``distributed`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -72,25 +71,6 @@ def run_options(task: Task, config: TrainConfig) -> dict[str, str]:
     return flat
 
 
-def check_same_options(world: Any, task: Task, config: TrainConfig) -> None:
-    """Refuse, before any collective that depends on them, processes started with other
-    options (a ``ValueError`` on every rank, naming the options that differ)."""
-    options = run_options(task, config)
-    text = json.dumps(options, sort_keys=True)
-    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if len(set(world.gather(digest))) <= 1:
-        return
-    every = world.gather(options)  # every rank is here: the digests differ on all of them
-    names = sorted({k for o in every for k in o if any(p.get(k) != o.get(k) for p in every)})
-    shown = "; ".join(f"{name} (" + ", ".join(f"rank {r}: {str(o.get(name))[:24]}"
-                                              for r, o in enumerate(every)) + ")"
-                      for name in names[:4])
-    more = f" and {len(names) - 4} more" if len(names) > 4 else ""
-    raise ValueError(f"the {world.size} processes were started with different options: "
-                     f"{shown}{more}; every process must be started with the same command "
-                     f"line")
-
-
 class Trainer:
     """Train a task with ``config``, writing into ``out_dir`` (see the module's docstring)."""
 
@@ -107,7 +87,7 @@ class Trainer:
         self.trained = trained_parameters(self.model, config)  # all but config.freeze
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.batcher = task.data
-        check_same_options(world, task, config)  # and on the same data:
+        world.check_options(run_options(task, config))  # and on the same data:
         digest = task.digest()
         world.check_agree(digest, "training data (digest)")
         if world.is_root:
