@@ -255,3 +255,11 @@ def test_item7_resume_of_a_folder_without_a_checkpoint_leaves_it_as_it_was(tmp_p
     done = rnnlab(tmp_path, "train", "--resume", str(empty), "--no-progress")
     assert done.returncode == 1 and "no such file" in done.stderr, done.stderr
     assert list(empty.iterdir()) == []
+
+
+def test_item1_plot_reports_the_file_it_wrote_for_a_name_without_a_suffix(run, tmp_path,
+                                                                          capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["plot", "curves", str(run), "--out", str(tmp_path / "curves")]) == 0
+    assert f"wrote {tmp_path / 'curves.png'}" in capsys.readouterr().out
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
