@@ -51,12 +51,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,23 @@ from rnnlab.train.runfolder import RunLock
 #: The stops the processes of a distributed run agree on in the gradient reduction (one
 #: slot each in its buffer; when several are asked for at once the first one is reported).
 AGREED_STOPS = ("interrupted", "terminated", "hangup", "max_time")
+
+
+def run_options(task: Any, config: Any) -> dict[str, str]:
+    """What a run's processes must agree on before they train, one entry per option (as
+    JSON text): the task's document (kind, model configuration, vocabulary ...) and the
+    run configuration (a :class:`~rnnlab.train.TrainConfig`), less how each process
+    reports (``progress``)."""
+    flat: dict[str, str] = {}
+    for section, values in (("model", task.meta()), ("train", config.to_dict())):
+        for key, value in values.items():
+            if isinstance(value, dict):
+                for sub, item in value.items():
+                    flat[f"{key}.{sub}"] = json.dumps(item, sort_keys=True, default=str)
+            elif (section, key) != ("train", "progress"):
+                flat[f"{section}.{key}" if section == "train" else key] = \
+                    json.dumps(value, sort_keys=True, default=str)
+    return flat
 
 
 #: How :meth:`World.check_agree` ends by default.
@@ -144,11 +162,11 @@ class World:
         """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
         return [value]
 
-    def check_options(self, options: Mapping[str, str]) -> None:
+    def check_options(self, task: Any, config: Any) -> None:
         """Raise ValueError on every rank, naming the options that differ, unless every
-        rank was started with the same ``options`` (name to JSON text, e.g.
-        :func:`rnnlab.train.loop.run_options`); called before any collective that depends
-        on them (a batch's size, the parameters' count). Nothing for a single process."""
+        rank was started with the same options (:func:`run_options` of ``task`` and
+        ``config``); called before any collective that depends on them (a batch's size,
+        the parameters' count). Nothing for a single process."""
 
     def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         """Raise ValueError unless every rank holds the same ``value`` (a short string,
@@ -270,10 +288,10 @@ class MPIWorld(World):
     def gather(self, value: Any) -> list[Any]:
         return list(self.comm.allgather(value))
 
-    def check_options(self, options: Mapping[str, str]) -> None:
+    def check_options(self, task: Any, config: Any) -> None:
         short = {k: v if len(v) <= 64 else
                  "sha256:" + hashlib.sha256(v.encode("utf-8")).hexdigest()[:16]
-                 for k, v in options.items()}  # a vocabulary's text is not sent
+                 for k, v in run_options(task, config).items()}  # no vocabulary is sent
         every = self.gather(short)
         names = sorted({k for o in every for k in o
                         if any(p.get(k) != o.get(k) for p in every)})

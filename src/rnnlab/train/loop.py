@@ -28,7 +28,6 @@ model's family for you (:func:`~rnnlab.train.task.default_task`). ``distributed`
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -55,22 +54,6 @@ from rnnlab.train.stops import Stops
 from rnnlab.train.task import Task, trainer_arguments
 
 
-def run_options(task: Task, config: TrainConfig) -> dict[str, str]:
-    """What a run's processes must agree on before they train, one entry per option (as
-    JSON text): the task's document (kind, model configuration, vocabulary ...) and the
-    run configuration, less how each process reports (``progress``)."""
-    flat: dict[str, str] = {}
-    for section, values in (("model", task.meta()), ("train", config.to_dict())):
-        for key, value in values.items():
-            if isinstance(value, dict):
-                for sub, item in value.items():
-                    flat[f"{key}.{sub}"] = json.dumps(item, sort_keys=True, default=str)
-            elif (section, key) != ("train", "progress"):
-                flat[f"{section}.{key}" if section == "train" else key] = \
-                    json.dumps(value, sort_keys=True, default=str)
-    return flat
-
-
 class Trainer:
     """Train a task with ``config``, writing into ``out_dir`` (see the module's docstring)."""
 
@@ -87,7 +70,7 @@ class Trainer:
         self.trained = trained_parameters(self.model, config)  # all but config.freeze
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.batcher = task.data
-        world.check_options(run_options(task, config))  # and on the same data:
+        world.check_options(task, config)  # every process: the same options, the same data
         digest = task.digest()
         world.check_agree(digest, "training data (digest)")
         if world.is_root:
