@@ -65,7 +65,7 @@ def test_resume_refuses_changed_options(tmp_path, text_file, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--resume", str(run / "last.safetensors"), "--lr", "0.1"])
     assert exc.value.code == 2
-    assert "cannot change: lr" in capsys.readouterr().err
+    assert "cannot change: --lr" in capsys.readouterr().err
 
 
 def test_train_with_the_book_initialisation_and_a_frozen_bias(tmp_path, text_file, capsys):

@@ -15,7 +15,8 @@ from rnnlab.train.distributed import MPIWorld
 
 
 class OtherRankHolds:
-    """Rank 0 of 2, whose peer's value is ``theirs`` (None: the same as this rank's)."""
+    """Rank 0 of 2, whose peer's data digest is ``theirs`` (None: the same as this rank's);
+    its options (a dict, compared first) are this rank's."""
 
     def __init__(self, theirs):
         self.theirs = theirs
@@ -27,7 +28,8 @@ class OtherRankHolds:
         return 2
 
     def allgather(self, value):
-        return [value, value if self.theirs is None else self.theirs]
+        same = self.theirs is None or isinstance(value, dict)
+        return [value, value if same else self.theirs]
 
 
 def _trainer(tmp_path, comm):

@@ -31,8 +31,12 @@ def _task(tmp: Path) -> Path:
 
 
 def _train(tmp: Path, k: int, out: str, *extra: str) -> str:
-    cmd = [sys.executable, "-m", "rnnlab", "seq2seq", "train", "--hidden-size", "8",
-           "--embedding-dim", "4", "--batch-size", "16", "--lr", "0.01", "--dtype", "float64",
+    """A run on ``k`` processes; a ``--resume`` takes the run's own options (it refuses
+    options given again, as ``rnnlab train --resume`` does)."""
+    options = [] if "--resume" in extra else [
+        "--hidden-size", "8", "--embedding-dim", "4", "--batch-size", "16", "--lr", "0.01",
+        "--dtype", "float64"]
+    cmd = [sys.executable, "-m", "rnnlab", "seq2seq", "train", *options,
            "--out", str(tmp / f"{out}.safetensors"), *extra]
     return run_job(cmd, k, tmp, timeout=120).stdout
 

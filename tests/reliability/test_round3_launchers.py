@@ -1,8 +1,9 @@
 """Issue 30 (reliability, third round), the items whose fix lives in the launchers that
 "A training stack a reader can hold in their head" moves: written first, against the
-command line only (``python -m rnnlab`` in a subprocess), so that they survive the move;
-each is an expected failure until the lead fixes it after the merge (strict: a test that
-starts passing must lose its mark).
+command line only (``python -m rnnlab`` in a subprocess), so that they survived the move,
+and fixed once in the shared prologue (:mod:`rnnlab.train.launch`: read_named_file,
+check_unchanged, check_output_file, the resume checks) and the trainer (the options every
+process must share).
 
 The checkpoints of items 2 and 3 are edited as a forger would (the document's checksum
 written again, :func:`tests.ckptdoc.rewrite_document`): every string of the document that
@@ -89,7 +90,6 @@ def _said(done: subprocess.CompletedProcess[str]) -> str:
 
 
 # ------------------------------------------------- items 2, 3: paths a checkpoint names
-@pytest.mark.xfail(strict=True, reason="issue 30 item 2: fixed after the training-stack move")
 def test_item2_seq2seq_does_not_read_or_echo_a_file_its_checkpoint_names(tmp_path):
     data, out = _seq2seq_run(tmp_path)
     secret = _secret(tmp_path, f"{PASSWD}\n")  # no '_': read_pairs refuses the line
@@ -104,7 +104,6 @@ def test_item2_seq2seq_does_not_read_or_echo_a_file_its_checkpoint_names(tmp_pat
         assert done.returncode != 0, args  # the data is not the run's: asks for the path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 item 3: fixed after the training-stack move")
 def test_item3_the_forecaster_does_not_echo_the_csv_its_checkpoint_names(tmp_path):
     csv, out = _forecast_run(tmp_path)
     secret = _secret(tmp_path, f"{SECRET},b\n1,2\n")
@@ -116,7 +115,6 @@ def test_item3_the_forecaster_does_not_echo_the_csv_its_checkpoint_names(tmp_pat
 
 
 # ----------------------------------------------------------- item 7: a mistyped resume
-@pytest.mark.xfail(strict=True, reason="issue 30 item 7: fixed after the training-stack move")
 def test_item7_a_mistyped_resume_leaves_no_lock_behind(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -128,7 +126,6 @@ def test_item7_a_mistyped_resume_leaves_no_lock_behind(tmp_path):
 
 
 # ------------------------------------------------ item 9: seq2seq resume and options
-@pytest.mark.xfail(strict=True, reason="issue 30 item 9: fixed after the training-stack move")
 def test_item9_seq2seq_resume_refuses_options_it_cannot_change(tmp_path):
     _, out = _seq2seq_run(tmp_path)
     done = rnnlab(tmp_path, "seq2seq", "train", "--resume", str(out.with_suffix("")),
@@ -140,7 +137,6 @@ def test_item9_seq2seq_resume_refuses_options_it_cannot_change(tmp_path):
 
 
 # ------------------------------------------------ item 15: output paths checked first
-@pytest.mark.xfail(strict=True, reason="issue 30 item 15: fixed after the training-stack move")
 def test_item15_seq2seq_out_without_a_suffix_fails_before_training_or_works(tmp_path):
     data = tmp_path / "pairs.txt"
     data.write_text(PAIRS, encoding="utf-8")
@@ -153,7 +149,6 @@ def test_item15_seq2seq_out_without_a_suffix_fails_before_training_or_works(tmp_
     assert (done.returncode == 0) or not trained, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 item 15: fixed after the training-stack move")
 def test_item15_the_forecast_plot_path_is_checked_before_training(tmp_path):
     csv = tmp_path / "s.csv"
     csv.write_text(SERIES, encoding="utf-8")
@@ -166,7 +161,6 @@ def test_item15_the_forecast_plot_path_is_checked_before_training(tmp_path):
 
 
 # ------------------------------------------------- item 18: the launchers' messages
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 @pytest.mark.parametrize("flag", ["--seed", "--split-seed", "--data-seed"])
 def test_item18_a_negative_seq2seq_seed_names_its_option(tmp_path, flag):
     data = tmp_path / "pairs.txt"
@@ -178,7 +172,6 @@ def test_item18_a_negative_seq2seq_seed_names_its_option(tmp_path, flag):
     assert done.returncode != 0 and flag in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 def test_item18_generate_names_its_seed_option(tmp_path):
     train = [*_corpus(tmp_path), "--batch-size", "4", "--max-steps", "2", "--out", "lm"]
     assert rnnlab(tmp_path, *train).returncode == 0
@@ -186,7 +179,6 @@ def test_item18_generate_names_its_seed_option(tmp_path):
     assert done.returncode != 0 and "--seed" in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 def test_item18_translate_reports_the_plot_file_it_wrote(tmp_path):
     pytest.importorskip("matplotlib")
     _, out = _seq2seq_run(tmp_path, "--decoder", "attention")
@@ -222,7 +214,6 @@ def _corpus(tmp_path: Path) -> list[str]:
 
 
 @needs_mpi
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 def test_item18_under_mpi_an_error_is_printed_once(tmp_path):
     _corpus(tmp_path)
     bad = ["train", "--corpus", "missing.txt", "--no-progress", "--out", "r"]
@@ -233,7 +224,6 @@ def test_item18_under_mpi_an_error_is_printed_once(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 def test_item18_under_mpi_ranks_with_other_options_end_in_one_rnnlab_line(tmp_path):
     base = [*_corpus(tmp_path), "--batch-size", "4", "--max-steps", "2", "--out", "r"]
     done = _mpi(tmp_path, [*base, "--hidden-size", "8"], [*base, "--hidden-size", "12"])
@@ -243,7 +233,6 @@ def test_item18_under_mpi_ranks_with_other_options_end_in_one_rnnlab_line(tmp_pa
 
 
 @needs_mpi
-@pytest.mark.xfail(strict=True, reason="issue 30 item 18: fixed after the training-stack move")
 def test_item18_a_process_count_that_does_not_divide_the_batch_says_so(tmp_path):
     base = [*_corpus(tmp_path), "--batch-size", "4", "--max-steps", "2", "--out", "r"]
     assert rnnlab(tmp_path, *base).returncode == 0

@@ -66,7 +66,7 @@ def test_forecast_without_matplotlib_skips_the_plot(tmp_path, sine_csv, capsys, 
     def no_mpl(*args, **kwargs):
         raise ImportError("plotting needs matplotlib, which is not installed")
 
-    monkeypatch.setattr(run_module, "plot_forecast", no_mpl)
+    monkeypatch.setattr(run_module, "save_forecast", no_mpl)
     status = main(["train", "--task", "forecast", "--csv", str(sine_csv), "--column", "value",
                    "--window", "12", "--epochs", "1", "--hidden-size", "4", "--out",
                    str(tmp_path / "run"), "--no-progress"])

@@ -18,6 +18,8 @@ import contextlib
 import io
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 
 from rnnlab import __version__
 from rnnlab.backend import DeviceError
@@ -31,7 +33,7 @@ from rnnlab.cli import seq2seq as seq2seq_cmd
 from rnnlab.cli import train as train_cmd
 from rnnlab.data import DataError
 from rnnlab.train import DivergenceError
-from rnnlab.train.checkpoint import CheckpointError
+from rnnlab.train.checkpoint import CheckpointError, UncheckedDocumentWarning
 from rnnlab.train.distributed import World, detect
 from rnnlab.train.runfolder import RunFolderError
 
@@ -51,6 +53,33 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None, world: World
     return parser.parse_args(argv)
 
 
+#: rnnlab's notices: warnings the command line prints as one line each (once per text).
+NOTICES: tuple[type[Warning], ...] = (UncheckedDocumentWarning,)
+
+
+@contextlib.contextmanager
+def notices(world: World) -> Iterator[None]:
+    """Print each of rnnlab's notices (:data:`NOTICES`) as one line ``rnnlab: notice:
+    ...`` on rank 0 (once per text: a checkpoint read twice says it once); other warnings
+    are shown as Python shows them."""
+    said: set[str] = set()
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *rest: object,
+                 **kw: object) -> None:
+            if not issubclass(category, NOTICES):
+                shown(message, category, *rest, **kw)  # type: ignore[arg-type]
+            elif world.is_root and str(message) not in said:
+                said.add(str(message))
+                print(f"rnnlab: notice: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+        for category in NOTICES:
+            warnings.simplefilter("always", category)
+        yield
+
+
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run the command ``args`` names; an error becomes one line and an exit status."""
     world = detect()
@@ -58,11 +87,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     def fail(message: str, status: int) -> int:
         if world.size > 1:  # one line from this rank, then every rank ends (no hang)
             world.fail(message, status)
+            return status  # (not reached: the line is printed there, with the rank)
         print(f"rnnlab: error: {message}", file=sys.stderr)
         return status
 
     try:
-        return int(args.handler(args))
+        with notices(world):
+            return int(args.handler(args))
     except UsageError as exc:
         if world.size > 1:
             return fail(str(exc), 2)

@@ -17,6 +17,10 @@ EPILOG = """examples:
   rnnlab export runs/ptb-lstm/best.safetensors --format onnx --out lstm.onnx
   rnnlab export runs/stdlib-gru/best.safetensors --format torch --out gru.pt
   rnnlab export CKPT                     # ONNX beside the checkpoint: CKPT's name + .onnx
+  rnnlab export CKPT --out lstm.onnx --overwrite   # replace an earlier export
+
+An existing --out file is refused without --overwrite, and an rnnlab checkpoint is
+never replaced, even with it.
 
 onnx: ONNX's own RNN/LSTM/GRU operators (opset 17), float32; inputs ids (batch, steps)
 int64, h0 (and c0 for an LSTM) (layers, batch, hidden); outputs logits (batch, steps,
@@ -41,13 +45,15 @@ def add_parser(subparsers: Any) -> None:
                    help="onnx (default) or torch")
     p.add_argument("--out", help="output file (default: the checkpoint's name with .onnx or "
                    ".pt)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (never an rnnlab checkpoint)")
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     try:
-
-        path, model = export_checkpoint(args.checkpoint, args.out, args.export_format)
+        path, model = export_checkpoint(args.checkpoint, args.out, args.export_format,
+                                        overwrite=args.overwrite)
     except ImportError as exc:
         print(f"rnnlab: error: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ import sys
 import warnings
 from typing import Any
 
-from rnnlab.argtypes import positive_int
+from rnnlab.argtypes import nonneg_int, positive_int
 from rnnlab.generate import (
     UnknownSymbolsError,
     UnknownSymbolsWarning,
@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--top-k", type=positive_int)
     p.add_argument("--top-p", type=float)
     p.add_argument("--beam-width", type=positive_int, default=5)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=nonneg_int)
     p.add_argument("--unknown", choices=("error", "unk"), default="error",
                    help="prime symbols outside the vocabulary: error, or map to <unk>")
     p.add_argument("--device", choices=("cpu", "gpu"))

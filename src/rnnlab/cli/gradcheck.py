@@ -18,7 +18,7 @@ import numpy as np
 from rnnlab import nn
 from rnnlab.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
 from rnnlab.cli import UsageError
-from rnnlab.gradcheck import EPS, TOL, check_module
+from rnnlab.gradcheck import AUTO_SECONDS, DEFAULT_SAMPLES, EPS, TOL, check_module
 
 #: ``--cell`` name: (layer class name in rnnlab.nn, keyword arguments).
 CELLS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -35,6 +35,7 @@ EPILOG = """examples:
   rnnlab gradcheck --cell lstm --layers 2 --bidirectional
   rnnlab gradcheck --cell gru-reset-before --lengths --dropout 0.3 --layers 2
   rnnlab gradcheck --cell minlstm --mode sequential --hidden-size 5
+  rnnlab gradcheck --cell lstm --hidden-size 512 --input-size 512 --samples 64
   rnnlab gradcheck --module mylayers:Peephole --args '{"input_size": 3, "hidden_size": 4}'
   rnnlab gradcheck --module mylayers:Peephole --input-shape 2,5,3 --state-shape 2,4
 
@@ -48,6 +49,8 @@ docstring: forward(*inputs[, state]), backward(dy) returning the input gradient,
 params/grads dicts that backward adds into. A float32 rnnlab Module is checked as a
 float64 copy. Its input is (--batch, --steps, input_size) when the layer has an
 input_size attribute, else give --input-shape; give --state-shape to check a state.
+A large layer is checked on a random sample of each array's entries (--samples; the
+default, auto, finishes in about a minute); a progress bar shows the time left.
 """
 
 
@@ -60,6 +63,20 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected sizes >= 1 separated by commas (e.g. "
                                          f"2,5,3), got {text!r}")
     return dims
+
+
+def _samples(text: str) -> int | str | None:
+    """``--samples``: ``auto``, ``all`` (None: every entry) or a count >= 1."""
+    if text in ("auto", "all"):
+        return None if text == "all" else text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected auto, all or a number of entries >= 1, "
+                                         f"got {text!r}")
+    return count
 
 
 def add_parser(subparsers: Any) -> None:
@@ -101,12 +118,15 @@ def add_parser(subparsers: Any) -> None:
     s.add_argument("--eps", type=positive_float, default=None,
                    help="finite-difference step (default 1e-6)")
     s.add_argument("--seed", type=nonneg_int, default=0, help="weights and data (default 0)")
+    s.add_argument("--samples", type=_samples, default="auto", metavar="N",
+                   help="entries checked per array, drawn at random from --seed in arrays "
+                   "larger than N; 'all' checks every entry; default 'auto' (up to "
+                   f"{DEFAULT_SAMPLES}, fewer for a slow layer, about "
+                   f"{AUTO_SECONDS:.0f} s in all)")
     p.set_defaults(handler=handle, gradcheck_parser=p)
 
 
 def handle(args: argparse.Namespace) -> int:
-
-
     rng = np.random.default_rng(args.seed)
     if args.module is not None:
         for flag in ("lengths", "bidirectional", "no_bias"):
@@ -121,7 +141,8 @@ def handle(args: argparse.Namespace) -> int:
         module, inputs, state, kwargs = _builtin(args, rng, UsageError)
     report = check_module(module, inputs, state, kwargs=kwargs,
                           tol=TOL if args.tol is None else args.tol,
-                          eps=EPS if args.eps is None else args.eps, seed=args.seed)
+                          eps=EPS if args.eps is None else args.eps, seed=args.seed,
+                          samples=args.samples)  # a tqdm bar on a terminal
     print(report)
     return 0 if report.passed else 1
 

@@ -18,7 +18,7 @@ from rnnlab.data import DataError, Vocab, load_stdlib
 from rnnlab.data.textio import read_text
 from rnnlab.families.lm import corpus_of_checkpoint
 from rnnlab.train.state import load_model
-from rnnlab.viz._mpl import MissingExtraError, compact_png, require
+from rnnlab.viz._mpl import MissingExtraError, compact_png, figure_path, require
 from rnnlab.viz.activations import activation_page
 from rnnlab.viz.browser import BrowserError, screenshot_page
 from rnnlab.viz.curves import plot_training_curves
@@ -264,7 +264,7 @@ def _run_curves(args: argparse.Namespace) -> int:
                          f"{len(args.names)}")
     plot_training_curves(args.runs, args.out, names=args.names, title=args.title,
                          smooth=args.smooth, dpi=args.dpi, x=args.x)
-    return _written(args.out, args)
+    return _written(figure_path(args.out), args)  # .png added to a bare name
 
 
 def _run_hidden(args: argparse.Namespace) -> int:
@@ -277,7 +277,7 @@ def _run_hidden(args: argparse.Namespace) -> int:
     plot_hidden_states(states, args.out, methods=args.method, color_by=args.color_by,
                        layer=args.layer, kind=args.state, labels=args.labels, skip=args.skip,
                        perplexity=args.perplexity, seed=args.seed, dpi=args.dpi)
-    return _written(args.out, args)
+    return _written(figure_path(args.out), args)  # .png added to a bare name
 
 
 def _run_predictions(args: argparse.Namespace) -> int:
@@ -290,7 +290,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
     states = collect_states(model, ids, vocab=vocab)
     plot_predictions(states, args.out, top_k=args.top_k, start=args.start,
                      length=args.length, mode=args.mode, dpi=args.dpi)
-    return _written(args.out, args)
+    return _written(figure_path(args.out), args)  # .png added to a bare name
 
 
 def _run_gradients(args: argparse.Namespace) -> int:
@@ -323,7 +323,7 @@ def _run_gradients(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, bptt=args.bptt, lr=args.lr,
             scale=None if args.no_scale else args.scale, seed=args.seed, echo=_echo)
     plot_gradient_flow(flow, args.out, normalize=not args.raw, dpi=args.dpi)
-    return _written(args.out, args)
+    return _written(figure_path(args.out), args)  # .png added to a bare name
 
 
 def _study_text(args: argparse.Namespace) -> tuple[Any, int]:
@@ -343,7 +343,8 @@ def _run_activations(args: argparse.Namespace) -> int:
     model, vocab, ids = _model_and_ids(args)
     states = collect_states(model, ids, vocab=vocab)
     path = activation_page(states, args.out, kind=args.state, layer=args.layer,
-                           max_tokens=args.max_tokens)
+                           max_tokens=args.max_tokens, unit=args.unit,
+                           underline=args.underline)
     _written(path)
     if args.screenshot:
 

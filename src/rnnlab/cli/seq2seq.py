@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnlab.argtypes import nonneg_float, positive_int
+from rnnlab.argtypes import nonneg_float, nonneg_int, positive_int
 from rnnlab.cli import STOP_STATUS
 from rnnlab.seq2seq.data import Codec, read_pairs, split_pairs
 from rnnlab.seq2seq.model import Seq2Seq, Seq2SeqConfig
-from rnnlab.seq2seq.plot import MissingPlotExtra, plot_attention
+from rnnlab.seq2seq.plot import MissingPlotExtra, attention_path, plot_attention
 from rnnlab.seq2seq.search import predict
+from rnnlab.seq2seq.tasks import GENERATORS
 from rnnlab.seq2seq.training import (
     TrainOptions,
     load_checkpoint,
@@ -32,7 +33,7 @@ from rnnlab.seq2seq.training import (
 )
 from rnnlab.train.checkpoint import CheckpointError
 from rnnlab.train.distributed import detect
-from rnnlab.train.launch import starting
+from rnnlab.train.launch import check_output_file, check_unchanged, starting
 
 EPILOG = """examples:
   rnnlab seq2seq train --task addition --epochs 25        # peeky decoder, reversed input
@@ -100,9 +101,9 @@ def add_parser(subparsers: Any) -> None:
     d.add_argument("--source", choices=("auto", "file", "generated"), default="auto",
                    help="for addition/date: the book's file, the generator, or file if found")
     d.add_argument("--n", type=positive_int, default=50_000, help="generated pairs")
-    d.add_argument("--data-seed", type=int, default=0, help="seed of the generator")
+    d.add_argument("--data-seed", type=nonneg_int, default=0, help="seed of the generator")
     d.add_argument("--data-dir", help="folder holding addition.txt/date.txt")
-    d.add_argument("--split-seed", type=int, default=1984, help="seed of the 90/10 shuffle")
+    d.add_argument("--split-seed", type=nonneg_int, default=1984, help="seed of the 90/10 shuffle")
     m = p.add_argument_group("model (defaults depend on the task, see below)")
     m.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
     m.add_argument("--decoder", choices=("plain", "peeky", "attention", "bahdanau"))
@@ -121,7 +122,7 @@ def add_parser(subparsers: Any) -> None:
     t.add_argument("--clip-norm", type=nonneg_float, default=5.0, help="0 disables")
     t.add_argument("--schedule", choices=("constant", "cosine"))
     t.add_argument("--warmup-steps", type=int, default=0)
-    t.add_argument("--seed", type=int, default=0, help="initialisation and batch order")
+    t.add_argument("--seed", type=nonneg_int, default=0, help="initialisation and batch order")
     t.add_argument("--max-steps", type=positive_int)
     t.add_argument("--patience", type=positive_int,
                    help="stop after this many epochs without a better validation loss")
@@ -133,10 +134,11 @@ def add_parser(subparsers: Any) -> None:
                    help="replace the run in that folder")
     t.add_argument("--resume", metavar="RUN",
                    help="continue a run (its folder or its last.safetensors) exactly where it "
-                        "stopped; --epochs, --max-steps and --patience may change")
+                        "stopped; --epochs, --max-steps and --patience may change, --task "
+                        "FILE says where its pairs file is now")
     t.add_argument("--device", choices=("cpu", "gpu"))
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.set_defaults(handler=cmd_train)
+    p.set_defaults(handler=cmd_train, seq2seq_train_parser=p)
 
     p = sub.add_parser("eval", help="exact-match accuracy of a checkpoint",
                        epilog=EPILOG_EVAL, formatter_class=fmt)
@@ -210,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            warmup_steps=args.warmup_steps, seed=args.seed,
                            max_steps=args.max_steps)
     name = Path(args.task).stem if args.task not in TASK_DEFAULTS else args.task
-    out = Path(args.out or f"runs/seq2seq-{name}.safetensors")
+    out = _model_file(args.out or f"runs/seq2seq-{name}.safetensors")
     folder = out.with_suffix("")
     # the prologue every family's start shares: the device, and the folder checked before
     # the data is loaded (under mpiexec rank 0 claims the folder, prints and writes)
@@ -240,40 +242,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _report(world, out, summary, history, started)
 
 
+def _model_file(out: str) -> Path:
+    """``--out``: the model's file, checked before training (the run's folder is its name
+    without the suffix, so a name without one is refused)."""
+    path = Path(out)
+    if not path.suffix:
+        raise ValueError(f"--out {out}: expected a file name with a suffix, e.g. "
+                         f"{out}.safetensors (the run goes to the folder {out})")
+    return check_output_file(path, "--out", create_folder=True)
+
+
 def _echo(quiet: bool) -> Any:
     if quiet:
         return lambda message: None
     return lambda message: print(message, flush=True)
 
 
+#: What else ``--resume`` takes: where the run and its data are, how it prints, and where
+#: the best model goes.
+_RESUME_TAKES = ("resume", "task", "data_dir", "device", "quiet", "out")
+
+
 def _resume(args: argparse.Namespace) -> int:
     """``--resume RUN``: rebuild the model, data and trainer from the run's
-    ``last.safetensors`` and go on exactly where it stopped."""
-
-
-    if args.task is not None:
-        raise ValueError("seq2seq train: --resume continues a run with its own data; --task "
-                         "expected none, got " + repr(args.task))
+    ``last.safetensors`` and go on exactly where it stopped (``--task FILE``: where the
+    run's pairs file is now). An option of the saved configuration given with another
+    value than its default is refused, all of them in one message, as ``rnnlab train
+    --resume`` does."""
+    defaults = vars(args.seq2seq_train_parser.parse_args([]))
+    check_unchanged(k for k, v in vars(args).items() if k in defaults and
+                    k not in _RESUME_OPTIONS + _RESUME_TAKES and v != defaults[k])
+    if args.task is not None and args.task in GENERATORS:
+        raise ValueError(f"seq2seq train: --resume continues a run with its own data; --task "
+                         f"expected the path of the run's pairs file, got {args.task!r}")
     started = time.perf_counter()
     overrides = {k: getattr(args, k) for k in _RESUME_OPTIONS if getattr(args, k) is not None}
     world = detect()  # rank 0 alone prints and writes
     quiet = args.quiet or not world.is_root
     summary, history, out = resume_run(args.resume, overrides, data_dir=args.data_dir,
-                                       device=args.device, progress=not quiet,
-                                       echo=_echo(quiet),
-                                       out=Path(args.out) if args.out else None)
+                                       data=args.task, device=args.device,
+                                       progress=not quiet, echo=_echo(quiet),
+                                       out=_model_file(args.out) if args.out else None)
     return _report(world, out, summary, history, started)
 
 
 # ----------------------------------------------------------------------- eval
-def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) -> tuple[Any, str]:
+def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None, where: str
+                ) -> tuple[Any, str]:
     """The pairs to score: ``--data``, or the test split of the data the run recorded."""
-
     if data is not None:
         return read_pairs(data), data
     info: Any = meta.get("data_source", meta.get("data"))  # a run's checkpoint, or --out's
     hint = "; pass --data FILE"
-    pairs, _ = source_pairs(info, data_dir, hint)
+    pairs, _ = source_pairs(info, data_dir, "--data FILE", where=where)
     try:
         _, test = split_pairs(pairs, int(info.get("split_seed", 1984)),
                               float(info.get("test_fraction", 0.1)))
@@ -286,7 +307,8 @@ def _eval_pairs(meta: dict[str, Any], data: str | None, data_dir: str | None) ->
 def cmd_eval(args: argparse.Namespace) -> int:
 
     model, codec, meta = load_checkpoint(args.checkpoint, device=args.device)
-    pairs, what = _eval_pairs(meta, args.data, args.data_dir)
+    pairs, what = _eval_pairs(meta, args.data, args.data_dir,
+                              f"checkpoint {str(args.checkpoint)!r}")
     answers = predict(model, codec, pairs.questions, beam_width=args.beam_width)
     right = [a == b for a, b in zip(answers, pairs.answers, strict=True)]
     errors = [{"question": q, "expected": e, "got": a}
@@ -325,10 +347,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if args.attention:
                 print(_attention_text(att[i], shown_q, answer))
             if args.plot is not None:
-
-                path = Path(args.plot)
+                path = attention_path(args.plot)
                 if len(args.questions) > 1:
-                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix or '.png'}")
+                    path = path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
                 try:
                     plot_attention(att[i], shown_q, answer, path=path,
                                    title=f"{question.strip()} -> {answer.strip()}")

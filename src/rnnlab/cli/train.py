@@ -15,9 +15,9 @@ from rnnlab.cli import STOP_STATUS, UsageError
 from rnnlab.cli import forecast as forecast_cmd
 from rnnlab.families.lm import resume_run, start_run
 from rnnlab.nn.stack import CELL_KINDS
-from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from rnnlab.train.config import OPTIMIZERS, SCHEDULES, TrainConfig, read_config_file
 from rnnlab.train.distributed import detect
-from rnnlab.train.launch import run_checkpoint
+from rnnlab.train.launch import check_unchanged, run_checkpoint
 
 EPILOG_TRAIN = """examples:
   rnnlab train                          # char LSTM on this Python's stdlib source (offline)
@@ -142,19 +142,9 @@ def _configs_from_args(args: argparse.Namespace) -> tuple[dict, dict, dict]:
     model: dict[str, Any] = {}
     train: dict[str, Any] = {}
     data: dict[str, Any] = {}
-    if args.config:
-        try:
-            loaded = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError included
-            raise UsageError(f"--config {args.config}: cannot be read as JSON ({exc})") from exc
-        if not isinstance(loaded, dict) or set(loaded) - {"model", "train", "data"}:
-            raise UsageError(f"--config {args.config}: expected an object with 'model', "
-                             f"'train' and 'data' sections")
-        for key, section in loaded.items():
-            if not isinstance(section, dict):
-                raise UsageError(f"--config {args.config}: section {key!r} expected an object "
-                                 f"of options, got {type(section).__name__}")
-        model, train, data = (dict(loaded.get(k, {})) for k in ("model", "train", "data"))
+    if args.config:  # a regular file of bounded size (a device or a FIFO is refused)
+        sections = read_config_file(args.config)
+        model, train, data = (sections[k] for k in ("model", "train", "data"))
     for names, target in ((_MODEL_FLAGS, model), (train_flags(), train), (_DATA_FLAGS, data)):
         for name in names:
             value = getattr(args, name, None)
@@ -200,9 +190,10 @@ def check_resume(args: argparse.Namespace, changed: set[str]) -> None:
     """Refuse what ``--resume`` cannot honour: options of the saved configuration that
     would change (``changed``), ``--overwrite``, and an ``--out`` that is not the run's
     own folder."""
-    if changed:
-        raise UsageError(f"--resume continues a run with its saved configuration; these "
-                         f"options cannot change: {', '.join(sorted(changed))}")
+    try:  # the message every family's --resume gives
+        check_unchanged(changed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.overwrite:
         raise UsageError("--overwrite starts a new run in --out; it cannot be used with "
                          "--resume")

@@ -9,7 +9,6 @@ whose checkpoints also say where the series came from. :func:`start_forecast` an
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,27 @@ from rnnlab.train import state as st
 from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.examples import Examples, ExampleTask, digest_of, examples_of
-from rnnlab.train.launch import Echo, fit_new_run, resuming, starting
+from rnnlab.train.launch import (
+    Echo,
+    check_output_file,
+    fit_new_run,
+    read_named_file,
+    resuming,
+    starting,
+)
 from rnnlab.train.loop import Trainer
 from rnnlab.train.task import DEFAULT_TASKS
-from rnnlab.viz.forecast import plot_forecast
+from rnnlab.viz.forecast import save_forecast
+
+
+def _splits(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: examples_of(data.get(k), "Trainer", k) for k in ("train", "valid", "test")}
+
+
+def windows_digest(windows: Any) -> str:
+    """The digest a forecasting run's checkpoint records for its windows (that of its
+    :class:`ForecastTask`)."""
+    return digest_of(_splits({"train": windows.train, "valid": windows.valid}))
 
 
 class RegressionTask(ExampleTask):
@@ -35,8 +51,7 @@ class RegressionTask(ExampleTask):
     kind = "regressor"
 
     def __init__(self, model: Any, data: Mapping[str, Any], config: Any) -> None:
-        splits = {k: examples_of(data.get(k), "Trainer", k) for k in ("train", "valid", "test")}
-        super().__init__(model, splits, config, size=len, take=Examples.take)
+        super().__init__(model, _splits(data), config, size=len, take=Examples.take)
 
     def digest(self) -> str:
         return digest_of(self.splits)
@@ -106,10 +121,13 @@ FORECAST_MODEL_DEFAULTS: dict[str, Any] = {"hidden_size": 32, "num_layers": 1, "
 
 
 def _forecast_data(csv: str | Path, column: str, window: int, horizon: int,
-                   valid_fraction: float) -> Any:
+                   valid_fraction: float, dtype: Any) -> Any:
+    """The windows of the column, standardised and held as ``dtype`` (the model's: a value
+    it cannot hold is refused at load, naming its row)."""
     values = read_csv_column(csv, column)
     return forecast_windows(values, window, horizon, valid_fraction=valid_fraction,
-                            where=f"{csv}, column {column!r}")
+                            where=f"{csv}, column {column!r}",
+                            dtype=np.float32 if dtype is None else dtype)
 
 
 def _forecast_model(config: dict[str, Any], seed: int, device: str | None) -> Any:
@@ -145,7 +163,10 @@ def start_forecast(csv: str | Path, column: str, model_kw: dict[str, Any],
     train_cfg = TrainConfig.from_dict({**FORECAST_TRAIN_DEFAULTS, **train_kw})
     model_cfg = {**FORECAST_MODEL_DEFAULTS, **model_kw}
     world, echo = starting(out, overwrite=overwrite, device=device, echo=echo)
-    windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+    if plot:  # a file named by the user: writable, checked before any training
+        check_output_file(plot, "--plot")
+    windows = _forecast_data(csv, column, window, horizon, valid_fraction,
+                             model_cfg.get("dtype"))
     echo(f"{csv}, column {column!r}: {len(windows.series)} values; "
          f"{len(windows.train[0])} training and {len(windows.valid[0])} validation windows "
          f"of {window} -> {horizon}")
@@ -170,9 +191,12 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
 
     ``overrides`` as for :func:`rnnlab.families.lm.resume_run`; ``csv`` says where the CSV
     file is now (by default the path the checkpoint records, read only when it is a
-    regular file). The values must be those the run was trained on (the checkpoint's
-    digest is checked).
+    regular file and used only when it holds the series the checkpoint's digest names,
+    :func:`rnnlab.train.launch.read_named_file`). The values must be those the run was
+    trained on (the checkpoint's digest is checked).
     """
+    if plot:
+        check_output_file(plot, "--plot")
     with resuming(path, echo) as run:
         source, where = run.meta.get("forecast"), run.where
         if not isinstance(source, dict):
@@ -188,12 +212,16 @@ def resume_forecast(path: str | Path, overrides: dict[str, Any], *, csv: str | N
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{where}: its forecasting run is described invalidly "
                                   f"({exc})") from exc
-        if csv is None:
-            if not isinstance(named, str) or not os.path.isfile(named):
-                raise CheckpointError(f"{where}: the CSV file it names, {str(named)[:200]!r}, "
-                                      f"is not a readable file; pass --csv FILE")
+        dtype = model_cfg.get("dtype")
+        if csv is None:  # data, not trust: read only if it still holds the run's series
+            windows = read_named_file(
+                named, lambda p: _forecast_data(p, column, window, horizon, valid_fraction,
+                                                dtype),
+                windows_digest, run.meta.get("corpus_digest"), where=where,
+                what="CSV file", ask="--csv FILE")
             csv = named
-        windows = _forecast_data(csv, column, window, horizon, valid_fraction)
+        else:
+            windows = _forecast_data(csv, column, window, horizon, valid_fraction, dtype)
         try:
             model = _forecast_model(model_cfg, train_cfg.seed, device)
         except (TypeError, ValueError) as exc:
@@ -218,13 +246,12 @@ def _forecast_plot(model: Any, windows: Any, folder: Path, plot: str | Path | No
     if best.exists():
         st.load_model_arrays(model, read_checkpoint(best)[0], f"{str(best)!r}")
     try:
-        fig = plot_forecast(model, windows)
+        written = save_forecast(model, windows, target)
     except ImportError as exc:
         echo(f"plot skipped: {exc}")
         return None
-    fig.savefig(target, dpi=120)
-    echo(f"plot of the forecast against the truth written to {target}")
-    return str(target)
+    echo(f"plot of the forecast against the truth written to {written}")
+    return str(written)
 
 
 DEFAULT_TASKS[SequenceRegressor] = RegressionTask

@@ -11,9 +11,12 @@ Needs matplotlib (the ``viz`` extra); without it :func:`plot_attention` raises
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rnnlab.data.safefiles import write_atomic
 
 EXTRA_HINT = 'pip install "rnnlab[viz]"'
 
@@ -43,7 +46,8 @@ def plot_attention(weights: Any, question: str, answer: str,
     """Draw attention ``weights`` ``(len(answer), len(question))`` as a heat map.
 
     Rows are output characters, columns source characters (spaces shown as ``␣``);
-    ``path`` saves the figure (format from the suffix). Returns the Figure.
+    ``path`` saves the figure (format from the suffix; none: ``.png`` added, see
+    :func:`attention_path`) atomically, never through a link. Returns the Figure.
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape != (len(answer), len(question)):
@@ -66,5 +70,14 @@ def plot_attention(weights: Any, question: str, answer: str,
         ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.05)
     if path is not None:
-        fig.savefig(path, dpi=100, facecolor="white")
+        target = attention_path(path)
+        write_atomic(target, lambda fh: fig.savefig(fh, format=target.suffix[1:].lower(),
+                                                    dpi=100, facecolor="white"))
     return fig
+
+
+def attention_path(path: str | os.PathLike[str]) -> Path:
+    """The file :func:`plot_attention` writes for ``path``: ``path``, with ``.png`` added
+    when it has no suffix."""
+    target = Path(path)
+    return target if target.suffix else target.with_name(target.name + ".png")

@@ -50,12 +50,20 @@ from rnnlab.train.checkpoint import (
 )
 from rnnlab.train.distributed import World, detect
 from rnnlab.train.examples import ExampleTask
-from rnnlab.train.launch import claim_run_folder, resuming
+from rnnlab.train.launch import claim_run_folder, read_named_file, resuming
 from rnnlab.train.metrics import read_metrics
 from rnnlab.train.state import load_model_arrays
 
 SCHEDULES = ("constant", "cosine")
 KIND = "seq2seq"
+
+
+def pairs_digest(pairs: Pairs) -> str:
+    """The SHA-256 of every question and answer, in order (``"sha256:<hex>"``)."""
+    h = hashlib.sha256()
+    for q, a in zip(pairs.questions, pairs.answers, strict=True):
+        h.update(f"{q}\x00{a}\x00".encode())
+    return f"sha256:{h.hexdigest()}"
 
 
 def load_task(task: str, source: str = "auto", n: int = 50_000, seed: int = 0,
@@ -65,7 +73,9 @@ def load_task(task: str, source: str = "auto", n: int = 50_000, seed: int = 0,
     ``source``: ``"file"`` (the book's file, an error if absent), ``"generated"`` (the
     project's generator with ``n`` and ``seed``), or ``"auto"`` (file when found).
     Returns ``(pairs, description)``; the description is JSON-able and enough for
-    :func:`load_task` to rebuild the same pairs (``eval`` uses it).
+    :func:`load_task` to rebuild the same pairs (``eval`` uses it); a file's records its
+    path and the digest of its pairs (:func:`pairs_digest`), which a path read back from
+    a checkpoint must match (:func:`source_pairs`).
     """
     if source not in ("auto", "file", "generated"):
         raise ValueError(f"load_task: source expected 'auto', 'file' or 'generated', got "
@@ -75,10 +85,14 @@ def load_task(task: str, source: str = "auto", n: int = 50_000, seed: int = 0,
         if not path.is_file():
             raise DataError(f"task {task!r}: expected 'addition', 'date' or a path to a "
                             f"'question_answer' text file; no such file")
-        return read_pairs(path), {"task": str(path), "source": "file", "path": str(path)}
+        pairs = read_pairs(path)
+        return pairs, {"task": str(path), "source": "file", "path": str(path),
+                       "digest": pairs_digest(pairs)}
     found = find_data_file(task, data_dir) if source != "generated" else None
     if found is not None:
-        return read_pairs(found), {"task": task, "source": "file", "path": str(found)}
+        pairs = read_pairs(found)
+        return pairs, {"task": task, "source": "file", "path": str(found),
+                       "digest": pairs_digest(pairs)}
     if source == "file":
         raise DataError(f"task {task!r}: {task}.txt not found (searched --data-dir, "
                         f"$RNNLAB_DATA and ../shared/data next to the repository, each also "
@@ -351,13 +365,14 @@ def start_run(task: Seq2SeqTask, config: TrainConfig, folder: Path, *,
 
 
 def resume_run(path: str | os.PathLike[str], overrides: dict[str, Any], *,
-               data_dir: str | None = None, device: str | None = None,
+               data_dir: str | None = None, data: str | None = None, device: str | None = None,
                progress: bool = False, echo: Callable[[str], None] | None = None,
                out: Path | None = None
                ) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
     """Continue the run saved in ``path`` (its folder or its ``last.safetensors``) exactly
     where it stopped: the model, data and trainer are rebuilt from the checkpoint; only the
-    budget (``epochs``, ``max_steps``, ``patience``) may change (``overrides``). Returns the
+    budget (``epochs``, ``max_steps``, ``patience``) may change (``overrides``); ``data``
+    says where the run's pairs file is now (see :func:`source_pairs`). Returns the
     summary, the history and where the best model was written (``out``, by default the
     run folder's name with ``.safetensors``)."""
     say = echo or (lambda message: None)
@@ -374,7 +389,8 @@ def resume_run(path: str | os.PathLike[str], overrides: dict[str, Any], *,
         source = meta.get("data_source")
         if not isinstance(source, dict):
             raise CheckpointError(f"{where}: does not record its data (data_source)")
-        pairs, _ = source_pairs(source, data_dir)
+        pairs, _ = source_pairs(source, data_dir, "--task FILE (where the run's pairs file "
+                                "is now)", where=where, path=data)
         train, test = split_pairs(pairs, int(source.get("split_seed", 1984)),
                                   float(source.get("test_fraction", 0.1)))
         model = Seq2Seq(config, rng=train_cfg.seed, device=device)
@@ -411,22 +427,42 @@ def fit_and_export(trainer: Trainer, codec: Codec, source: dict[str, Any],
     return summary, history
 
 
-def source_pairs(info: Any, data_dir: str | None, hint: str = "") -> tuple[Any, str]:
-    """All the pairs of the data a run records (before its split); ``hint`` ends every
-    message (what the user may pass instead)."""
+def source_pairs(info: Any, data_dir: str | None, ask: str = "", *,
+                 where: str = "the checkpoint", path: str | None = None
+                 ) -> tuple[Any, str]:
+    """All the pairs of the data a run records (before its split).
 
+    Generated pairs are generated again; the book's file is looked for in ``data_dir``
+    (or the data folder) when the recorded path is gone. ``path`` (named by the user:
+    where the pairs file is now) replaces the recorded path, and must hold the recorded
+    pairs when the record has their digest. A path read from the checkpoint is data, not
+    trust (:func:`rnnlab.train.launch.read_named_file`): read only when it is a regular
+    file, used only when its pairs have the recorded digest, and never quoted from. Every
+    refusal asks for ``ask`` (e.g. ``"--data FILE"``)."""
+    hint = f"; pass {ask}" if ask else ""
     if not isinstance(info, dict) or not isinstance(info.get("task"), str):
-        raise CheckpointError(f"the checkpoint does not record its data{hint}")
+        raise CheckpointError(f"{where}: does not record its data{hint}")
+    recorded = info.get("digest")
     try:
-        if info.get("source") == "generated":
+        if path is not None:
+            pairs = read_pairs(path)
+            if recorded is not None and pairs_digest(pairs) != recorded:
+                raise CheckpointError(f"{where}: the pairs file given, {path!r}, does not "
+                                      f"hold the data it was trained on (its digest "
+                                      f"differs)")
+        elif info.get("source") == "generated":
             pairs, _ = load_task(info["task"], "generated", int(info["n"]), int(info["seed"]))
-        elif isinstance(info.get("path"), str) and Path(info["path"]).is_file():
-            pairs = read_pairs(info["path"])
-        elif info["task"] in GENERATORS:
+        elif info["task"] in GENERATORS and not (isinstance(info.get("path"), str)
+                                                 and Path(info["path"]).is_file()):
             pairs, _ = load_task(info["task"], "file", data_dir=data_dir)
+            if recorded is not None and pairs_digest(pairs) != recorded:
+                raise CheckpointError(f"{where}: the {info['task']} file found does not "
+                                      f"hold the data it was trained on{hint}")
         else:
-            raise DataError(f"the run's data file {info.get('path')!r} is gone{hint}")
+            pairs = read_named_file(info.get("path"), read_pairs, pairs_digest, recorded,
+                                    where=where, what="pairs file",
+                                    ask=ask or "the pairs file")
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's data record is malformed ({exc!r}){hint}") \
+        raise CheckpointError(f"{where}: its data record is malformed ({exc!r}){hint}") \
             from None
     return pairs, info["task"]

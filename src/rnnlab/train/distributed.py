@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import sys
@@ -67,6 +69,27 @@ from rnnlab.train.runfolder import RunLock
 #: The stops the processes of a distributed run agree on in the gradient reduction (one
 #: slot each in its buffer; when several are asked for at once the first one is reported).
 AGREED_STOPS = ("interrupted", "terminated", "hangup", "max_time")
+
+
+def run_options(task: Any, config: Any) -> dict[str, str]:
+    """What a run's processes must agree on before they train, one entry per option (as
+    JSON text): the task's document (kind, model configuration, vocabulary ...) and the
+    run configuration (a :class:`~rnnlab.train.TrainConfig`), less how each process
+    reports (``progress``)."""
+    flat: dict[str, str] = {}
+    for section, values in (("model", task.meta()), ("train", config.to_dict())):
+        for key, value in values.items():
+            if isinstance(value, dict):
+                for sub, item in value.items():
+                    flat[f"{key}.{sub}"] = json.dumps(item, sort_keys=True, default=str)
+            elif (section, key) != ("train", "progress"):
+                flat[f"{section}.{key}" if section == "train" else key] = \
+                    json.dumps(value, sort_keys=True, default=str)
+    return flat
+
+
+#: How :meth:`World.check_agree` ends by default.
+SAME_FILES = "every process must read the same data (the same files on every machine)"
 
 
 class AgreedError(RuntimeError):
@@ -135,9 +158,19 @@ class World:
         """Rank 0's ``value`` (a small picklable object), on every rank."""
         return value
 
-    def check_agree(self, value: str, what: str) -> None:
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (a small picklable object), in rank order, on every rank."""
+        return [value]
+
+    def check_options(self, task: Any, config: Any) -> None:
+        """Raise ValueError on every rank, naming the options that differ, unless every
+        rank was started with the same options (:func:`run_options` of ``task`` and
+        ``config``); called before any collective that depends on them (a batch's size,
+        the parameters' count). Nothing for a single process."""
+
+    def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         """Raise ValueError unless every rank holds the same ``value`` (a short string,
-        e.g. a digest); ``what`` names it in the message."""
+        e.g. a digest); ``what`` names it in the message, ``hint`` ends it."""
 
     def fail(self, message: str, status: int) -> None:
         """End every rank after an error on this one that was reported as ``message`` (one
@@ -247,17 +280,37 @@ class MPIWorld(World):
         sys.stderr.flush()
         _let_mpiexec_forward_output()
         self.comm.Abort(1)
+        _exit_after_abort(1)
 
     def broadcast(self, value: Any) -> Any:
         return self.comm.bcast(value, root=0)
 
-    def check_agree(self, value: str, what: str) -> None:
+    def gather(self, value: Any) -> list[Any]:
+        return list(self.comm.allgather(value))
+
+    def check_options(self, task: Any, config: Any) -> None:
+        short = {k: v if len(v) <= 64 else
+                 "sha256:" + hashlib.sha256(v.encode("utf-8")).hexdigest()[:16]
+                 for k, v in run_options(task, config).items()}  # no vocabulary is sent
+        every = self.gather(short)
+        names = sorted({k for o in every for k in o
+                        if any(p.get(k) != o.get(k) for p in every)})
+        if not names:
+            return
+        shown = "; ".join(f"{name} (" + ", ".join(f"rank {r}: {str(o.get(name))[:24]}"
+                                                  for r, o in enumerate(every)) + ")"
+                          for name in names[:4])
+        more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+        raise ValueError(f"the {self.size} processes were started with different options: "
+                         f"{shown}{more}; every process must be started with the same "
+                         f"command line")
+
+    def check_agree(self, value: str, what: str, hint: str = SAME_FILES) -> None:
         values = self.comm.allgather(value)
         if any(v != values[0] for v in values):
             ranks = ", ".join(f"rank {r}: {str(v)[:16]}" for r, v in enumerate(values))
             raise ValueError(f"the {self.size} processes do not hold the same {what} "
-                             f"({ranks}); every process must read the same data (the same "
-                             f"files on every machine)")
+                             f"({ranks}); {hint}")
 
     def fail(self, message: str, status: int) -> None:
         if self.rank:  # an error on rank 0 too (the same cause) is the one reported
@@ -267,6 +320,7 @@ class MPIWorld(World):
         sys.stderr.flush()
         _let_mpiexec_forward_output()
         self.comm.Abort(status or 1)
+        _exit_after_abort(status or 1)
 
 
     # ------------------------------------------------- what the trainer calls
@@ -352,6 +406,14 @@ def _let_mpiexec_forward_output() -> None:
     """A moment for mpiexec's proxy to pass on what this rank just wrote: an abort tears
     the job down at once, and a message still in the pipe would be lost."""
     time.sleep(0.3)
+
+
+def _exit_after_abort(status: int) -> None:
+    """MPICH's ``MPI_Abort`` can return on the rank that called it while mpiexec tears the
+    job down (seen with MPICH 5 when another rank fails at the same moment); the process
+    must not go on (it would print its error a second time): end it now."""
+    sys.stderr.flush()
+    os._exit(status)
 
 
 _WORLD: World | None = None

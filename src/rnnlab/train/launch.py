@@ -10,20 +10,29 @@ it is.
 
 A resumed run (:func:`resuming`) takes its folder's lock before anything is read, reads
 the checkpoint once, and continues with the configuration the checkpoint records
-(:meth:`Resume.train_config`).
+(:meth:`Resume.train_config`); options that cannot change are refused in one message
+(:func:`check_unchanged`).
+
+A path a checkpoint names (a forecaster's CSV, seq2seq's pairs file) is data, not trust:
+a checkpoint may come from anyone. :func:`read_named_file` reads it only when it is a
+regular file and uses it only when it holds the data the checkpoint's digest names;
+otherwise the command asks for the path, and no message quotes what the file holds.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rnnlab.backend import get_xp
+from rnnlab.data import DataError
 from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint
 from rnnlab.train.config import TrainConfig
 from rnnlab.train.distributed import NoLock, World, detect
@@ -37,6 +46,7 @@ from rnnlab.train.runfolder import (
 )
 
 Echo = Callable[..., None]
+T = TypeVar("T")
 
 
 def rank0_echo(world: World, echo: Echo | None) -> Echo:
@@ -109,6 +119,74 @@ def run_checkpoint(path: str | Path) -> Path:
     return path / "last.safetensors" if path.is_dir() else path
 
 
+def check_output_file(path: str | os.PathLike[str], option: str, *,
+                      create_folder: bool = False) -> Path:
+    """Check, before training starts, that a file the run will write at its end can be
+    written: ``path`` is not a folder, and its folder exists (or, with ``create_folder``,
+    can be made: the nearest existing folder above it) and can be written to. Raises
+    ``ValueError`` naming ``option`` and the path; returns ``Path(path)``."""
+    target = Path(path)
+    if str(path) == "" or target.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: is a folder; expected a file name")
+    folder = target.parent
+    if create_folder:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        missing = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"{option} {path}: the folder {str(folder)!r} {missing}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: the folder {str(folder)!r} cannot be written to")
+    return target
+
+
+def check_unchanged(changed: Iterable[str], *, what: str = "--resume") -> None:
+    """Refuse options a resumed run cannot change (``changed``: their names, as options
+    or as keys), listing them all in one message; nothing when ``changed`` is empty."""
+    names = sorted({n if n.startswith("-") else "--" + n.replace("_", "-") for n in changed})
+    if names:
+        raise ValueError(f"{what} continues a run with its saved configuration; these "
+                         f"options cannot change: {', '.join(names)}")
+
+
+def read_named_file(named: Any, read: Callable[[str], T], digest: Callable[[T], str],
+                    recorded: Any, *, where: str, what: str, ask: str) -> T:
+    """The data of a file a checkpoint names, ``read(named)``, used only when it is what
+    the checkpoint was trained on (``digest(data) == recorded``).
+
+    A checkpoint may come from anyone, so the path is refused unless it is a regular file
+    (never a folder, a device or a FIFO) and the checkpoint holds a digest to check it
+    against; an error while reading it is reported without its text (a parser's message
+    may quote the file: ``/etc/passwd``'s first line), and every refusal is a
+    :class:`~rnnlab.train.checkpoint.CheckpointError` that asks for the path (``ask``,
+    e.g. ``"--csv FILE"``). ``what`` names the file (``"CSV file"``).
+    """
+    shown = repr(named)[:200] if isinstance(named, str) else "no path"
+    if not isinstance(recorded, str) or not recorded:
+        raise CheckpointError(f"{where}: names the {what} {shown} but holds no digest to "
+                              f"check that it still holds the run's data (written by an "
+                              f"older rnnlab?); pass {ask} to use it")
+    try:
+        info = os.stat(named) if isinstance(named, str) and named else None
+    except (OSError, ValueError):
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{where}: the {what} it names, {shown}, is not a readable "
+                              f"file; pass {ask}")
+    try:
+        data = read(named)
+    except (DataError, OSError, ValueError, UnicodeError) as exc:  # its text not shown
+        raise CheckpointError(f"{where}: the {what} it names, {shown}, does not hold the "
+                              f"data it was trained on (it cannot be read as such: "
+                              f"{type(exc).__name__}; the file's content is not shown, as "
+                              f"the checkpoint named it, not you); pass {ask}") from None
+    if digest(data) != recorded:
+        raise CheckpointError(f"{where}: the {what} it names, {shown}, no longer holds the "
+                              f"data it was trained on (its digest differs from the "
+                              f"checkpoint's); pass {ask} with the original data")
+    return data
+
+
 @dataclass
 class Resume:
     """A run being resumed: its checkpoint (``path``, read: ``arrays`` and ``meta``), its
@@ -139,14 +217,24 @@ class Resume:
 
     def train_config(self, overrides: dict[str, Any]) -> TrainConfig:
         """The run configuration the checkpoint continues with: its own, with
-        ``overrides`` and without the earlier invocation's step and time budgets."""
+        ``overrides`` and without the earlier invocation's step and time budgets. A batch
+        that this run's processes cannot share equally is refused, saying so."""
         try:
             config = TrainConfig.from_dict(meta_get(self.meta, "train_config", dict,
                                                     self.where))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{self.where}: its run configuration is invalid "
                                   f"({exc})") from exc
-        return replace(config, **{"max_steps": None, "max_time": None, **overrides})
+        config = replace(config, **{"max_steps": None, "max_time": None, **overrides})
+        size = self.world.size
+        if config.batch_size % size:  # each process takes an equal share of every batch
+            fits = [str(n) for n in range(1, min(config.batch_size, 64) + 1)
+                    if config.batch_size % n == 0]
+            counts = " or ".join([", ".join(fits[:-1]), fits[-1]] if len(fits) > 1 else fits)
+            raise CheckpointError(f"{self.where}: its batch of {config.batch_size} cannot be "
+                                  f"shared equally by {size} processes; resume it on a number "
+                                  f"of processes that divides the batch ({counts})")
+        return config
 
     def fit(self, trainer: Trainer) -> dict[str, Any]:
         """Restore ``trainer`` from the checkpoint and fit it on; the summary names the run."""
@@ -161,9 +249,15 @@ class Resume:
 @contextlib.contextmanager
 def resuming(path: str | Path, echo: Echo | None = None) -> Iterator[Resume]:
     """The checkpoint ``path`` names (:func:`run_checkpoint`), read while its folder's lock
-    is held (taken before anything is read: a trainer already there is refused)."""
+    is held (taken before anything is read: a trainer already there is refused). A path
+    that names no checkpoint file is refused before the lock is taken, so a mistyped one
+    leaves no ``rnnlab.lock`` (nor a folder) behind."""
     world = detect()
     checkpoint = run_checkpoint(path)
+    if not checkpoint.is_file():  # before the lock: a mistyped path leaves nothing behind
+        reason = "not a regular file" if checkpoint.exists() else "no such file"
+        raise CheckpointError(f"--resume {path}: {checkpoint} is {reason} (expected a run "
+                              f"folder or its last.safetensors)")
     with world.lock(checkpoint.parent):
         arrays, meta = read_checkpoint(checkpoint)
         yield Resume(world, rank0_echo(world, echo), checkpoint, arrays, meta)

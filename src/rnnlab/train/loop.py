@@ -70,7 +70,8 @@ class Trainer:
         self.trained = trained_parameters(self.model, config)  # all but config.freeze
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.batcher = task.data
-        digest = task.digest()  # every process must train on the same data
+        world.check_options(task, config)  # every process: the same options, the same data
+        digest = task.digest()
         world.check_agree(digest, "training data (digest)")
         if world.is_root:
             remove_stale_temporaries(self.out_dir)  # left by a run killed while saving
@@ -108,6 +109,7 @@ class Trainer:
         trains in the same folder.
         """
         cfg = self.config
+        self.state.check_size()  # a checkpoint safetensors cannot read back: say so now
         with self.world.running(self.out_dir), self.stops.watching():
             self.world.announce(cfg, self.echo)
             self.world.check_drift(self.model, self.progress.step, now=True)

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.train import state as st
-from rnnlab.train.checkpoint import CheckpointError, meta_get, read_checkpoint, write_checkpoint
+from rnnlab.train.checkpoint import (
+    CheckpointError,
+    check_document_size,
+    meta_get,
+    read_checkpoint,
+    write_checkpoint,
+)
 from rnnlab.train.config import DataConfig, TrainConfig
 from rnnlab.train.task import Task
 
@@ -147,6 +153,26 @@ class RunState:
     def save(self, path: str | Path, *, training_state: bool = True) -> None:
         """Write a checkpoint (with the full training state unless ``training_state=False``)."""
         st.check_finite_params(self.model)
+        arrays, meta = self.document(training_state=training_state)
+        if not self.is_root:
+            return
+        write_checkpoint(path, st.host(arrays), meta)
+        if training_state:
+            self._log("checkpoint", step=self.progress.step, path=str(path))
+
+    def check_size(self) -> None:
+        """Refuse, before the first step, a run whose checkpoints safetensors could not
+        read back (a header over its limit, e.g. a vocabulary of millions of words):
+        :func:`~rnnlab.train.checkpoint.check_document_size`, whose error gives the size,
+        the limit and the hint. No collective: every rank checks the same document."""
+        arrays, meta = self.document(training_state=True, gather=False)
+        check_document_size(meta, arrays)
+
+    def document(self, *, training_state: bool = True, gather: bool = True
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(arrays, meta)`` of a checkpoint of this state (the model's arrays, and with
+        ``training_state`` the optimizer's and the carried state, gathered on rank 0: a
+        collective unless ``gather=False``, which leaves the carried state out)."""
         arrays = st.model_arrays(self.model)
         meta: dict[str, Any] = {
             **self.task.meta(),
@@ -162,17 +188,14 @@ class RunState:
         if training_state:
             opt_arrays, opt_meta = st.optimizer_arrays(self.optimizer.state_dict())
             arrays.update(opt_arrays)
-            arrays.update(self.task.state_arrays())  # gathered on rank 0 (a collective)
+            if gather:
+                arrays.update(self.task.state_arrays())  # gathered on rank 0 (a collective)
             meta.update(optimizer=opt_meta,
                         rng=None if self.rng is None else st.rng_state(self.rng),
                         data=self.task.data.state_dict(),
                         scheduler=None if self.scheduler is None else
                         self.scheduler.state_dict())
-        if not self.is_root:
-            return
-        write_checkpoint(path, st.host(arrays), meta)
-        if training_state:
-            self._log("checkpoint", step=self.progress.step, path=str(path))
+        return arrays, meta
 
     def restore(self, path: str | Path, best: Path) -> None:
         """Load the full training state written by :meth:`save`, and the parameters of

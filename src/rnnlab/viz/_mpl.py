@@ -10,6 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from rnnlab.data.safefiles import write_atomic
+
 EXTRA_HINT = 'pip install "rnnlab[viz]"'
 
 
@@ -43,19 +45,27 @@ def new_figure(**kwargs: Any) -> Any:
     return fig
 
 
+def figure_path(out: str | Path) -> Path:
+    """The file a figure saved to ``out`` lands in: ``out`` itself, with ``.png`` added
+    when it has no suffix (as matplotlib does)."""
+    path = Path(out)
+    return path if path.suffix else path.with_name(path.name + ".png")
+
+
 def save_figure(fig: Any, out: str | Path | None, **kwargs: Any) -> Path | None:
-    """Write ``fig`` to ``out`` (format from the suffix, PNG by default); None: no file."""
+    """Write ``fig`` to ``out`` (format from the suffix; no suffix: ``.png`` added) through
+    :func:`rnnlab.data.safefiles.write_atomic` (atomic, never through a link); returns the
+    file written, None for no file (``out`` None)."""
     if out is None:
         return None
-    path = Path(out)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = figure_path(out)
     options = {"dpi": fig.dpi, "bbox_inches": "tight", "facecolor": "white"}
     options.update(kwargs)
-    if path.suffix.lower() in ("", ".png"):
+    options["format"] = path.suffix[1:].lower()
+    if options["format"] == "png":
         # PNG metadata without the version string keeps the files reproducible
         options.setdefault("metadata", {"Software": None})
-    fig.savefig(path, **options)
+    write_atomic(path, lambda fh: fig.savefig(fh, **options))
     return path
 
 

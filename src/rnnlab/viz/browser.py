@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rnnlab.data.safefiles import write_atomic
+
 CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome",
               "google-chrome-stable")
 #: Flags for a closed network and a throw-away profile (the user-data-dir is added).
@@ -288,10 +290,7 @@ class Page:
                           clip={"x": 0, "y": 0, "width": size["width"],
                                 "height": size["height"], "scale": 1})
         data = self.send("Page.captureScreenshot", params)["data"]
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
+        return write_atomic(path, base64.b64decode(data))
 
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and error log entries seen so far."""

@@ -2,17 +2,19 @@
 forecast`` draws it to ``<run>/forecast.png``).
 
 :func:`forecast` puts the model's forecasts of the validation windows back in the
-series' units; :func:`plot_forecast` draws them (matplotlib, the ``viz`` extra).
+series' units; :func:`plot_forecast` draws them (matplotlib, the ``viz`` extra) and
+:func:`save_forecast` writes the figure (atomically, never through a link).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnnlab.backend import to_numpy
-from rnnlab.viz._mpl import new_figure
+from rnnlab.viz._mpl import new_figure, save_figure
 
 
 def forecast(model: Any, windows: Any) -> Any:
@@ -49,3 +51,12 @@ def plot_forecast(model: Any, windows: Any) -> Any:
     ax.set_xlabel("time step")
     ax.legend(loc="upper left", fontsize="small")
     return fig
+
+
+def save_forecast(model: Any, windows: Any, path: str | Path) -> Path:
+    """Draw :func:`plot_forecast` and write it to ``path`` (format from the suffix; none:
+    ``.png`` added) through :func:`rnnlab.data.safefiles.write_atomic`; returns the file
+    written."""
+    written = save_figure(plot_forecast(model, windows), path, dpi=120, bbox_inches=None)
+    assert written is not None
+    return written
