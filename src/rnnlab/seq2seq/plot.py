@@ -4,8 +4,10 @@ Needs matplotlib (the ``viz`` extra); without it :func:`plot_attention` raises
 :class:`MissingPlotExtra` (an ``ImportError``) naming the extra. Figures are plain
 :class:`matplotlib.figure.Figure` objects on an Agg canvas: no pyplot, no GUI.
 
->>> answers, att = predict(model, codec, ["September 27, 1994"], return_attention=True)
->>> plot_attention(att[0], "September 27, 1994", answers[0], path="attention.png")
+With a trained attention model ``model`` and its ``codec``::
+
+    answers, att = predict(model, codec, ["September 27, 1994"], return_attention=True)
+    plot_attention(att[0], "September 27, 1994", answers[0], path="attention.png")
 """
 
 from __future__ import annotations

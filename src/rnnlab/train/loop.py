@@ -1,7 +1,7 @@
 """``Trainer``: the training loop, read top to bottom.
 
 ``Trainer(task, config, out_dir).fit()`` trains a task (:class:`~rnnlab.train.task.Task`:
-a model, its batches, its loss, built by the caller) for ``config.epochs`` epochs:
+a model, its batches, its loss, built by the caller) for ``config.epochs`` epochs::
 
     for each epoch:
         for each batch:               zero_grad / forward and backward / clip / step
