@@ -24,7 +24,7 @@ import weakref
 from typing import Any
 
 from rnnlab.fast.cells import FastCell, _step_product
-from rnnlab.fast.config import switch
+from rnnlab.fast.config import count, flag
 from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan
 from rnnlab.fast.threads import blas_thread_count, blas_threads, solo
 
@@ -36,7 +36,7 @@ LOOP_SHARE_MACS = 2_000_000
 def loop_threads(macs: int) -> int | None:
     """BLAS threads for a loop's per-step products of ``macs`` multiply-adds: one below
     :data:`LOOP_SHARE_MACS`, all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
-    chosen = switch("RNNLAB_LOOP_THREADS")
+    chosen = count("RNNLAB_LOOP_THREADS")
     if chosen == "all":
         return None
     if isinstance(chosen, int):
@@ -47,7 +47,7 @@ def loop_threads(macs: int) -> int | None:
 def loop_transposed(limit: int | None) -> bool:
     """Whether a loop under ``blas_threads(limit)`` computes its per-step products
     transposed: with two or more BLAS threads; ``RNNLAB_LOOP_TRANSPOSED`` overrides."""
-    forced = switch("RNNLAB_LOOP_TRANSPOSED")
+    forced = flag("RNNLAB_LOOP_TRANSPOSED")
     if forced is not None:
         return forced
     return (limit if limit is not None else blas_thread_count()) > 1
@@ -156,6 +156,7 @@ def forward_loop(steps: FastCell, tr: Any, W_hh: Any, b_rest: Any, kernels: Any)
     """The loop over ``t`` of a forward scan (the reference's step 2)."""
     rec = plan_forward(steps, tr, kernels)
     if rec.whole:
+        assert rec.packed is not None  # a whole loop runs its products packed
         steps.scan(tr, rec, rec.packed.panels(W_hh.T), b_rest)
         return
     xp, keep = tr.xp, tr.keep
@@ -201,6 +202,7 @@ def backward_loop(steps: FastCell, tr: Any, bw: Any, W_hh: Any, dH: Any, kernels
     """The loop over ``t`` of a backward scan (the reference's backward loop)."""
     rec, brec = plan_backward(steps, tr, bw, kernels)
     if brec.whole:
+        assert brec.packed is not None  # a whole loop runs its products packed
         steps.scan_back(tr, rec, bw, brec, dH, brec.packed.panels(W_hh))
         return
     xp, mask, keep = tr.xp, tr.mask, tr.keep
