@@ -6,6 +6,9 @@ step's product through the packed kernel, with the panels shared out between thr
 The scan calls :meth:`PackedProducts.begin` before each pass, since the weights may have
 changed since the last one; the panel buffers are kept and reused.
 
+The panels are 32 columns wide, for the kernel's AVX-512 form, on a CPU with AVX-512,
+and 16, for its AVX2 form, elsewhere (:func:`panel_width`); the two give the same bits.
+
 When it is used (:func:`packed_plan`): numba's kernels are on, the arrays are NumPy
 float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The
 thresholds come from whole training steps timed against the BLAS forms (``python
