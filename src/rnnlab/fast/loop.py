@@ -5,7 +5,9 @@ runs only the loop over ``t`` in between, when :class:`rnnlab.fast.engine.Engine
 asked. A pass is *planned* once (:func:`plan_forward`, :func:`plan_backward`):
 
 * BLAS threads: the per-step products ``(N, H) @ (H, G*H)`` run on one BLAS thread when
-  they are small (below :data:`LOOP_SHARE_MACS`; ``RNNLAB_LOOP_THREADS`` overrides);
+  they are small (below :data:`LOOP_SHARE_MACS`, or :data:`WIDE_LOOP_SHARE_MACS` for a
+  loop that runs whole with the packed kernel's AVX-512 form; ``RNNLAB_LOOP_THREADS``
+  overrides);
 * their form: plain BLAS, BLAS transposed (``(W h^T)^T``, which splits the long side
   between BLAS's threads; with two or more threads, ``RNNLAB_LOOP_TRANSPOSED``
   overrides), or packed weights (:mod:`rnnlab.fast.packed`, numba float32);
@@ -25,23 +27,34 @@ from typing import Any
 
 from rnnlab.fast.cells import FastCell, _step_product
 from rnnlab.fast.config import count, flag
-from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan
+from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan, panel_width
 from rnnlab.fast.threads import blas_thread_count, blas_threads, solo
 
 #: per-step products from this many multiply-adds keep every BLAS thread (smaller ones
 #: run on one: ``python benchmarks/bench_loop_products.py``)
 LOOP_SHARE_MACS = 2_000_000
+#: the same where the packed kernel has its AVX-512 form: below this a loop runs on one
+#: thread, whole in one compiled call (D, ``(32, 256) @ (256, 1024)``: 1.04-1.16x the
+#: step on two BLAS threads; ``benchmarks/RESULTS.md``)
+WIDE_LOOP_SHARE_MACS = 16_000_000
 
 
-def loop_threads(macs: int) -> int | None:
+def loop_threads(macs: int, wide: bool = False) -> int | None:
     """BLAS threads for a loop's per-step products of ``macs`` multiply-adds: one below
-    :data:`LOOP_SHARE_MACS`, all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
+    :data:`LOOP_SHARE_MACS` (:data:`WIDE_LOOP_SHARE_MACS` when ``wide``, the packed
+    kernel's AVX-512 form), all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
     chosen = count("RNNLAB_LOOP_THREADS")
     if chosen == "all":
         return None
     if isinstance(chosen, int):
         return chosen
-    return None if macs >= LOOP_SHARE_MACS else 1
+    return None if macs >= (WIDE_LOOP_SHARE_MACS if wide else LOOP_SHARE_MACS) else 1
+
+
+def _wide(steps: FastCell, kernels: Any) -> bool:
+    """Whether a loop of ``steps`` would run whole with the packed kernel's AVX-512 form."""
+    return (steps.compiled_loop() and packed_allowed(kernels)
+            and panel_width(kernels.gemm) == kernels.gemm.NR_WIDE)
 
 
 def loop_transposed(limit: int | None) -> bool:
@@ -137,7 +150,8 @@ def plan_forward(steps: FastCell, tr: Any, kernels: Any) -> Plan:
     rec.kernels = kernels
     numpy = tr.xp.__name__ == "numpy"
     macs = tr.N * tr.H * tr.G * tr.H
-    rec.limit = loop_threads(macs) if numpy else None
+    rec.limit = loop_threads(macs, numpy and tr.keep is None and _wide(steps, kernels)) \
+        if numpy else None
     n_threads = blas_thread_count() if rec.limit is None else rec.limit
     rec.whole = n_threads <= 1 and _whole_loop(steps, rec, tr.keep)
     threads = 1 if rec.whole else packed_plan(kernels, macs, n_threads)
