@@ -22,7 +22,12 @@ measurement.
 
 ``--products`` times the forward product of one step alone instead (``h @ W^T + xw``
 through the scan's ``Trace.times_wt`` in each form), on one and on two threads, for each
-model's sizes.
+model's sizes; the packed kernel in the panel width this CPU gets
+(``rnnlab.fast.packed.panel_width``: 32 columns of AVX-512 vectors where the CPU has
+AVX-512, else 16 of AVX2 ones) and, as ``packed-16``, in the AVX2 form.
+
+``--widths`` times whole steps with the packed kernel's AVX2 form (``FORCED_WIDTH`` 16)
+and its AVX-512 form (32) taking turns, every other setting the engine's own.
 
 ``--release`` times whole steps of A, B, Zaremba and C with ``RNNLAB_RELEASE_BLAS=1``
 and ``0`` taking turns: whether ending OpenBLAS's idle workers before rnnlab's own
@@ -93,8 +98,12 @@ def products(names: list[str]) -> None:
 
     kernels = _kernels.get()
     rng = np.random.default_rng(0)
+    from rnnlab.fast import packed as _packed
+
+    width = _packed.panel_width(kernels.gemm) if kernels is not None else 0
+    print(f"packed: panels of {width} columns on this CPU")
     print(f"{'model':<9}{'threads':>8}{'plain us':>10}{'transposed us':>15}{'packed us':>11}"
-          f"{'transposed':>12}{'packed':>8}")
+          f"{'packed-16 us':>14}{'transposed':>12}{'packed':>8}{'packed-16':>11}")
     for name in names:
         _, D, H, _, N, _, _ = MODELS[name]
         tr = Plan(Trace(np, 1, N, D, H, 4, np.float32, True))
@@ -105,20 +114,23 @@ def products(names: list[str]) -> None:
         timed = {}
         for threads in (1, 2):
             with threadpool_limits(threads):
-                for form in ("plain", "transposed", "packed"):
+                for form in ("plain", "transposed", "packed", "packed-16"):
                     tr.transposed = form == "transposed"
                     tr.packed = None
-                    if form == "packed":
+                    if form.startswith("packed"):
                         if kernels is None:
                             timed[form] = float("nan")
                             continue
+                        _packed.FORCED_WIDTH = 16 if form == "packed-16" else None
                         tr.packed = PackedProducts(kernels.gemm, threads)
                         tr.packed.begin(threads)  # as a scan does: frees the cores
+                        _packed.FORCED_WIDTH = None
                     timed[form] = _median_us(partial(tr.times_wt, h, W, out, add=xw))
             plain = timed["plain"]
             print(f"{name:<9}{threads:>8}{plain:>10.0f}{timed['transposed']:>15.0f}"
-                  f"{timed['packed']:>11.0f}{plain / timed['transposed']:>11.2f}x"
-                  f"{plain / timed['packed']:>7.2f}x", flush=True)
+                  f"{timed['packed']:>11.0f}{timed['packed-16']:>14.0f}"
+                  f"{plain / timed['transposed']:>11.2f}x{plain / timed['packed']:>7.2f}x"
+                  f"{plain / timed['packed-16']:>10.2f}x", flush=True)
 
 
 def chunks(rounds: int = 300) -> None:
@@ -172,6 +184,8 @@ def main() -> int:
                    "recurrent backward")
     p.add_argument("--whole", action="store_true",
                    help="whole steps with the time loops in Python and in one compiled call")
+    p.add_argument("--widths", action="store_true",
+                   help="whole steps with the packed kernel's AVX2 and AVX-512 forms")
     p.add_argument("--chunks", action="store_true",
                    help="time C's packed products on 2 threads for several chunk sizes")
     args = p.parse_args()
@@ -203,11 +217,14 @@ def main() -> int:
                 in_loops[0] += time.perf_counter() - start
         return run
 
+    widths = {"AVX2 (16)": 16, "AVX-512 (32)": 32}
     if args.whole:
         recurrent.scan_forward = timed(recurrent.scan_forward)
         recurrent.scan_backward = timed(recurrent.scan_backward)
         forms = {"python": ({"RNNLAB_PACKED": "0"}, share),
                  "whole": ({"RNNLAB_PACKED": "auto"}, share)}
+    elif args.widths:
+        forms = {name: ({}, share) for name in widths}
     elif args.beside:
         forms = {"plain": ({"RNNLAB_BESIDE": "0"}, share),
                  "beside": ({"RNNLAB_BESIDE": "1"}, share)}
@@ -238,6 +255,7 @@ def main() -> int:
                 for form in order[i % len(order):] + order[: i % len(order)]:
                     os.environ.update(forms[form][0])
                     _packed.PACKED_SHARE_MACS = forms[form][1]
+                    _packed.FORCED_WIDTH = widths.get(form) if args.widths else None
                     in_loops[0] = 0.0
                     start = time.perf_counter()
                     model.zero_grad()
@@ -254,6 +272,7 @@ def main() -> int:
                   + "".join(f"{float(np.median(loops[form])) * 1e3:>18.2f}" for form in forms
                             if args.whole), flush=True)
     _packed.PACKED_SHARE_MACS = share
+    _packed.FORCED_WIDTH = None
     for variables, _ in forms.values():
         for var in variables:
             os.environ.pop(var, None)

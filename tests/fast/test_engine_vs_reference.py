@@ -8,7 +8,10 @@ writes ``(1 + tanh(x/2)) / 2`` and ``h @ W^T``: the same maths, rounded in anoth
 The Elman RNN in float64 is the same arithmetic on both sides and agrees bit for bit.
 float32 runs the compiled kernels (when numba is installed), whose exponential is a
 polynomial accurate to about two float32 ulps: agreement to 1e-4 relative, 5e-5 absolute
-on values of order one.
+on values of order one. The per-step products of float32 go through the packed kernel in
+each panel width it has (:data:`rnnlab.fast.numba_gemm.WIDTHS`: the AVX2 and the AVX-512
+form), forced through ``rnnlab.fast.packed.FORCED_WIDTH``: both run on any x86-64 CPU
+with AVX2 (the wide one with each vector split in two where there is no AVX-512).
 """
 
 from __future__ import annotations
@@ -69,10 +72,16 @@ CASES = [(kind, layers, bi, lengths, tokens)
          for lengths, tokens in ((False, False), (True, False), (False, True))]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+#: float64 never packs; float32 in each panel width (16: AVX2, 32: AVX-512)
+DTYPES = [(np.float64, None), (np.float32, 16), (np.float32, 32)]
+
+
+@pytest.mark.parametrize("dtype,width", DTYPES)
 @pytest.mark.parametrize("kind,layers,bidirectional,lengths,tokens", CASES)
 def test_engine_equals_reference(kind: str, layers: int, bidirectional: bool, lengths: bool,
-                                 tokens: bool, dtype: type) -> None:
+                                 tokens: bool, dtype: type, width: int | None,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rnnlab.fast.packed.FORCED_WIDTH", width)
     args = (kind, dtype, layers, bidirectional, lengths, tokens)
     reference = _run(*args, engine=False)
     engine = _run(*args, engine=True)

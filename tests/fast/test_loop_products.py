@@ -125,3 +125,39 @@ def test_matmul_into_grad_zero_nonzero_and_negative_zero(dtype: Any) -> None:
     strided = np.zeros((3, 8), dtype=dtype)[:, ::2]  # not contiguous: the adding path
     layer.matmul_into_grad(strided, a, b)
     np.testing.assert_array_equal(strided, a @ b)
+
+
+def test_loop_threads_by_kernel_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the packed kernel has its AVX-512 form, a loop whose products are below
+    ``WIDE_LOOP_SHARE_MACS`` runs on one thread (whole, compiled); with the AVX2 form
+    from ``LOOP_SHARE_MACS`` it keeps every BLAS thread."""
+    from rnnlab.fast import loop
+
+    monkeypatch.delenv("RNNLAB_LOOP_THREADS", raising=False)
+    mid = loop.LOOP_SHARE_MACS
+    assert loop.loop_threads(mid) is None
+    assert loop.loop_threads(mid, wide=True) == 1
+    assert loop.loop_threads(loop.WIDE_LOOP_SHARE_MACS, wide=True) is None
+    assert loop.loop_threads(mid - 1) == 1
+    monkeypatch.setenv("RNNLAB_LOOP_THREADS", "all")
+    assert loop.loop_threads(mid - 1, wide=True) is None
+
+
+@pytest.mark.parametrize("width,whole", [(16, False), (32, True)])
+def test_mid_sized_lstm_plan_follows_the_width(width: int, whole: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """D's sizes (products of 8.4 M multiply-adds) under two BLAS threads: BLAS with the
+    AVX2 form, one whole compiled loop with the AVX-512 form."""
+    pytest.importorskip("numba")
+    from rnnlab.fast.loop import plan_of
+
+    monkeypatch.delenv("RNNLAB_LOOP_THREADS", raising=False)
+    monkeypatch.delenv("RNNLAB_PACKED", raising=False)
+    monkeypatch.setattr("rnnlab.fast.packed.FORCED_WIDTH", width)
+    monkeypatch.setattr("rnnlab.fast.packed.fast_on_this_cpu", lambda: True)
+    monkeypatch.setattr("rnnlab.fast.loop.blas_thread_count", lambda: 2)
+    layer = nn.LSTM(8, 256, rng=0)
+    layer.forward(np.ones((32, 2, 8), np.float32))
+    (trace,) = layer._traces.values()
+    plan = plan_of(trace)
+    assert plan.whole is whole and (plan.limit == 1) is whole

@@ -1,7 +1,10 @@
-"""The packed per-step products (``rnnlab._numba_gemm``, ``rnnlab.nn._packed``).
+"""The packed per-step products (``rnnlab.fast.numba_gemm``, ``rnnlab.fast.packed``).
 
-The kernel against a float64 reference over shapes that exercise every tile height, the
-partial last panel, ``K = 0`` and strided operands; the shared-counter form on several
+The kernel, in each panel width (16 columns: the AVX2 form, 32: the AVX-512 form, which
+runs on any CPU with AVX2, its vectors split in two where there is no AVX-512), against a
+float64 reference over shapes that exercise every tile height, the partial last panel,
+``K = 0`` and strided operands; the two widths against each other, bit for bit; the
+choice of width by CPU; the shared-counter form on several
 threads against one thread, bit for bit; the per-pass packing; and whole layers and a
 training run with the packed products against the BLAS ones.
 """
@@ -22,11 +25,13 @@ pytest.importorskip("numba", reason="numba is not installed (the optional 'fast'
 from tests.lmsteps import train_steps
 
 from rnnlab.fast import numba_gemm as G
+from rnnlab.fast import packed as _packed
 from rnnlab.fast.packed import PACKED_MIN_MACS, PACKED_SHARE_MACS, PackedProducts, packed_plan
 
 
-def packed(B: np.ndarray) -> np.ndarray:
-    panels = np.full((G.panel_count(B.shape[1]), B.shape[0], G.NR), np.nan, np.float32)
+def packed(B: np.ndarray, width: int = G.NR) -> np.ndarray:
+    panels = np.full((G.panel_count(B.shape[1], width), B.shape[0], width), np.nan,
+                     np.float32)
     G.pack(B, panels)
     return panels
 
@@ -36,16 +41,17 @@ def reference(a: np.ndarray, B: np.ndarray, add: Any = None) -> np.ndarray:
     return out if add is None else out + add
 
 
-@pytest.mark.parametrize("N", [1, 2, 5, 6, 7, 13, 20])
-@pytest.mark.parametrize("K,M", [(1, 1), (3, 16), (17, 33), (64, 100), (130, 48)])
-def test_kernel_matches_float64(N: int, K: int, M: int) -> None:
+@pytest.mark.parametrize("width", G.WIDTHS)
+@pytest.mark.parametrize("N", [1, 2, 5, 6, 7, 11, 12, 13, 20, 25])
+@pytest.mark.parametrize("K,M", [(1, 1), (3, 16), (17, 33), (64, 100), (130, 48), (9, 64)])
+def test_kernel_matches_float64(N: int, K: int, M: int, width: int) -> None:
     rng = np.random.default_rng(N * 1000 + K * 10 + M)
     a = rng.standard_normal((N, K)).astype(np.float32)
     W = rng.standard_normal((M, K)).astype(np.float32)
     add = rng.standard_normal((N, M)).astype(np.float32)
     for B in (W.T, np.ascontiguousarray(W.T)):  # both packing orders
-        panels = packed(B)
-        assert np.all(panels[:, :, : M % G.NR or G.NR][-1] == B[:, (len(panels) - 1) * G.NR:])
+        panels = packed(B, width)
+        assert np.all(panels[:, :, : M % width or width][-1] == B[:, (len(panels) - 1) * width:])
         out = np.full((N, M), np.nan, np.float32)
         G.matmul_panels(a, panels, out, out, False, 0, len(panels))
         tol = 1e-6 * np.sqrt(K) * (np.abs(a) @ np.abs(B)).max()
@@ -59,6 +65,46 @@ def test_padding_columns_are_zero() -> None:
     panels = packed(B)
     assert panels.shape == (2, 4, 16)
     assert np.all(panels[1, :, :4] == 1) and np.all(panels[1, :, 4:] == 0)
+    wide = packed(B, G.NR_WIDE)
+    assert wide.shape == (1, 4, 32)
+    assert np.all(wide[0, :, :20] == 1) and np.all(wide[0, :, 20:] == 0)
+    with pytest.raises(ValueError, match="width expected one of"):
+        G.panel_count(20, 8)
+
+
+@pytest.mark.parametrize("N,K,M", [(20, 650, 2600), (20, 2600, 650), (32, 256, 1024),
+                                   (7, 100, 400), (13, 37, 70)])
+def test_widths_give_the_same_bits(N: int, K: int, M: int) -> None:
+    """Each output element is the same chain of fused multiply-adds in both kernels."""
+    rng = np.random.default_rng(K + M)
+    a = rng.standard_normal((N, K)).astype(np.float32)
+    B = rng.standard_normal((K, M)).astype(np.float32)
+    add = rng.standard_normal((N, M)).astype(np.float32)
+    outs = []
+    for width in G.WIDTHS:
+        panels = packed(B, width)
+        out = np.full((N, M), np.nan, np.float32)
+        G.matmul_panels(a, panels, out, add, True, 0, len(panels))
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_panel_width_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_packed, "wide_on_this_cpu", lambda: True)
+    assert _packed.panel_width(G) == G.NR_WIDE
+    assert PackedProducts(G, 1).width == G.NR_WIDE
+    monkeypatch.setattr(_packed, "wide_on_this_cpu", lambda: False)
+    assert _packed.panel_width(G) == G.NR
+    monkeypatch.setattr(_packed, "FORCED_WIDTH", G.NR_WIDE)
+    assert _packed.panel_width(G) == G.NR_WIDE
+    products = PackedProducts(G, 1)
+    monkeypatch.setattr(_packed, "FORCED_WIDTH", G.NR)
+    products.begin(1)  # each pass packs to the width of its start
+    a, W = np.ones((3, 5), np.float32), np.ones((40, 5), np.float32)
+    out = np.empty((3, 40), np.float32)
+    products.matmul(a, W.T, out)
+    assert products.panels(W.T).shape == (3, 5, G.NR)
+    np.testing.assert_array_equal(out, 5)
 
 
 def test_strided_operands_and_column_blocks() -> None:
@@ -77,19 +123,23 @@ def test_strided_operands_and_column_blocks() -> None:
     assert np.isnan(out[:, 60:]).all()  # nothing written past the block
 
 
-def test_empty_inner_dimension() -> None:
+@pytest.mark.parametrize("width", G.WIDTHS)
+def test_empty_inner_dimension(width: int) -> None:
     a = np.zeros((3, 0), np.float32)
-    panels = np.zeros((2, 0, G.NR), np.float32)
+    panels = np.zeros((-(-20 // width), 0, width), np.float32)
     out = np.full((3, 20), np.nan, np.float32)
     add = np.arange(60, dtype=np.float32).reshape(3, 20)
-    G.matmul_panels(a, panels, out, add, True, 0, 2)
+    G.matmul_panels(a, panels, out, add, True, 0, len(panels))
     np.testing.assert_array_equal(out, add)
-    G.matmul_panels(a, panels, out, add, False, 0, 2)
+    G.matmul_panels(a, panels, out, add, False, 0, len(panels))
     np.testing.assert_array_equal(out, 0)
 
 
+@pytest.mark.parametrize("width", G.WIDTHS)
 @pytest.mark.parametrize("threads", [2, 3])
-def test_threads_give_the_same_bits(threads: int) -> None:
+def test_threads_give_the_same_bits(threads: int, width: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_packed, "FORCED_WIDTH", width)
     rng = np.random.default_rng(6)
     a = rng.standard_normal((20, 70)).astype(np.float32)
     W = rng.standard_normal((300, 70)).astype(np.float32)
@@ -191,9 +241,11 @@ def run_layer(cls: Any, kw: dict, mode: str, monkeypatch: pytest.MonkeyPatch) ->
     return outs
 
 
+@pytest.mark.parametrize("width", G.WIDTHS)
 @pytest.mark.parametrize("cls,kw", KINDS)
-def test_layers_agree_with_blas_products(cls: Any, kw: dict,
+def test_layers_agree_with_blas_products(cls: Any, kw: dict, width: int,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_packed, "FORCED_WIDTH", width)
     fast = run_layer(cls, kw, "1", monkeypatch)
     slow = run_layer(cls, kw, "0", monkeypatch)
     for f, s in zip(fast, slow, strict=True):
@@ -264,6 +316,8 @@ def test_kernel_rejects_bad_layouts() -> None:
         G.matmul_panels(a, panels, out, np.ones((2, 20), np.float32), True, 0, 2)
     with pytest.raises(ValueError, match="do not match"):
         G.matmul_panels(a, panels, out, out, False, 0, 3)
+    with pytest.raises(ValueError, match="do not match"):  # no kernel for 8 columns
+        G.matmul_panels(a, np.zeros((3, 8, 8), np.float32), out, out, False, 0, 3)
 
 
 def test_release_blas_threads_then_blas_works_again() -> None:

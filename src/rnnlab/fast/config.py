@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
@@ -95,7 +96,8 @@ def _on(name: str, raw: str, default: bool) -> bool:
 
 def parse(env: dict[str, str]) -> Settings:
     """The :class:`Settings` of the environment ``env`` (a mapping like ``os.environ``)."""
-    return Settings(*(_PARSERS[name](name, env.get(name, "")) for name in _NAMES))
+    values: list[Any] = [_PARSERS[name](name, env.get(name, "")) for name in _NAMES]
+    return Settings(*values)  # each parser gives its field's type
 
 
 _CACHE: dict[tuple[str, str | None], object] = {}
@@ -114,9 +116,26 @@ def switch(name: str) -> object:
         return value
 
 
+def flag(name: str) -> bool | None:
+    """:func:`switch` of an on/off variable (``None``: ``auto``)."""
+    value = switch(name)
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"flag: {name} is not an on/off switch")
+    return value
+
+
+def count(name: str) -> int | str | None:
+    """:func:`switch` of a count variable: a number, a word it allows, or ``None``."""
+    value = switch(name)
+    if value is not None and not isinstance(value, (int, str)):
+        raise TypeError(f"count: {name} is not a count")
+    return value
+
+
 def settings() -> Settings:
     """All the switches now."""
-    return Settings(*(switch(name) for name in _NAMES))
+    values: list[Any] = [switch(name) for name in _NAMES]
+    return Settings(*values)
 
 
 def set_enabled(enabled: bool | None) -> None:
@@ -130,4 +149,4 @@ def set_enabled(enabled: bool | None) -> None:
 
 def enabled() -> bool:
     """Whether the engine runs (``set_enabled``, else ``RNNLAB_FAST``)."""
-    return switch("RNNLAB_FAST") if _ENABLED is None else _ENABLED  # type: ignore[return-value]
+    return bool(flag("RNNLAB_FAST")) if _ENABLED is None else _ENABLED

@@ -19,11 +19,23 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
 from rnnlab.fast.config import switch
+
+
+class JitOptions(TypedDict, total=False):
+    """The options the numba modules pass to ``njit`` (typed, so that ``njit(**options)``
+    is checked against numba's signature)."""
+
+    nogil: bool
+    boundscheck: bool
+    cache: bool
+    fastmath: set[str]
+    error_model: Literal["python", "numpy"]
+
 
 _LOCK = threading.Lock()
 _LOADED: dict[str, Any] = {}

@@ -5,7 +5,9 @@ runs only the loop over ``t`` in between, when :class:`rnnlab.fast.engine.Engine
 asked. A pass is *planned* once (:func:`plan_forward`, :func:`plan_backward`):
 
 * BLAS threads: the per-step products ``(N, H) @ (H, G*H)`` run on one BLAS thread when
-  they are small (below :data:`LOOP_SHARE_MACS`; ``RNNLAB_LOOP_THREADS`` overrides);
+  they are small (below :data:`LOOP_SHARE_MACS`, or :data:`WIDE_LOOP_SHARE_MACS` for a
+  loop that runs whole with the packed kernel's AVX-512 form; ``RNNLAB_LOOP_THREADS``
+  overrides);
 * their form: plain BLAS, BLAS transposed (``(W h^T)^T``, which splits the long side
   between BLAS's threads; with two or more threads, ``RNNLAB_LOOP_TRANSPOSED``
   overrides), or packed weights (:mod:`rnnlab.fast.packed`, numba float32);
@@ -24,30 +26,41 @@ import weakref
 from typing import Any
 
 from rnnlab.fast.cells import FastCell, _step_product
-from rnnlab.fast.config import switch
-from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan
+from rnnlab.fast.config import count, flag
+from rnnlab.fast.packed import PackedProducts, packed_allowed, packed_plan, panel_width
 from rnnlab.fast.threads import blas_thread_count, blas_threads, solo
 
 #: per-step products from this many multiply-adds keep every BLAS thread (smaller ones
 #: run on one: ``python benchmarks/bench_loop_products.py``)
 LOOP_SHARE_MACS = 2_000_000
+#: the same where the packed kernel has its AVX-512 form: below this a loop runs on one
+#: thread, whole in one compiled call (D, ``(32, 256) @ (256, 1024)``: 1.04-1.16x the
+#: step on two BLAS threads; ``benchmarks/RESULTS.md``)
+WIDE_LOOP_SHARE_MACS = 16_000_000
 
 
-def loop_threads(macs: int) -> int | None:
+def loop_threads(macs: int, wide: bool = False) -> int | None:
     """BLAS threads for a loop's per-step products of ``macs`` multiply-adds: one below
-    :data:`LOOP_SHARE_MACS`, all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
-    chosen = switch("RNNLAB_LOOP_THREADS")
+    :data:`LOOP_SHARE_MACS` (:data:`WIDE_LOOP_SHARE_MACS` when ``wide``, the packed
+    kernel's AVX-512 form), all (``None``) from there; ``RNNLAB_LOOP_THREADS`` overrides."""
+    chosen = count("RNNLAB_LOOP_THREADS")
     if chosen == "all":
         return None
     if isinstance(chosen, int):
         return chosen
-    return None if macs >= LOOP_SHARE_MACS else 1
+    return None if macs >= (WIDE_LOOP_SHARE_MACS if wide else LOOP_SHARE_MACS) else 1
+
+
+def _wide(steps: FastCell, kernels: Any) -> bool:
+    """Whether a loop of ``steps`` would run whole with the packed kernel's AVX-512 form."""
+    return (steps.compiled_loop() and packed_allowed(kernels)
+            and panel_width(kernels.gemm) == kernels.gemm.NR_WIDE)
 
 
 def loop_transposed(limit: int | None) -> bool:
     """Whether a loop under ``blas_threads(limit)`` computes its per-step products
     transposed: with two or more BLAS threads; ``RNNLAB_LOOP_TRANSPOSED`` overrides."""
-    forced = switch("RNNLAB_LOOP_TRANSPOSED")
+    forced = flag("RNNLAB_LOOP_TRANSPOSED")
     if forced is not None:
         return forced
     return (limit if limit is not None else blas_thread_count()) > 1
@@ -137,7 +150,8 @@ def plan_forward(steps: FastCell, tr: Any, kernels: Any) -> Plan:
     rec.kernels = kernels
     numpy = tr.xp.__name__ == "numpy"
     macs = tr.N * tr.H * tr.G * tr.H
-    rec.limit = loop_threads(macs) if numpy else None
+    rec.limit = loop_threads(macs, numpy and tr.keep is None and _wide(steps, kernels)) \
+        if numpy else None
     n_threads = blas_thread_count() if rec.limit is None else rec.limit
     rec.whole = n_threads <= 1 and _whole_loop(steps, rec, tr.keep)
     threads = 1 if rec.whole else packed_plan(kernels, macs, n_threads)
@@ -156,6 +170,7 @@ def forward_loop(steps: FastCell, tr: Any, W_hh: Any, b_rest: Any, kernels: Any)
     """The loop over ``t`` of a forward scan (the reference's step 2)."""
     rec = plan_forward(steps, tr, kernels)
     if rec.whole:
+        assert rec.packed is not None  # a whole loop runs its products packed
         steps.scan(tr, rec, rec.packed.panels(W_hh.T), b_rest)
         return
     xp, keep = tr.xp, tr.keep
@@ -201,6 +216,7 @@ def backward_loop(steps: FastCell, tr: Any, bw: Any, W_hh: Any, dH: Any, kernels
     """The loop over ``t`` of a backward scan (the reference's backward loop)."""
     rec, brec = plan_backward(steps, tr, bw, kernels)
     if brec.whole:
+        assert brec.packed is not None  # a whole loop runs its products packed
         steps.scan_back(tr, rec, bw, brec, dH, brec.packed.panels(W_hh))
         return
     xp, mask, keep = tr.xp, tr.mask, tr.keep

@@ -11,6 +11,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from rnnlab.fast import numba_gemm as gemm  # the packed per-step products; its atomic counter
+from rnnlab.fast.kernels import JitOptions
 
 #: Every fast-math flag but ``arcp`` (division through a reciprocal). LLVM vectorises
 #: these loops and keeps a scalar copy of each that it runs when two arrays lie close
@@ -18,8 +19,8 @@ from rnnlab.fast import numba_gemm as gemm  # the packed per-step products; its 
 #: the allocator put the arrays. With ``arcp`` the two copies of ``1 / (1 + e)`` rounded
 #: differently, and identical runs could part in the last bit
 #: (``tests/nn/test_kernel_placement.py``); without it they give the same bits.
-_FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn", "reassoc"}
-_OPTS = {"nogil": True, "fastmath": _FASTMATH, "boundscheck": False, "cache": True,
+_FASTMATH: set[str] = {"nnan", "ninf", "nsz", "contract", "afn", "reassoc"}
+_OPTS: JitOptions = {"nogil": True, "fastmath": _FASTMATH, "boundscheck": False, "cache": True,
          "error_model": "numpy"}
 f32 = np.float32
 

@@ -36,9 +36,10 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from rnnlab.fast.kernels import JitOptions
 from rnnlab.fast.numba_kernels import _exp1
 
-_OPTS = {"nogil": True, "boundscheck": False, "cache": True, "error_model": "numpy"}
+_OPTS: JitOptions = {"nogil": True, "boundscheck": False, "cache": True, "error_model": "numpy"}
 #: constants exact in float32, so that float32 arithmetic stays float32 (a float64
 #: literal would widen it) and float64 arithmetic is unchanged
 ONE, HALF, ZERO = np.float32(1.0), np.float32(0.5), np.float32(0.0)

@@ -6,6 +6,9 @@ step's product through the packed kernel, with the panels shared out between thr
 The scan calls :meth:`PackedProducts.begin` before each pass, since the weights may have
 changed since the last one; the panel buffers are kept and reused.
 
+The panels are 32 columns wide, for the kernel's AVX-512 form, on a CPU with AVX-512,
+and 16, for its AVX2 form, elsewhere (:func:`panel_width`); the two give the same bits.
+
 When it is used (:func:`packed_plan`): numba's kernels are on, the arrays are NumPy
 float32, the CPU has AVX2 and FMA, and the per-step product is large enough. The
 thresholds come from whole training steps timed against the BLAS forms (``python
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.fast.config import switch
+from rnnlab.fast.config import flag
 from rnnlab.fast.threads import can_release_blas_threads, release_blas_threads, run_together
 
 #: a loop on one thread runs per-step products from this size (multiply-adds) packed
@@ -42,6 +45,10 @@ PACKED_SHARE_MACS = 16_000_000
 CHUNK_MACS = 2_000_000
 
 _CPU_OK: bool | None = None
+_WIDE_OK: bool | None = None
+#: the panel width every pass packs to, where a test forces one of
+#: :data:`rnnlab.fast.numba_gemm.WIDTHS` (None: :func:`panel_width` asks the CPU)
+FORCED_WIDTH: int | None = None
 
 
 def fast_on_this_cpu() -> bool:
@@ -59,9 +66,33 @@ def fast_on_this_cpu() -> bool:
     return _CPU_OK
 
 
+def wide_on_this_cpu() -> bool:
+    """Whether the host CPU has AVX-512 (``avx512f``, with ``avx512vl``), for the packed
+    kernel's wide form: 32 vector registers of 16 floats."""
+    global _WIDE_OK
+    if _WIDE_OK is None:
+        try:
+            from llvmlite import binding
+
+            features = binding.get_host_cpu_features()
+            _WIDE_OK = bool(features.get("avx512f")) and bool(features.get("avx512vl"))
+        except Exception:  # pragma: no cover - llvmlite without the query
+            _WIDE_OK = False
+    return _WIDE_OK
+
+
+def panel_width(gemm: Any) -> int:
+    """The width of the panels a pass packs to, which chooses the packed kernel
+    (:mod:`rnnlab.fast.numba_gemm`): ``gemm.NR_WIDE`` (AVX-512 vectors) on a CPU with
+    AVX-512, else ``gemm.NR`` (AVX2); :data:`FORCED_WIDTH` overrides."""
+    if FORCED_WIDTH is not None:
+        return FORCED_WIDTH
+    return int(gemm.NR_WIDE if wide_on_this_cpu() else gemm.NR)
+
+
 def _forced() -> bool | None:
     """``RNNLAB_PACKED``: True for on, False for off, None for ``auto``."""
-    return switch("RNNLAB_PACKED")
+    return flag("RNNLAB_PACKED")
 
 
 def packed_allowed(kernels: Any) -> bool:
@@ -99,15 +130,18 @@ class PackedProducts:
     def __init__(self, gemm: Any, threads: int) -> None:
         self.gemm = gemm
         self.threads = max(1, int(threads))
-        # (K, P, i) -> panels, reused; i counts the weights of one shape in a pass
-        self._buffers: dict[tuple[int, int, int], Any] = {}
+        self.width = panel_width(gemm)
+        # (K, P, width, i) -> panels, reused; i counts the weights of one shape in a pass
+        self._buffers: dict[tuple[int, int, int, int], Any] = {}
         self._current: dict[tuple[Any, ...], Any] = {}  # weights packed in this pass
         self._counter = np.zeros(1, np.int64)  # the next chunk of panels, shared by threads
 
     def begin(self, threads: int) -> None:
-        """Start a pass: every weight is packed again on first use. A pass on several
-        threads first stops BLAS's idle workers, which would hold the cores."""
+        """Start a pass: every weight is packed again on first use, to the panel width of
+        :func:`panel_width`. A pass on several threads first stops BLAS's idle workers,
+        which would hold the cores."""
         self.threads = max(1, int(threads))
+        self.width = panel_width(self.gemm)
         self._current.clear()
         if self.threads > 1:
             release_blas_threads()
@@ -118,11 +152,11 @@ class PackedProducts:
         panels = self._current.get(key)
         if panels is None:
             K, M = B.shape
-            P = self.gemm.panel_count(M)
-            slot = (K, P, len([k for k in self._current if k[1] == B.shape]))
+            P = self.gemm.panel_count(M, self.width)
+            slot = (K, P, self.width, len([k for k in self._current if k[1] == B.shape]))
             panels = self._buffers.get(slot)
             if panels is None:
-                panels = self._buffers[slot] = np.empty((P, K, self.gemm.NR), np.float32)
+                panels = self._buffers[slot] = np.empty((P, K, self.width), np.float32)
             self.gemm.pack(B, panels)
             self._current[key] = panels
         return panels
@@ -141,6 +175,6 @@ class PackedProducts:
         counter = self._counter
         counter[0] = 0
         shared = self.gemm.matmul_shared
-        chunk = max(1, CHUNK_MACS // max(1, a.shape[0] * a.shape[1] * self.gemm.NR))
+        chunk = max(1, CHUNK_MACS // max(1, a.shape[0] * a.shape[1] * panels.shape[2]))
         run_together(lambda: shared(a, panels, out, add_arr, has_add, counter, chunk),
                      self.threads)

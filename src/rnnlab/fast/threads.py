@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.fast.config import switch
+from rnnlab.fast.config import count, flag
 
 _local = threading.local()  # .limit (innermost blas_threads limit), .beside (bool)
 
@@ -98,8 +98,8 @@ def owns_process() -> bool:
 def cpu_workers() -> int:
     """Host threads for the row sweeps: ``RNNLAB_CPU_WORKERS``, else the cores this
     process may use, at most 8."""
-    chosen = switch("RNNLAB_CPU_WORKERS")
-    if chosen is not None:
+    chosen = count("RNNLAB_CPU_WORKERS")
+    if isinstance(chosen, int):  # the variable takes no words
         return chosen
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return max(1, min(cores or os.cpu_count() or 1, 8))
@@ -177,7 +177,7 @@ def _blas_releasers() -> list[Any]:
     empty list when any of them is not OpenBLAS on its own pthreads (cached)."""
     global _RELEASERS
     if _RELEASERS is None:
-        found = []
+        found: list[Any] = []
         for lib in _blas_libraries():
             fn = getattr(getattr(lib, "dynlib", None), "blas_thread_shutdown_", None)
             if (lib.internal_api != "openblas" or fn is None
@@ -193,7 +193,7 @@ def can_release_blas_threads() -> bool:
     """Whether this BLAS's idle workers can be ended at all (OpenBLAS on pthreads, and
     ``RNNLAB_RELEASE_BLAS`` not off). A machine fact: the plans that depend on it do not
     change with the threads alive."""
-    return switch("RNNLAB_RELEASE_BLAS") and bool(_blas_releasers())
+    return bool(flag("RNNLAB_RELEASE_BLAS")) and bool(_blas_releasers())
 
 
 def release_blas_threads() -> bool:
@@ -257,7 +257,7 @@ def beside_pays(side_macs: int, main_macs: int) -> bool:
     main work (``python benchmarks/bench_loop_products.py --beside``). ``RNNLAB_BESIDE``
     overrides. Machine facts and sizes only, so the choice, and the arithmetic that
     follows from it, is the same whichever threads are alive."""
-    forced = switch("RNNLAB_BESIDE")
+    forced = flag("RNNLAB_BESIDE")
     if forced is False or solo() or cpu_workers() < 2 or not can_release_blas_threads():
         return False
     if forced:
