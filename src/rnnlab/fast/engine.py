@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.fast import kernels as _kernels
-from rnnlab.fast import loop, threads
+from rnnlab.fast import loop, losses, threads
 from rnnlab.fast.cells import FastCell, fast_cell
 
 #: elements per block of :meth:`Engine.sub_scaled` (1 MiB of float32, which stays in the
@@ -138,9 +138,7 @@ class Engine(ReferenceEngine):
                                  loop.step_plan(tr, _kernels.for_arrays), 0)
 
     def softmax_xent(self, Z: Any, targets: Any, valid: Any, scale: float) -> float | None:
-        from rnnlab.fast.losses import softmax_xent
-
-        return softmax_xent(Z, targets, valid, scale)
+        return losses.softmax_xent(Z, targets, valid, scale)
 
     def scatter_add_rows(self, target: Any, ids: Any, rows: Any) -> bool:
         kernels = _kernels.for_arrays(self.xp, target.dtype) if self.numpy else None
