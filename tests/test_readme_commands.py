@@ -69,6 +69,9 @@ def tiny(argv: list[str]) -> list[str]:
         return [*argv, *task, *TINY_SEQ2SEQ, "--overwrite"]
     if argv[:2] == ["plot", "gradients"]:
         return [*argv, "--steps", "3"]
+    if argv[:2] == ["plot", "activations"] and "--unit" in argv:
+        # the README's unit is one of a full-size model's; the tiny one has 8 units
+        return [*argv, "--max-tokens", "200", "--unit", "3"]
     if argv[:1] == ["plot"] and "curves" not in argv:
         return [*argv, "--max-tokens", "200"] if "--string" not in argv else argv
     return argv
