@@ -1,11 +1,13 @@
 """Training, evaluation and checkpoints for :class:`~rnnlab.seq2seq.model.Seq2Seq`.
 
->>> pairs, source = load_task("addition")             # the book's file, else generated
->>> train, test = split_pairs(pairs)                   # seeded shuffle, 90/10
->>> codec = Codec.build(pairs)
->>> model = Seq2Seq(Seq2SeqConfig(len(codec.vocab), reverse=True), rng=0)
->>> history = fit(model, codec, train, test, TrainOptions(epochs=25))
->>> save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
+A whole run (a few minutes on two cores; tutorial 8 trains smaller ones)::
+
+    pairs, source = load_task("addition")             # the book's file, else generated
+    train, test = split_pairs(pairs)                   # seeded shuffle, 90/10
+    codec = Codec.build(pairs)
+    model = Seq2Seq(Seq2SeqConfig(len(codec.vocab), reverse=True), rng=0)
+    history = fit(model, codec, train, test, TrainOptions(epochs=25))
+    save_checkpoint("addition.safetensors", model, codec, data=source, history=history)
 
 Training goes through :class:`rnnlab.train.Trainer` (:class:`Seq2SeqTask`):
 one step is teacher forcing on a padded batch (mean cross-entropy over the answer
