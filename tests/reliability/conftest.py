@@ -10,7 +10,7 @@ import pytest
 
 from rnnlab.data import load_text
 from rnnlab.models import RNNLM
-from rnnlab.train import TrainConfig
+from rnnlab.train import TrainConfig, Trainer
 from rnnlab.train.checkpoint import read_checkpoint
 
 TEXT = ("the quick brown fox jumps over the lazy dog\n"
@@ -61,3 +61,12 @@ def assert_same_checkpoint(a: Path, b: Path, *, ignore: tuple[str, ...] = ()) ->
 def finite_file(path: Path) -> bool:
     arrays, _ = read_checkpoint(path)
     return all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
+
+
+@pytest.fixture
+def run(tmp_path: Path, corpus: Any) -> Path:
+    """The folder of a small run of three steps (its last and best checkpoints)."""
+    folder = tmp_path / "run"
+    Trainer(small_model(corpus), corpus, small_config(max_steps=3), folder,
+            echo=lambda m: None).fit()
+    return folder

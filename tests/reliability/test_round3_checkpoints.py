@@ -19,23 +19,15 @@ import pytest
 
 from rnnlab import generate as gen
 from rnnlab import gradcheck, nn
-from rnnlab.train import Trainer, checkpoint
+from rnnlab.train import checkpoint
 from rnnlab.train.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from tests.ckptdoc import rewrite_document
-from tests.reliability.conftest import small_config, small_model
+from tests.reliability.conftest import small_model
 
 
 def _rnnlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rnnlab", *args], capture_output=True,
                           text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture
-def run(tmp_path: Path, corpus: Any) -> Path:
-    folder = tmp_path / "run"
-    Trainer(small_model(corpus), corpus, small_config(max_steps=3), folder,
-            echo=lambda m: None).fit()
-    return folder
 
 
 # --------------------------------------------------------- item 11: the document

@@ -14,14 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.train import Trainer, checkpoint
+from rnnlab.train import checkpoint
 from tests.ckptdoc import rewrite_document
-from tests.reliability.conftest import small_config, small_model
 from tests.reliability.test_round3_launchers import (
     SERIES,
     _forecast_run,
@@ -29,14 +27,6 @@ from tests.reliability.test_round3_launchers import (
     _seq2seq_run,
     rnnlab,
 )
-
-
-@pytest.fixture
-def run(tmp_path: Path, corpus: Any) -> Path:
-    folder = tmp_path / "run"
-    Trainer(small_model(corpus), corpus, small_config(max_steps=3), folder,
-            echo=lambda m: None).fit()
-    return folder
 
 
 def _victim(tmp_path: Path) -> Path:

@@ -27,6 +27,7 @@ such loops in Python; ``RNNLAB_PACKED=1`` packs them at every size (shared from
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -44,41 +45,34 @@ PACKED_SHARE_MACS = 16_000_000
 #: ones an uneven finish: ``python benchmarks/bench_loop_products.py --chunks``)
 CHUNK_MACS = 2_000_000
 
-_CPU_OK: bool | None = None
-_WIDE_OK: bool | None = None
 #: the panel width every pass packs to, where a test forces one of
 #: :data:`rnnlab.fast.numba_gemm.WIDTHS` (None: :func:`panel_width` asks the CPU)
 FORCED_WIDTH: int | None = None
 
 
+@functools.cache
+def _host_features() -> dict[str, bool]:
+    """The host CPU's features as LLVM reports them (empty when llvmlite cannot say)."""
+    try:
+        from llvmlite import binding  # optional extra: numba's compiler
+
+        return {name: bool(on) for name, on in binding.get_host_cpu_features().items()}
+    except Exception:  # pragma: no cover - llvmlite without the query
+        return {}
+
+
 def fast_on_this_cpu() -> bool:
     """Whether the host CPU has the AVX2 and FMA instructions the packed kernel is
     written for (on other CPUs it is correct but not faster than BLAS)."""
-    global _CPU_OK
-    if _CPU_OK is None:
-        try:
-            from llvmlite import binding
-
-            features = binding.get_host_cpu_features()
-            _CPU_OK = bool(features.get("avx2")) and bool(features.get("fma"))
-        except Exception:  # pragma: no cover - llvmlite without the query
-            _CPU_OK = False
-    return _CPU_OK
+    features = _host_features()
+    return features.get("avx2", False) and features.get("fma", False)
 
 
 def wide_on_this_cpu() -> bool:
     """Whether the host CPU has AVX-512 (``avx512f``, with ``avx512vl``), for the packed
     kernel's wide form: 32 vector registers of 16 floats."""
-    global _WIDE_OK
-    if _WIDE_OK is None:
-        try:
-            from llvmlite import binding
-
-            features = binding.get_host_cpu_features()
-            _WIDE_OK = bool(features.get("avx512f")) and bool(features.get("avx512vl"))
-        except Exception:  # pragma: no cover - llvmlite without the query
-            _WIDE_OK = False
-    return _WIDE_OK
+    features = _host_features()
+    return features.get("avx512f", False) and features.get("avx512vl", False)
 
 
 def panel_width(gemm: Any) -> int:
