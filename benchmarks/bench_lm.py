@@ -104,6 +104,7 @@ PRESETS = {
 
 
 def run_preset(name: str, args: argparse.Namespace) -> dict:
+    import rnnlab.families  # noqa: F401  (registers the tasks of Trainer(model, data, ...))
     from rnnlab.data import load_ptb, load_tinyshakespeare
     from rnnlab.models import RNNLM
     from rnnlab.train import DataConfig, TrainConfig, Trainer

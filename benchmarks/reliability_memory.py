@@ -74,6 +74,7 @@ def status_mib() -> dict[str, float]:
 
 def run(folder: Path, mib: float, steps: int, *, vocab_size: int = 256, batch_size: int = 32,
         bptt: int = 64, hidden: int = 64, seed: int = 0) -> dict[str, Any]:
+    import rnnlab.families  # noqa: F401  (registers the tasks of Trainer(model, data, ...))
     from rnnlab.data import Corpus, Vocab, open_ids, save_ids
     from rnnlab.models import RNNLM
     from rnnlab.train import TrainConfig, Trainer

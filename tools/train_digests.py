@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import rnnlab.families  # noqa: F401  (registers the tasks of Trainer(model, data, ...))
 from rnnlab.cli import main
 from rnnlab.models import SequenceClassifier
 from rnnlab.train import TrainConfig, Trainer

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import rnnlab.families  # noqa: F401  (registers the tasks of Trainer(model, data, ...))
 from rnnlab.models import SequenceClassifier, SequenceRegressor
 from rnnlab.seq2seq.training import Seq2SeqTask
 from rnnlab.train import Examples, TrainConfig, Trainer

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+import rnnlab.families  # noqa: F401  (registers the tasks of Trainer(model, data, ...))
 from rnnlab.data import load_text
 from rnnlab.models import RNNLM
 from rnnlab.train import DivergenceError, TrainConfig, Trainer

@@ -33,11 +33,26 @@ def imports(path: Path) -> list[tuple[str, bool]]:
 
 
 def test_train_imports_only_the_rooms_below_it():
-    for path in sorted((SRC / "train").glob("*.py")):
-        if path.name == "__init__.py":  # the door: registers the families (see its comment)
-            continue
+    for path in sorted((SRC / "train").glob("*.py")):  # the package's door included
         for name, _ in imports(path):
             assert name.startswith(BELOW), f"{path.name} imports {name}"
+
+
+def test_the_older_spelling_without_the_families_says_what_to_do():
+    """``Trainer(model, data, config, out_dir)`` finds its task only once rnnlab.families
+    is imported (train/ imports no family); without it the error says what to pass."""
+    code = ("import sys\n"
+            "from rnnlab.models import RNNLM\n"
+            "from rnnlab.train import TrainConfig, Trainer\n"
+            "assert not any(m.startswith('rnnlab.families') for m in sys.modules)\n"
+            "try:\n"
+            "    Trainer(RNNLM(10, 4, 4, 1, 'lstm', rng=0), None, TrainConfig(), 'x')\n"
+            "except TypeError as exc:\n"
+            "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert "no task is registered for RNNLM" in done.stdout
+    assert "LanguageModelTask" in done.stdout and "import rnnlab.families" in done.stdout
 
 
 def test_no_function_level_rnnlab_imports_in_the_training_stack():

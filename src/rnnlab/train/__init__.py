@@ -17,8 +17,3 @@ from rnnlab.train.task import Task, TaskBase
 __all__ = ["Aborted", "CheckpointError", "DataConfig", "DivergenceError", "ExampleBatches",
            "ExampleTask", "Examples", "Progress", "Task", "TaskBase", "TrainConfig", "Trainer",
            "read_checkpoint", "write_checkpoint"]
-
-# The older spelling Trainer(model, data, config, out_dir) builds the task of the model's
-# family: importing the families registers them (rnnlab.train.task.DEFAULT_TASKS). The one
-# import of a higher room here, at the package's door; the modules of train/ import none.
-import rnnlab.families  # noqa: F401

@@ -166,6 +166,12 @@ def default_task(model: Any, data: Any, config: TrainConfig) -> Task:
             return task
     if isinstance(model, Task):
         raise TypeError("Trainer: pass a task as task=..., not as the model")
+    if type(model).__name__ in ("RNNLM", "SequenceRegressor", "SequenceClassifier"):
+        raise TypeError(f"Trainer(model, data, config, out_dir): no task is registered for "
+                        f"{type(model).__name__}: build the task and pass it "
+                        f"(Trainer(task, config, out_dir), e.g. with rnnlab.families.lm."
+                        f"LanguageModelTask(model, data, config)), or import rnnlab.families "
+                        f"first, which registers every family's task")
     raise TypeError(f"Trainer: model expected an RNNLM, a SequenceRegressor or a "
                     f"SequenceClassifier (or task=... for any other model), got "
                     f"{type(model).__name__}")
