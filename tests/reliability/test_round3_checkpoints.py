@@ -205,6 +205,14 @@ def test_item18_generate_on_the_command_line_names_the_seed_and_the_length(run):
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("plot", ["hidden", "gradients"])
+def test_item18_a_plots_negative_seed_names_its_option(plot):
+    done = _rnnlab("plot", plot, *(["x.safetensors"] if plot == "hidden" else []),
+                   "--seed", "-1")
+    assert done.returncode == 2 and "argument --seed: expected an integer >= 0" in \
+        done.stderr, done.stderr
+
+
 def test_the_beam_search_keeps_its_results_with_back_pointers(lm):
     """The back-pointer beam (memory O(length * width)) chooses what the copying one did."""
     model, _ = lm

@@ -131,7 +131,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--skip", type=nonneg_int, default=0,
                    help="leave out the first states (warming up from zero)")
     p.add_argument("--perplexity", type=positive_float, default=30.0, help="t-SNE perplexity")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     _add_image_output(p, "hidden.png")
     p.set_defaults(plot_run=_run_hidden)
 
@@ -177,7 +177,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-scale", action="store_true", help="leave out that panel")
     p.add_argument("--raw", action="store_true",
                    help="absolute norms instead of norms relative to k = 0")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     _add_image_output(p, "gradients.png")
     p.set_defaults(plot_run=_run_gradients)
 
