@@ -79,7 +79,7 @@ def compact_png(path: str | Path, colors: int = 256) -> Path:
         rgb = image.convert("RGB")
     palette = rgb.quantize(colors=colors, method=image_module.Quantize.MEDIANCUT,
                            dither=image_module.Dither.NONE)
-    palette.save(path, optimize=True)
+    write_atomic(path, lambda fh: palette.save(fh, format="PNG", optimize=True))
     return path
 
 
