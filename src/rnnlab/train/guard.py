@@ -108,7 +108,7 @@ class Guard:
                    f"{state.progress.step}, learning rate {old_lr:.4g} -> {optimizer.lr:.4g}"
                    f" (rollback {divergences} of at most {limit})")
         # the snapshot keeps the smaller rate and the count of rollbacks
-        snap.optimizer = copy.deepcopy(optimizer.state_dict())
+        snap.optimizer = optimizer.state_dict()  # already a copy of every buffer
         if scheduler is not None:
             snap.scheduler = copy.deepcopy(scheduler.state_dict())
         snap.progress.divergences = divergences

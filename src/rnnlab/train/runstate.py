@@ -121,7 +121,7 @@ class RunState:
     def capture(self) -> Snapshot:
         return Snapshot(
             params={n: p.copy() for n, p in self.model.named_parameters()},
-            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            optimizer=self.optimizer.state_dict(),  # already a copy of every buffer
             scheduler=None if self.scheduler is None else
             copy.deepcopy(self.scheduler.state_dict()),
             rng=None if self.rng is None else copy.deepcopy(self.rng.bit_generator.state),
@@ -132,7 +132,7 @@ class RunState:
     def apply(self, snap: Snapshot) -> None:
         """Put the model, optimizer, schedule, RNG, data position and progress back."""
         self.load_params(snap.params)
-        self.optimizer.load_state_dict(copy.deepcopy(snap.optimizer))
+        self.optimizer.load_state_dict(snap.optimizer)  # copies into fresh buffers
         if self.scheduler is not None:
             self.scheduler.load_state_dict(copy.deepcopy(snap.scheduler))
         if self.rng is not None:
