@@ -42,7 +42,6 @@ from sphinx.util.matching import patfilter
 
 logger = logging.getLogger(__name__)
 
-GALLERY_METADATA = "rnnlab.gallery"
 SOURCE_PREFIX = "source/"
 
 
@@ -171,6 +170,8 @@ def png_text_chunks(data: bytes) -> dict[str, str]:
 
 def gallery_mark(data: bytes) -> dict[str, str] | None:
     """``{"key", "caption"}`` when the PNG was made by :func:`rnnlab.course.gallery`."""
+    from rnnlab.course import GALLERY_METADATA  # the chunk course.gallery writes
+
     text = png_text_chunks(data).get(GALLERY_METADATA)
     if text is None:
         return None

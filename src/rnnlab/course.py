@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.backend import to_numpy
+
 __all__ = [
     "Check",
     "Equation",
@@ -121,8 +123,7 @@ def mode() -> str:
 
 
 def _host(array: Any) -> np.ndarray:
-    get = getattr(array, "get", None)           # a CuPy array comes to the host
-    return np.asarray(get() if callable(get) else array, dtype=np.float64)
+    return np.asarray(to_numpy(array), dtype=np.float64)  # a CuPy array comes to the host
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """``rnnlab export``: a language-model checkpoint as an ONNX graph or a PyTorch state_dict.
 
-Imports only the standard library at import time; :mod:`rnnlab.export` (and onnx or
-torch) are imported by the handler, and a missing one is reported as one line naming
-what to install.
+onnx and torch are imported when the export runs (by :mod:`rnnlab.export`), and a
+missing one is reported as one line naming what to install.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """``rnnlab gradcheck``: check a built-in layer's or your own layer's gradients.
 
-Imports only the standard library at import time (the command line builds its parser on
-every call); numpy and the layers are imported by the handler.
+The layers and the check come from :mod:`rnnlab.nn` and :mod:`rnnlab.gradcheck`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """``rnnlab plot ...``: figures and the activation page from the command line.
 
-Imports nothing beyond the standard library at import time (the command line builds
-its parser on every call); matplotlib and scikit-learn are imported by the handlers, and
-their absence is reported as one line naming the extra to install.
+matplotlib and scikit-learn are imported when a figure is made (by :mod:`rnnlab.viz`),
+and their absence is reported as one line naming the extra to install.
 """
 
 from __future__ import annotations

@@ -48,7 +48,6 @@ class LanguageModelTask(TaskBase):
 
     kind = "rnnlm"
     perplexity = True
-    unit = "tok"
 
     def __init__(self, model: RNNLM, corpus: Any, config: TrainConfig) -> None:
         self.model, self.corpus = model, corpus

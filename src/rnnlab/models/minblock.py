@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from numpy.typing import DTypeLike
 
@@ -242,8 +242,8 @@ class MinBlockStack(Module):
             ds = None if dstate is None else dstate[k : k + 1]
             dx = self.blocks[k].backward(dx, ds, record=record)
         self.dh0 = self.xp.concatenate([block.rnn.dh0 for block in self.blocks])
-        recorded = [block.rnn.dh_states for block in self.blocks]
-        self.dh_states = [r[0] for r in recorded if r is not None] if record else None
+        self.dh_states = [cast(list[Any], block.rnn.dh_states)[0]
+                          for block in self.blocks] if record else None
         return dx
 
     def stepper(self, batch: int) -> BlockStepper:
